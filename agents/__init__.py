@@ -1,0 +1,1 @@
+"""Driftwise agents: the kit specialists are built from, the specialists, and the drift agent."""

@@ -1,0 +1,1 @@
+"""Reasoners: turn a drift report, evidence and specialists' recommendations into the drift agent's Recommendation."""

@@ -1,0 +1,1 @@
+"""Driftwise's command line, configuration, process supervisor, sandbox, evaluation and benchmarks."""

@@ -1,0 +1,72 @@
+"""The `driftwise` command. Each sub-command lives in its own module and registers itself on `app`.
+
+Heavy imports happen inside commands so that `driftwise --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from driftwise.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="driftwise",
+    help="Decide what to do about Argo CD drift: gather context, ask specialists, sign, guard, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="YAML settings file (env DRIFTWISE_* overrides it)")
+
+
+def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
+    """Load settings at the edge; a bad setting is a one-line error and exit status 2."""
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"driftwise: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def fail(message: str, code: int = 1) -> None:
+    """End a command with a one-line error (never a traceback)."""
+    typer.echo(f"driftwise: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def setup_logging(level: str, process: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s {process:<18} %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _register() -> None:
+    from driftwise.cli import keys
+
+    keys.register(app)
+    # Later modules register when present; each is owned by the part of Driftwise it runs.
+    import importlib
+
+    for name in ("sandbox", "mcp", "agents", "evaluate", "audit", "approvals", "run"):
+        try:
+            module = importlib.import_module(f"driftwise.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"driftwise.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,230 @@
+"""The one settings object every Driftwise process reads at its edge: a YAML file plus DRIFTWISE_* variables.
+
+Precedence: explicit arguments > environment (`DRIFTWISE_DRIFT__THRESHOLD=0.9`, nested with `__`)
+> the YAML file (`--config FILE` or `DRIFTWISE_CONFIG`) > the embedded defaults, which run the
+whole system on loopback against the sandbox. Library code never reads the environment: a
+process calls `load_settings()` once and passes the sections down.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+_config_file: ContextVar[Path | None] = ContextVar("driftwise_config_file", default=None)
+
+SANDBOX_PORT = 8680
+"""The sandbox serves Argo CD on this port, then Kubernetes, Prometheus, Grafana, PagerDuty on the next four."""
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it and how to set it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackendSettings(_Section):
+    """How to reach one backend's HTTP API."""
+
+    url: str
+    token: SecretStr | None = None
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    verify_tls: bool = True
+
+
+class PrometheusQueries(_Section):
+    """The PromQL behind the workload tools; `{namespace}`, `{service}`, `{pod_regex}`, `{window}` are filled in."""
+
+    request_rate: str = 'sum(rate(http_requests_total{{namespace="{namespace}",service="{service}"}}[{window}]))'
+    error_rate: str = (
+        'sum(rate(http_requests_total{{namespace="{namespace}",service="{service}",code=~"5.."}}[{window}]))'
+    )
+    memory_working_set: str = (
+        'max by (pod, container) (container_memory_working_set_bytes{{namespace="{namespace}",'
+        'pod=~"{pod_regex}",container!=""}})'
+    )
+    rate_window: str = "5m"
+
+
+class PrometheusSettings(BackendSettings):
+    url: str = f"http://127.0.0.1:{SANDBOX_PORT + 2}"
+    queries: PrometheusQueries = Field(default_factory=PrometheusQueries)
+
+
+class ArgoCDSettings(BackendSettings):
+    url: str = f"http://127.0.0.1:{SANDBOX_PORT}"
+    token: SecretStr | None = SecretStr("sandbox-argocd-token")
+
+
+class KubernetesSettings(BackendSettings):
+    url: str = f"http://127.0.0.1:{SANDBOX_PORT + 1}"
+    token: SecretStr | None = SecretStr("sandbox-kube-token")
+
+
+class GrafanaSettings(BackendSettings):
+    url: str = f"http://127.0.0.1:{SANDBOX_PORT + 3}"
+    token: SecretStr | None = SecretStr("sandbox-grafana-token")
+
+
+class PagerDutySettings(BackendSettings):
+    url: str = f"http://127.0.0.1:{SANDBOX_PORT + 4}"
+    token: SecretStr | None = SecretStr("sandbox-pagerduty-token")
+
+
+class McpServerSettings(_Section):
+    """One MCP server process: where it listens and the bearer token its HTTP transport requires."""
+
+    port: int = Field(ge=1, le=65535)
+    token: SecretStr | None = SecretStr("dev-mcp-token")
+
+    def url(self, host: str) -> str:
+        return f"http://{host}:{self.port}/mcp"
+
+
+class McpSettings(_Section):
+    prometheus: McpServerSettings = McpServerSettings(port=8611)
+    grafana: McpServerSettings = McpServerSettings(port=8612)
+    pagerduty: McpServerSettings = McpServerSettings(port=8613)
+    kubernetes: McpServerSettings = McpServerSettings(port=8614)
+    call_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+
+class SpecialistSettings(_Section):
+    """A specialist agent: its package, where it listens, and which drifts it wants.
+
+    Adding a specialist is one of these lines: `module` names the package under agents/ whose
+    `SPECIALIST` attribute is the class built on the kit.
+    """
+
+    module: str
+    port: int = Field(ge=1, le=65535)
+    token: SecretStr = SecretStr("dev-agent-token")
+    kinds: list[str] = Field(default_factory=lambda: ["*"], description="resource kinds it wants; * = all")
+    paths: list[str] = Field(default_factory=lambda: ["*"], description="JSON Pointer globs it wants; * = all")
+    enabled: bool = True
+
+    def url(self, host: str) -> str:
+        return f"http://{host}:{self.port}"
+
+
+def _default_specialists() -> dict[str, SpecialistSettings]:
+    return {
+        "security": SpecialistSettings(module="agents.security", port=8601),
+        "compliance": SpecialistSettings(module="agents.compliance", port=8602),
+    }
+
+
+class DriftAgentSettings(_Section):
+    port: int = Field(default=8600, ge=1, le=65535)
+    mode: Literal["shadow", "advisory", "autonomous"] = "autonomous"
+    project_modes: dict[str, Literal["shadow", "advisory", "autonomous"]] = Field(default_factory=dict)
+    confidence_threshold: float = Field(default=0.80, ge=0, le=1)
+    decision_deadline_s: float = Field(default=10.0, gt=0, le=600)
+    delegate_timeout_s: float = Field(default=3.0, gt=0, le=120)
+    webhook_token: SecretStr | None = SecretStr("dev-webhook-token")
+    webhook_basic_user: str | None = None
+    webhook_basic_password: SecretStr | None = None
+    approvals_token: SecretStr = SecretStr("dev-approvals-token")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    allow_ttl_h: float = Field(default=24.0, gt=0)
+    reread_interval_s: float = Field(default=60.0, gt=0)
+    sandbox_clock_url: str | None = Field(
+        default=f"http://127.0.0.1:{SANDBOX_PORT}/sandbox/clock",
+        description="sandbox only: take 'now' from here; null in production (system clock)",
+    )
+
+
+class PolicySettings(_Section):
+    opa_url: str | None = Field(default=None, description="an OPA server; null = in-process regopy")
+    opa_path: str = "driftwise/guardrail/verdict"
+    policy_dir: Path | None = Field(default=None, description="Rego files; null = the packaged policies/")
+    timeout_s: float = Field(default=1.0, gt=0, le=30)
+
+
+class LlmSettings(_Section):
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; null = rules reasoner")
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=20.0, gt=0, le=300)
+    max_prompt_chars: int = Field(default=60_000, ge=1000)
+    max_output_tokens: int = Field(default=1200, ge=100)
+
+
+class TelemetrySettings(_Section):
+    otlp_endpoint: str | None = None
+    service_namespace: str = "driftwise"
+
+
+class Settings(BaseSettings):
+    """All of Driftwise's configuration; each process uses the sections it needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTWISE_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    host: str = "127.0.0.1"
+    state_dir: Path = Path(".driftwise")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    argocd: ArgoCDSettings = Field(default_factory=ArgoCDSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    specialists: dict[str, SpecialistSettings] = Field(default_factory=_default_specialists)
+    drift: DriftAgentSettings = Field(default_factory=DriftAgentSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def trust_store_path(self) -> Path:
+        return self.state_dir / "keys" / "trust.json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings once, at a process edge. Raises ConfigError with a one-line, named message."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist (pass an existing YAML file to --config)")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _setting_name(err["loc"])
+        env = "DRIFTWISE_" + name.upper().replace(".", "__")
+        where = f" in {config_file}" if config_file else ""
+        raise ConfigError(f"setting `{name}`{where} (env {env}): {err['msg']}") from exc
+    except Exception as exc:  # a YAML syntax error surfaces from the source as a plain exception
+        raise ConfigError(f"config file {config_file} cannot be read: {exc}") from exc
+    finally:
+        _config_file.reset(token)

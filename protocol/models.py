@@ -1,0 +1,414 @@
+"""The contracts between Driftwise processes: every message that crosses a process is one of these.
+
+Every model rejects unknown fields, and every top-level message carries `schema_version`, so
+that both sides of a hop validate the same shape and a version skew fails loudly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic.alias_generators import to_camel
+
+from protocol.context import ToolResult
+
+SCHEMA_VERSION: Literal["1"] = "1"
+REDACTED = "<redacted>"
+"""What a Secret value is replaced with before any model holds it."""
+
+
+class StrictModel(BaseModel):
+    """Base of every protocol model: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Versioned(StrictModel):
+    """A top-level message: carries the schema version it was written against."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+
+
+class Action(StrEnum):
+    """What may be done about a drift. There is deliberately no delete."""
+
+    ALLOW = "allow"
+    DEFER = "defer"
+    ENFORCE = "enforce"
+    ESCALATE = "escalate"
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+
+class ArgoNotification(StrictModel):
+    """The JSON body our Argo CD notification template POSTs (deploy/argocd/notifications-cm.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    app: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    app_namespace: str = Field(default="argocd", min_length=1, max_length=63)
+    project: str = Field(min_length=1, max_length=253)
+    revision: str = Field(default="", max_length=200)
+    sync_status: str = Field(default="OutOfSync", max_length=40)
+    health_status: str = Field(default="", max_length=40)
+    argocd_url: str = Field(default="", max_length=2048)
+    event: str = Field(default="on-drift-detected", max_length=100)
+
+
+class DriftEvent(Versioned):
+    """One accepted webhook notification: what Argo CD said, when we got it, and its dedup key."""
+
+    event_id: str = Field(min_length=1, max_length=100)
+    idempotency_key: str = Field(min_length=1, max_length=600)
+    received_at: AwareDatetime
+    notification: ArgoNotification
+
+    @staticmethod
+    def key_for(notification: ArgoNotification) -> str:
+        """The dedup key: one open decision per application (namespace/name)."""
+        return f"{notification.app_namespace}/{notification.app}"
+
+
+# --- the drift ---------------------------------------------------------------------------------
+
+
+class ResourceRef(StrictModel):
+    """Names one Kubernetes object: group/version/kind/namespace/name (group "" is the core group)."""
+
+    group: str = ""
+    version: str = "v1"
+    kind: str = Field(min_length=1)
+    namespace: str | None = None
+    name: str = Field(min_length=1)
+
+    @property
+    def key(self) -> str:
+        return f"{self.group or 'core'}/{self.kind}/{self.namespace or '-'}/{self.name}"
+
+
+class FieldChange(StrictModel):
+    """One changed JSON Pointer path of a resource, with Git's value (before) and the cluster's (after)."""
+
+    path: str = Field(pattern=r"^(/.*)?$", description="RFC 6901 JSON Pointer")
+    op: Literal["add", "remove", "replace"]
+    before: JsonValue = None
+    after: JsonValue = None
+    redacted: bool = False
+
+
+class FieldManager(StrictModel):
+    """One managedFields entry: who (manager) last wrote which paths, how and when."""
+
+    manager: str
+    operation: str = ""
+    time: AwareDatetime | None = None
+    paths: list[str] = Field(default_factory=list, description="JSON Pointers this manager owns")
+
+
+class ResourceDrift(StrictModel):
+    """One drifted resource: what changed, who changed it and when; Secret values already redacted."""
+
+    ref: ResourceRef
+    changes: list[FieldChange] = Field(default_factory=list)
+    managers: list[FieldManager] = Field(default_factory=list)
+    changed_by: list[str] = Field(default_factory=list, description="managers owning a changed path")
+    changed_at: AwareDatetime | None = None
+    target: dict[str, JsonValue] | None = Field(default=None, description="Git's manifest (redacted)")
+    live: dict[str, JsonValue] | None = Field(default=None, description="the cluster's object (redacted)")
+
+
+class SyncWindow(StrictModel):
+    """An AppProject sync window (Argo CD `spec.syncWindows[]`)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    kind: Literal["allow", "deny"]
+    schedule: str
+    duration: str
+    time_zone: str = "UTC"
+    applications: list[str] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list)
+    clusters: list[str] = Field(default_factory=list)
+    manual_sync: bool = False
+
+
+class DriftReport(Versioned):
+    """The application's drift as Argo CD reports it, stamped with Driftwise's clock (`observed_at`)."""
+
+    event_id: str
+    application: str
+    app_namespace: str = "argocd"
+    project: str
+    revision: str = ""
+    repo_url: str = ""
+    destination_server: str = ""
+    destination_namespace: str = ""
+    sync_windows: list[SyncWindow] = Field(default_factory=list)
+    namespace_labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="labels of each namespace the drift touches"
+    )
+    drifts: list[ResourceDrift] = Field(default_factory=list)
+    observed_at: AwareDatetime
+
+
+# --- evidence ----------------------------------------------------------------------------------
+
+
+class Evidence(StrictModel):
+    """One piece of context from an MCP tool call: the typed value observed, or the error that stopped it."""
+
+    id: str = Field(min_length=1, description="stable reference, cited by recommendations")
+    source: str = Field(min_length=1, description="backend: prometheus, grafana, pagerduty, kubernetes")
+    tool: str = Field(min_length=1)
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    value: ToolResult | None = None
+    observed_at: AwareDatetime
+    error: str | None = None
+
+    @model_validator(mode="after")
+    def _value_xor_error(self) -> Evidence:
+        if (self.value is None) == (self.error is None):
+            raise ValueError("evidence holds exactly one of `value` or `error`")
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --- recommendations ---------------------------------------------------------------------------
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Finding(StrictModel):
+    """One typed observation behind a recommendation: which rule, how bad, on which resource path."""
+
+    rule_id: str = Field(min_length=1)
+    severity: Severity
+    resource: ResourceRef | None = None
+    path: str | None = None
+    message: str
+
+
+class ResourcePaths(StrictModel):
+    """Paths of one resource that an allow/defer covers."""
+
+    ref: ResourceRef
+    paths: list[str] = Field(min_length=1)
+
+
+class Scope(StrictModel):
+    """What an allow or defer covers: which paths, and until (allow) or not before (defer) when."""
+
+    resources: list[ResourcePaths] = Field(min_length=1)
+    until: AwareDatetime | None = None
+    not_before: AwareDatetime | None = None
+
+
+class Domain(StrEnum):
+    """The grounds a recommendation stands on; the guardrail treats security enforce as binding."""
+
+    SECURITY = "security"
+    COMPLIANCE = "compliance"
+    OPERATIONAL = "operational"
+
+
+class Recommendation(Versioned):
+    """An agent's judgement of one drift event: an action with confidence and reasoning — or an abstention.
+
+    `kind="abstain"` is "nothing in my domain here": no action, and not an allow.
+    """
+
+    kind: Literal["recommendation", "abstain"] = "recommendation"
+    event_id: str = Field(min_length=1)
+    agent: str = Field(min_length=1)
+    domain: Domain
+    action: Action | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasoning: str = Field(min_length=1, max_length=20_000)
+    evidence_refs: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    scope: Scope | None = None
+    created_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _action_matches_kind(self) -> Recommendation:
+        if self.kind == "abstain" and self.action is not None:
+            raise ValueError("an abstention carries no action")
+        if self.kind == "recommendation" and self.action is None:
+            raise ValueError("a recommendation needs an action (use kind='abstain' for none)")
+        return self
+
+
+class SignedRecommendation(StrictModel):
+    """A recommendation with its compact JWS (JWT form, EdDSA/Ed25519); the JWS is what counts."""
+
+    jws: str = Field(min_length=1)
+    recommendation: Recommendation
+
+
+class AnalysisRequest(Versioned):
+    """What the drift agent (or any peer) sends a specialist over A2A: the report and the evidence so far."""
+
+    event_id: str
+    requester: str = Field(min_length=1)
+    report: DriftReport
+    evidence: list[Evidence] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _same_event(self) -> AnalysisRequest:
+        if self.report.event_id != self.event_id:
+            raise ValueError("report.event_id differs from event_id")
+        return self
+
+
+# --- verdict -----------------------------------------------------------------------------------
+
+
+class VerdictReason(StrictModel):
+    """One reason behind a verdict: a policy rule id, the threshold, a dropped signature, a window."""
+
+    code: str = Field(min_length=1, description="e.g. policy.security_enforce_binding, threshold, signature")
+    message: str
+    source: str = "guardrail"
+
+
+class DiscardedRecommendation(StrictModel):
+    """A recommendation the guardrail dropped, and the named verification failure."""
+
+    agent: str
+    reason: str
+    detail: str = ""
+
+
+class Verdict(Versioned):
+    """The guardrail's answer: the final action, whether a human must approve, and every reason."""
+
+    event_id: str
+    action: Action
+    requires_approval: bool
+    allowed_actions: list[Action] = Field(description="what an approver may choose")
+    confidence: float = Field(ge=0.0, le=1.0)
+    threshold: float = Field(ge=0.0, le=1.0)
+    reasons: list[VerdictReason] = Field(default_factory=list)
+    discarded: list[DiscardedRecommendation] = Field(default_factory=list)
+    scope: Scope | None = None
+    decided_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _escalate_needs_human(self) -> Verdict:
+        if self.action == Action.ESCALATE and not self.requires_approval:
+            raise ValueError("an escalation always needs a human")
+        return self
+
+
+class SignedVerdict(StrictModel):
+    """A verdict with the drift agent's compact JWS over it."""
+
+    jws: str = Field(min_length=1)
+    verdict: Verdict
+
+
+# --- decision, approvals, audit ----------------------------------------------------------------
+
+
+class DecisionState(StrEnum):
+    RECEIVED = "received"
+    DECIDING = "deciding"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPLYING = "applying"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        """Final for evaluation: decided, even if a human still has to act on it."""
+        return self in (DecisionState.AWAITING_APPROVAL, DecisionState.DONE, DecisionState.FAILED)
+
+
+class Approval(Versioned):
+    """A human's answer to a verdict that needed one."""
+
+    decision: Literal["approve", "reject"]
+    action: Action | None = None
+    approver: str = Field(min_length=1, max_length=200)
+    comment: str = Field(default="", max_length=4000)
+    at: AwareDatetime | None = None
+
+
+class AppliedAction(StrictModel):
+    """One thing Driftwise did (or, in shadow mode, would have done) to Argo CD."""
+
+    kind: Literal["sync", "dry_run_sync", "ignore_differences", "remove_ignore_differences", "schedule",
+                  "annotate", "approval_request", "none"]
+    mode: Literal["shadow", "advisory", "autonomous"]
+    executed: bool
+    at: AwareDatetime
+    detail: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class LlmUsage(StrictModel):
+    """Size of one LLM exchange, for the audit."""
+
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    fell_back: str | None = None
+
+
+class Decision(Versioned):
+    """Everything about one drift event, end to end: what came in, what was seen, said, decided and done."""
+
+    event: DriftEvent
+    state: DecisionState
+    mode: Literal["shadow", "advisory", "autonomous"] = "autonomous"
+    report: DriftReport | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    recommendations: list[SignedRecommendation] = Field(default_factory=list)
+    proposal: SignedRecommendation | None = None
+    verdict: SignedVerdict | None = None
+    approval: Approval | None = None
+    applied: list[AppliedAction] = Field(default_factory=list)
+    backport_patch: str | None = None
+    llm: LlmUsage | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+    updated_at: AwareDatetime
+
+    @property
+    def final(self) -> bool:
+        return self.state.final
+
+
+class AuditRecord(Versioned):
+    """One append-only, hash-chained audit entry (modelled on OPA decision logs)."""
+
+    seq: int = Field(ge=1)
+    event_id: str
+    kind: Literal["decision", "approval", "apply", "expiry"]
+    at: AwareDatetime
+    payload: dict[str, Any]
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+JsonObject = Annotated[dict[str, JsonValue], Field(description="a JSON object")]
+
+
+def utc(dt: datetime) -> datetime:
+    """Reject naive datetimes early; everything in Driftwise is timezone-aware."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: Driftwise only handles timezone-aware times")
+    return dt

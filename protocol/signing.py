@@ -1,0 +1,267 @@
+"""Signed recommendations and verdicts: compact JWS in JWT form, Ed25519, keys as JWKs.
+
+Claims: `iss` (agent id), `aud` (who may act on it), `iat`, `exp`, `jti`, `evt` (the drift event
+id) and `rec` or `vrd` (the payload). `kid` in the header names the signing key. The alg is
+`Ed25519` (RFC 9864's fully specified name for EdDSA over Ed25519; joserfc deprecates "EdDSA").
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, DecodeError, JoseError
+from joserfc.jwk import OKPKey
+from pydantic import BaseModel, ValidationError
+
+from protocol.errors import KeyStoreError, VerificationError, VerifyFailure
+from protocol.models import Recommendation, SignedRecommendation, SignedVerdict, Verdict
+
+ALG = "Ed25519"
+_ALGS = [ALG]
+DEFAULT_TTL_S = 600
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def canonical_json(model: BaseModel) -> dict[str, Any]:
+    """The JSON form of a model as it is signed: stable field names, ISO times, no None dropped."""
+    return model.model_dump(mode="json")
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def generate_key(agent: str) -> OKPKey:
+    """A fresh Ed25519 key whose kid names its agent and is unique."""
+    return OKPKey.generate_key("Ed25519", parameters={"kid": f"{agent}-{uuid.uuid4().hex[:12]}"})
+
+
+def write_key_pair(key: OKPKey, agent: str, out: Path) -> tuple[Path, Path]:
+    """Write `<agent>.private.jwk.json` (mode 0600) and `<agent>.jwks.json` (public) into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    private = out / f"{agent}.private.jwk.json"
+    public = out / f"{agent}.jwks.json"
+    private.write_text(json.dumps(key.as_dict(private=True), indent=2))
+    private.chmod(0o600)
+    public.write_text(json.dumps({"keys": [key.as_dict(private=False)]}, indent=2))
+    return private, public
+
+
+def load_private_key(path: Path) -> OKPKey:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise KeyStoreError(f"signing key {path} does not exist: run `driftwise keys generate`") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise KeyStoreError(f"signing key {path} is not a readable JWK: {exc}") from exc
+    try:
+        key = OKPKey.import_key(data)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise KeyStoreError(f"signing key {path} is not an Ed25519 JWK: {exc}") from exc
+    if not key.is_private or not key.kid:
+        raise KeyStoreError(f"signing key {path} must be a private Ed25519 JWK with a kid")
+    return key
+
+
+def public_jwks(keys: Iterable[OKPKey]) -> dict[str, Any]:
+    """A JWKS document (`{"keys": [...]}`) with the public halves only."""
+    return {"keys": [k.as_dict(private=False) for k in keys]}
+
+
+# --- trust store --------------------------------------------------------------------------------
+
+
+@dataclass
+class TrustStore:
+    """Pins agent id -> the public keys (by kid) that agent may sign with; several per agent to rotate."""
+
+    _by_kid: dict[str, tuple[str, OKPKey]] = field(default_factory=dict)
+
+    def add(self, agent: str, jwk: Mapping[str, Any] | OKPKey) -> None:
+        key = jwk if isinstance(jwk, OKPKey) else OKPKey.import_key(dict(jwk))
+        if key.is_private:
+            key = OKPKey.import_key(key.as_dict(private=False))
+        if not key.kid:
+            raise KeyStoreError(f"a trusted key of agent {agent!r} has no kid")
+        owner = self._by_kid.get(key.kid)
+        if owner and owner[0] != agent:
+            raise KeyStoreError(f"key {key.kid} is pinned to {owner[0]!r}, cannot also trust it for {agent!r}")
+        self._by_kid[key.kid] = (agent, key)
+
+    def add_jwks(self, agent: str, jwks: Mapping[str, Any]) -> None:
+        for jwk in jwks.get("keys", []):
+            self.add(agent, jwk)
+
+    def lookup(self, kid: str) -> tuple[str, OKPKey] | None:
+        return self._by_kid.get(kid)
+
+    def agents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for kid, (agent, _) in self._by_kid.items():
+            out.setdefault(agent, []).append(kid)
+        return out
+
+    def to_document(self) -> dict[str, Any]:
+        """The trust store file: `{"agents": {agent: {"keys": [public JWK, ...]}}}`."""
+        doc: dict[str, Any] = {"agents": {}}
+        for agent, key in self._by_kid.values():
+            doc["agents"].setdefault(agent, {"keys": []})["keys"].append(key.as_dict(private=False))
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any], *, origin: str = "trust store") -> TrustStore:
+        store = cls()
+        agents = doc.get("agents")
+        if not isinstance(agents, Mapping):
+            raise KeyStoreError(f"{origin}: expected an object with an `agents` mapping")
+        for agent, entry in agents.items():
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("keys"), list):
+                raise KeyStoreError(f"{origin}: agents.{agent} needs a `keys` list of public JWKs")
+            try:
+                store.add_jwks(agent, entry)
+            except (JoseError, ValueError, TypeError) as exc:
+                raise KeyStoreError(f"{origin}: agents.{agent} holds a key that is not a JWK: {exc}") from exc
+        return store
+
+    @classmethod
+    def load(cls, path: Path) -> TrustStore:
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise KeyStoreError(f"trust store {path} does not exist: run `driftwise keys trust`") from exc
+        except (OSError, json.JSONDecodeError) as exc:
+            raise KeyStoreError(f"trust store {path} is not valid JSON: {exc}") from exc
+        return cls.from_document(doc, origin=str(path))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_document(), indent=2))
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Signer:
+    """Signs an agent's recommendations and verdicts with its private key."""
+
+    agent: str
+    key: OKPKey
+    ttl_s: int = DEFAULT_TTL_S
+
+    def _sign(self, payload_claim: str, payload: BaseModel, event_id: str, audience: list[str]) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.agent,
+            "aud": audience,
+            "iat": now,
+            "exp": now + self.ttl_s,
+            "jti": uuid.uuid4().hex,
+            "evt": event_id,
+            payload_claim: canonical_json(payload),
+        }
+        return jwt.encode({"alg": ALG, "kid": self.key.kid, "typ": "JWT"}, claims, self.key, algorithms=_ALGS)
+
+    def sign_recommendation(self, rec: Recommendation, audience: list[str]) -> SignedRecommendation:
+        if rec.agent != self.agent:
+            raise ValueError(f"signer {self.agent!r} cannot sign a recommendation made by {rec.agent!r}")
+        return SignedRecommendation(jws=self._sign("rec", rec, rec.event_id, audience), recommendation=rec)
+
+    def sign_verdict(self, verdict: Verdict, audience: list[str]) -> SignedVerdict:
+        return SignedVerdict(jws=self._sign("vrd", verdict, verdict.event_id, audience), verdict=verdict)
+
+
+class ReplayCache:
+    """Remembers seen `jti`s until their tokens expire; bounded so it cannot grow without limit."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._max = max_entries
+
+    def check_and_add(self, jti: str, exp: float, now: float) -> bool:
+        """True when `jti` is new (and now remembered); False when it was seen before."""
+        while self._seen and (next(iter(self._seen.values())) < now or len(self._seen) >= self._max):
+            self._seen.popitem(last=False)
+        if jti in self._seen:
+            return False
+        self._seen[jti] = exp
+        return True
+
+
+@dataclass
+class Verifier:
+    """Verifies tokens against a trust store for one audience; each failure raises a named reason."""
+
+    trust: TrustStore
+    audience: str
+    replay: ReplayCache | None = field(default_factory=ReplayCache)
+    leeway_s: int = 5
+
+    def _verify(self, token: str, event_id: str | None, claim: str, model: type[_M]) -> tuple[_M, dict]:
+        try:
+            header = json.loads(_b64url_decode(token.split(".")[0]))
+            kid = header["kid"]
+        except Exception as exc:  # any parse problem of an untrusted token is "malformed"
+            raise VerificationError(VerifyFailure.MALFORMED, f"not a compact JWS with a kid: {exc}") from exc
+        pinned = self.trust.lookup(kid)
+        if pinned is None:
+            raise VerificationError(VerifyFailure.UNKNOWN_KEY, f"no trusted key has kid {kid!r}")
+        owner, key = pinned
+        try:
+            decoded = jwt.decode(token, key, algorithms=_ALGS)
+        except BadSignatureError as exc:
+            raise VerificationError(VerifyFailure.BAD_SIGNATURE, f"signature by kid {kid!r} is invalid") from exc
+        except (DecodeError, JoseError, ValueError) as exc:
+            raise VerificationError(VerifyFailure.MALFORMED, str(exc)) from exc
+        claims = decoded.claims
+        if claims.get("iss") != owner:
+            raise VerificationError(
+                VerifyFailure.WRONG_SIGNER, f"key {kid!r} belongs to {owner!r}, token claims {claims.get('iss')!r}"
+            )
+        now = time.time()
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp + self.leeway_s < now:
+            raise VerificationError(VerifyFailure.EXPIRED, f"token from {owner!r} expired at {exp}")
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if self.audience not in auds:
+            raise VerificationError(VerifyFailure.WRONG_AUDIENCE, f"token is for {auds}, not {self.audience!r}")
+        if event_id is not None and claims.get("evt") != event_id:
+            raise VerificationError(
+                VerifyFailure.EVENT_MISMATCH, f"token is about event {claims.get('evt')!r}, not {event_id!r}"
+            )
+        try:
+            payload = model.model_validate(claims.get(claim))
+        except ValidationError as exc:
+            raise VerificationError(
+                VerifyFailure.INVALID_PAYLOAD, f"`{claim}` is not a valid {model.__name__}: {exc.errors()[0]['msg']}"
+            ) from exc
+        if getattr(payload, "event_id", claims.get("evt")) != claims.get("evt"):
+            raise VerificationError(VerifyFailure.EVENT_MISMATCH, "payload event_id differs from the evt claim")
+        if self.replay is not None and not self.replay.check_and_add(str(claims.get("jti")), float(exp), now):
+            raise VerificationError(VerifyFailure.REPLAYED, f"jti {claims.get('jti')!r} was already used")
+        return payload, claims
+
+    def verify_recommendation(self, token: str, event_id: str | None) -> Recommendation:
+        rec, claims = self._verify(token, event_id, "rec", Recommendation)
+        if rec.agent != claims["iss"]:
+            raise VerificationError(
+                VerifyFailure.WRONG_SIGNER, f"{claims['iss']!r} signed a recommendation attributed to {rec.agent!r}"
+            )
+        return rec
+
+    def verify_verdict(self, token: str, event_id: str | None) -> Verdict:
+        verdict, _ = self._verify(token, event_id, "vrd", Verdict)
+        return verdict
+
+
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
