@@ -1,0 +1,1 @@
+"""Benchmarks that print their numbers; run with `python -m driftwise.benchmarks.<name>`."""

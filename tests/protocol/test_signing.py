@@ -1,0 +1,221 @@
+"""Signing and verification: a good token verifies; every named failure is detected as itself."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+
+from protocol.errors import KeyStoreError, VerificationError, VerifyFailure
+from protocol.models import Action, Recommendation, Verdict
+from protocol.signing import (
+    ALG,
+    ReplayCache,
+    Signer,
+    TrustStore,
+    Verifier,
+    generate_key,
+    load_private_key,
+    write_key_pair,
+)
+
+NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+
+
+def _rec(agent: str = "security", event_id: str = "evt-1") -> Recommendation:
+    return Recommendation(
+        event_id=event_id, agent=agent, domain="security", action=Action.ENFORCE, confidence=0.95,
+        reasoning="privileged container", created_at=NOW,
+    )
+
+
+@pytest.fixture
+def keys():
+    sec, comp = generate_key("security"), generate_key("compliance")
+    trust = TrustStore()
+    trust.add("security", sec)
+    trust.add("compliance", comp)
+    return sec, comp, trust
+
+
+def _fail(verifier: Verifier, token: str, event_id: str | None = "evt-1") -> VerifyFailure:
+    with pytest.raises(VerificationError) as exc:
+        verifier.verify_recommendation(token, event_id)
+    return exc.value.reason
+
+
+def test_round_trip(keys) -> None:
+    sec, _, trust = keys
+    signed = Signer("security", sec).sign_recommendation(_rec(), ["drift"])
+    got = Verifier(trust, "drift").verify_recommendation(signed.jws, "evt-1")
+    assert got == signed.recommendation
+    header = json.loads(__import__("base64").urlsafe_b64decode(signed.jws.split(".")[0] + "=="))
+    assert header == {"alg": ALG, "kid": sec.kid, "typ": "JWT"}
+    claims = jwt.decode(signed.jws, sec, algorithms=[ALG]).claims
+    assert {"iss", "aud", "iat", "exp", "jti", "evt", "rec"} <= claims.keys()
+
+
+def test_bad_signature(keys) -> None:
+    sec, _, trust = keys
+    token = Signer("security", sec).sign_recommendation(_rec(), ["drift"]).jws
+    head, payload, sig = token.split(".")
+    tampered = f"{head}.{payload}.{'A' if sig[0] != 'A' else 'B'}{sig[1:]}"
+    assert _fail(Verifier(trust, "drift"), tampered) is VerifyFailure.BAD_SIGNATURE
+
+
+def test_payload_swapped_under_a_valid_header_is_a_bad_signature(keys) -> None:
+    sec, _, trust = keys
+    signer = Signer("security", sec)
+    a = signer.sign_recommendation(_rec(), ["drift"]).jws.split(".")
+    b = signer.sign_recommendation(_rec(event_id="evt-2"), ["drift"]).jws.split(".")
+    assert _fail(Verifier(trust, "drift"), f"{a[0]}.{b[1]}.{a[2]}") is VerifyFailure.BAD_SIGNATURE
+
+
+def test_unknown_key(keys) -> None:
+    _, _, trust = keys
+    stranger = generate_key("security")
+    token = Signer("security", stranger).sign_recommendation(_rec(), ["drift"]).jws
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.UNKNOWN_KEY
+
+
+def test_key_of_another_agent(keys) -> None:
+    _, comp, trust = keys
+    # compliance's key signing a token that claims to come from security
+    token = Signer("security", comp).sign_recommendation(_rec(), ["drift"]).jws
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.WRONG_SIGNER
+
+
+def test_recommendation_attributed_to_another_agent(keys) -> None:
+    sec, _, trust = keys
+    claims = {"iss": "security", "aud": ["drift"], "iat": int(time.time()), "exp": int(time.time()) + 60,
+              "jti": "j1", "evt": "evt-1", "rec": _rec(agent="compliance").model_dump(mode="json")}
+    token = jwt.encode({"alg": ALG, "kid": sec.kid}, claims, sec, algorithms=[ALG])
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.WRONG_SIGNER
+
+
+def test_expired(keys) -> None:
+    sec, _, trust = keys
+    token = Signer("security", sec, ttl_s=-60).sign_recommendation(_rec(), ["drift"]).jws
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.EXPIRED
+
+
+def test_wrong_audience(keys) -> None:
+    sec, _, trust = keys
+    token = Signer("security", sec).sign_recommendation(_rec(), ["someone-else"]).jws
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.WRONG_AUDIENCE
+
+
+def test_event_mismatch(keys) -> None:
+    sec, _, trust = keys
+    token = Signer("security", sec).sign_recommendation(_rec(event_id="evt-1"), ["drift"]).jws
+    assert _fail(Verifier(trust, "drift"), token, event_id="evt-9") is VerifyFailure.EVENT_MISMATCH
+
+
+def test_payload_event_differs_from_evt_claim(keys) -> None:
+    sec, _, trust = keys
+    claims = {"iss": "security", "aud": ["drift"], "iat": int(time.time()), "exp": int(time.time()) + 60,
+              "jti": "j2", "evt": "evt-1", "rec": _rec(event_id="evt-2").model_dump(mode="json")}
+    token = jwt.encode({"alg": ALG, "kid": sec.kid}, claims, sec, algorithms=[ALG])
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.EVENT_MISMATCH
+
+
+def test_replayed_jti(keys) -> None:
+    sec, _, trust = keys
+    token = Signer("security", sec).sign_recommendation(_rec(), ["drift"]).jws
+    verifier = Verifier(trust, "drift")
+    verifier.verify_recommendation(token, "evt-1")
+    assert _fail(verifier, token) is VerifyFailure.REPLAYED
+
+
+def test_invalid_payload(keys) -> None:
+    sec, _, trust = keys
+    bad = {**_rec().model_dump(mode="json"), "action": "delete"}
+    claims = {"iss": "security", "aud": ["drift"], "iat": int(time.time()), "exp": int(time.time()) + 60,
+              "jti": "j3", "evt": "evt-1", "rec": bad}
+    token = jwt.encode({"alg": ALG, "kid": sec.kid}, claims, sec, algorithms=[ALG])
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.INVALID_PAYLOAD
+
+
+@pytest.mark.parametrize("token", ["", "not-a-token", "a.b.c", "eyJhbGciOiJFZDI1NTE5In0.e30.sig"])
+def test_malformed(keys, token: str) -> None:
+    _, _, trust = keys
+    assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.MALFORMED
+
+
+def test_verdict_round_trip_and_payload_kind(keys) -> None:
+    sec, _, trust = keys
+    drift_key = generate_key("drift")
+    trust.add("drift", drift_key)
+    verdict = Verdict(event_id="evt-1", action=Action.ENFORCE, requires_approval=False,
+                      allowed_actions=[Action.ENFORCE], confidence=0.9, threshold=0.8, decided_at=NOW)
+    signed = Signer("drift", drift_key).sign_verdict(verdict, ["driftwise"])
+    assert Verifier(trust, "driftwise").verify_verdict(signed.jws, "evt-1") == verdict
+    # a recommendation token is not a verdict
+    rec_token = Signer("security", sec).sign_recommendation(_rec(), ["driftwise"]).jws
+    with pytest.raises(VerificationError) as exc:
+        Verifier(trust, "driftwise").verify_verdict(rec_token, "evt-1")
+    assert exc.value.reason is VerifyFailure.INVALID_PAYLOAD
+
+
+def test_signer_refuses_to_sign_for_another_agent(keys) -> None:
+    sec, _, _ = keys
+    with pytest.raises(ValueError, match="cannot sign"):
+        Signer("security", sec).sign_recommendation(_rec(agent="compliance"), ["drift"])
+
+
+def test_rotation_several_keys_per_agent(keys) -> None:
+    sec, _, trust = keys
+    new = generate_key("security")
+    trust.add("security", new)
+    verifier = Verifier(trust, "drift")
+    for key in (sec, new):
+        verifier.verify_recommendation(Signer("security", key).sign_recommendation(_rec(), ["drift"]).jws, "evt-1")
+    assert len(trust.agents()["security"]) == 2
+
+
+def test_trust_store_pins_a_key_to_one_agent(keys) -> None:
+    sec, _, trust = keys
+    with pytest.raises(KeyStoreError, match="pinned"):
+        trust.add("compliance", sec)
+
+
+def test_key_files_and_trust_store_round_trip(tmp_path: Path, keys) -> None:
+    _, _, trust = keys
+    key = generate_key("drift")
+    private, public = write_key_pair(key, "drift", tmp_path)
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert "d" not in json.loads(public.read_text())["keys"][0]
+    assert load_private_key(private).kid == key.kid
+    trust.add_jwks("drift", json.loads(public.read_text()))
+    trust.save(tmp_path / "trust.json")
+    loaded = TrustStore.load(tmp_path / "trust.json")
+    assert loaded.agents().keys() == {"security", "compliance", "drift"}
+    token = Signer("drift", key).sign_recommendation(_rec(agent="drift"), ["x"]).jws
+    assert Verifier(loaded, "x").verify_recommendation(token, "evt-1").agent == "drift"
+
+
+def test_key_store_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(KeyStoreError, match="keys generate"):
+        load_private_key(tmp_path / "missing.json")
+    (tmp_path / "pub.json").write_text(json.dumps(generate_key("a").as_dict(private=False)))
+    with pytest.raises(KeyStoreError, match="private"):
+        load_private_key(tmp_path / "pub.json")
+    (tmp_path / "trust.json").write_text("{not json")
+    with pytest.raises(KeyStoreError, match="not valid JSON"):
+        TrustStore.load(tmp_path / "trust.json")
+    with pytest.raises(KeyStoreError, match="agents"):
+        TrustStore.from_document({"keys": []})
+
+
+def test_replay_cache_forgets_expired_and_stays_bounded() -> None:
+    cache = ReplayCache(max_entries=3)
+    assert cache.check_and_add("a", exp=10, now=0)
+    assert not cache.check_and_add("a", exp=10, now=1)
+    assert cache.check_and_add("a", exp=30, now=11)  # the first expired, so it is forgotten
+    for j in "bcde":
+        assert cache.check_and_add(j, exp=100, now=12)
+    assert len(cache._seen) <= 3
