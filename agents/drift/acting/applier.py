@@ -1,0 +1,229 @@
+"""Carrying out a verdict through the Argo CD API, per mode, exactly once.
+
+shadow      record what would be done; never call a write endpoint.
+advisory    every action waits for a human's approval, then is carried out.
+autonomous  carried out at once unless the guardrail says a human must approve.
+
+enforce  dry-run sync of exactly the drifted resources, then the sync (prune: false).
+defer    the same, scheduled for the start of the project's next allow window.
+allow    a narrow ignoreDifferences on exactly the drifted paths, removed at expiry; plus a Git back-port.
+escalate an approval request (the graph interrupts and waits for a human).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from agents.drift.acting.argocd_writes import ArgoCDWriter, synced_for_event
+from agents.drift.acting.backport import backport_patch
+from agents.drift.acting.errors import ApplyError
+from agents.drift.acting.ignore_differences import add_patch, entries_for, remove_patch
+from agents.drift.acting.store import ActingStore, Job
+from protocol.models import Action, AppliedAction, DriftReport, ResourcePaths, ResourceRef, Scope, Verdict
+from protocol.syncwindows import next_allow_start
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["shadow", "advisory", "autonomous"]
+STATUS_ANNOTATION = "driftwise.io/status"
+GetApplication = Callable[[str, str], Awaitable[dict[str, Any]]]
+"""Reads an Application as Argo CD returns it (name, app namespace) -> JSON object."""
+
+
+def needs_approval(mode: Mode, verdict: Verdict) -> bool:
+    """Whether the graph must wait for a human before applying (shadow never waits: it never acts)."""
+    if mode == "shadow":
+        return False
+    return mode == "advisory" or verdict.requires_approval or verdict.action == Action.ESCALATE
+
+
+def drift_scope(report: DriftReport) -> Scope | None:
+    """Every drifted path of every drifted resource: what an allow or defer covers by default."""
+    resources = [ResourcePaths(ref=d.ref, paths=[c.path for c in d.changes]) for d in report.drifts if d.changes]
+    return Scope(resources=resources) if resources else None
+
+
+class Applier:
+    def __init__(
+        self, writer: ArgoCDWriter, get_application: GetApplication, store: ActingStore, allow_ttl: timedelta
+    ) -> None:
+        self._writer = writer
+        self._get_app = get_application
+        self._store = store
+        self._allow_ttl = allow_ttl
+
+    # --- entry points -------------------------------------------------------------------------
+
+    async def apply(
+        self, *, mode: Mode, action: Action, report: DriftReport, verdict: Verdict, now: datetime,
+        approved_by: str | None = None,
+    ) -> tuple[list[AppliedAction], str | None]:
+        """Carry out `action` (the verdict's, or the one an approver chose); returns what was done and a back-port."""
+        resources = [d.ref for d in report.drifts]
+        scope = verdict.scope or drift_scope(report)
+        backport = backport_patch(report) if action == Action.ALLOW else None
+        if mode == "shadow":
+            return [self._would(action, mode, now, report, scope)], backport
+        detail = {"approved_by": approved_by} if approved_by else {}
+        if action == Action.ENFORCE:
+            done = await self._sync_exactly_once(report.event_id, "enforce", report.application, report.app_namespace,
+                                                 resources, mode, now, detail)
+            done.append(await self._annotate(report, mode, now, {"state": "enforced"}))
+            return done, None
+        if action == Action.DEFER:
+            due = self._defer_until(report, now)
+            await self._store.schedule(report.event_id, "deferred_sync", due, {
+                "application": report.application, "app_namespace": report.app_namespace,
+                "resources": [r.model_dump(mode="json") for r in resources],
+            })
+            scheduled = AppliedAction(kind="schedule", mode=mode, executed=True, at=now,
+                                      detail={"sync_at": due.isoformat(), **detail})
+            return [scheduled, await self._annotate(report, mode, now, {"state": "deferred", "until": due.isoformat()})
+                    ], None
+        if action == Action.ALLOW:
+            if scope is None:
+                raise ApplyError("nothing_to_allow", f"event {report.event_id}: the drift has no changed paths")
+            until = scope.until or now + self._allow_ttl
+            done = [await self._allow(report, scope, until, mode, now, detail)]
+            done.append(await self._annotate(report, mode, now, {"state": "allowed", "until": until.isoformat()}))
+            return done, backport
+        # escalate: only reached when a human chose it; the approval itself is the record.
+        return [AppliedAction(kind="none", mode=mode, executed=False, at=now,
+                              detail={"reason": "escalated: a human keeps the decision", **detail})], None
+
+    async def request_approval(self, report: DriftReport, verdict: Verdict, mode: Mode, now: datetime
+                               ) -> list[AppliedAction]:
+        request = AppliedAction(kind="approval_request", mode=mode, executed=True, at=now,
+                                detail={"proposed": verdict.action.value,
+                                        "allowed_actions": [a.value for a in verdict.allowed_actions]})
+        return [request, await self._annotate(report, mode, now, {"state": "awaiting_approval"})]
+
+    async def run_due(self, now: datetime) -> list[tuple[Job, AppliedAction]]:
+        """Run deferred syncs and allowance expiries whose time has come on Driftwise's clock."""
+        results = []
+        for job in await self._store.due(now):
+            try:
+                if job.kind == "deferred_sync":
+                    refs = [ResourceRef.model_validate(r) for r in job.payload["resources"]]
+                    acts = await self._sync_exactly_once(job.event_id, "deferred", job.payload["application"],
+                                                         job.payload["app_namespace"], refs, "autonomous", now, {})
+                    action = acts[-1]
+                else:
+                    action = await self._expire(job, now)
+            except ApplyError as exc:
+                log.warning("job %s (%s of event %s) failed: %s", job.id, job.kind, job.event_id, exc)
+                await self._store.finish(job.id, ok=False, error=str(exc), retry=job.attempts < 5)
+                continue
+            await self._store.finish(job.id, ok=True)
+            results.append((job, action))
+        return results
+
+    async def recover(self, now: datetime) -> int:
+        """Resolve writes left `requested` by a crash: confirmed from Argo CD, never blindly re-sent."""
+        resolved = 0
+        for event_id, step in await self._store.outbox_requested():
+            if not step.endswith(":sync"):
+                # a dry run, patch or annotation that may or may not have happened is safe to leave to a retry
+                await self._store.outbox_mark(event_id, step, "failed", now, {"reason": "interrupted"})
+                continue
+            detail_app = step.split(":")[0]
+            try:
+                app = await self._get_app(detail_app, "")
+            except ApplyError:
+                continue
+            state = "done" if synced_for_event(app, event_id) else "failed"
+            await self._store.outbox_mark(event_id, step, state, now, {"recovered": True})
+            resolved += 1
+        return resolved
+
+    # --- steps --------------------------------------------------------------------------------
+
+    async def _sync_exactly_once(
+        self, event_id: str, reason: str, app: str, app_ns: str, resources: list[ResourceRef], mode: Mode,
+        now: datetime, detail: dict[str, Any],
+    ) -> list[AppliedAction]:
+        done: list[AppliedAction] = []
+        refs = [r.model_dump(mode="json") for r in resources]
+        sync_step = f"{app}:sync"
+        if await self._store.outbox_state(event_id, sync_step) == "done":
+            return [AppliedAction(kind="sync", mode=mode, executed=False, at=now,
+                                  detail={"skipped": "already synced for this event", "reason": reason})]
+        # a crash after sending: ask Argo CD before sending again
+        if await self._store.outbox_state(event_id, sync_step) == "requested" and synced_for_event(
+            await self._get_app(app, app_ns), event_id
+        ):
+            await self._store.outbox_mark(event_id, sync_step, "done", now, {"recovered": True})
+            return [AppliedAction(kind="sync", mode=mode, executed=False, at=now,
+                                  detail={"skipped": "Argo CD already ran this event's sync"})]
+        dry_step = f"{app}:dry_run"
+        if await self._store.outbox_state(event_id, dry_step) != "done":
+            await self._store.outbox_mark(event_id, dry_step, "requested", now)
+            await self._writer.sync(app, app_ns, resources, dry_run=True, event_id=event_id)
+            await self._store.outbox_mark(event_id, dry_step, "done", now)
+            done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now,
+                                      detail={"resources": refs, "reason": reason}))
+        await self._store.outbox_mark(event_id, sync_step, "requested", now)
+        try:
+            result = await self._writer.sync(app, app_ns, resources, dry_run=False, event_id=event_id)
+        except ApplyError as exc:
+            await self._store.outbox_mark(event_id, sync_step, "failed", now, {"error": str(exc)})
+            raise
+        await self._store.outbox_mark(event_id, sync_step, "done", now)
+        phase = ((result.get("status") or {}).get("operationState") or {}).get("phase")
+        done.append(AppliedAction(kind="sync", mode=mode, executed=True, at=now,
+                                  detail={"resources": refs, "prune": False, "reason": reason, "phase": phase,
+                                          **detail}))
+        return done
+
+    async def _allow(self, report: DriftReport, scope: Scope, until: datetime, mode: Mode, now: datetime,
+                     detail: dict[str, Any]) -> AppliedAction:
+        ours = entries_for(scope)
+        step = f"{report.application}:ignore_differences"
+        if await self._store.outbox_state(report.event_id, step) != "done":
+            app = await self._get_app(report.application, report.app_namespace)
+            await self._store.outbox_mark(report.event_id, step, "requested", now)
+            await self._writer.merge_patch(report.application, report.app_namespace, add_patch(app, ours))
+            await self._store.outbox_mark(report.event_id, step, "done", now)
+        await self._store.schedule(report.event_id, "expire_allowance", until, {
+            "application": report.application, "app_namespace": report.app_namespace, "entries": ours})
+        return AppliedAction(kind="ignore_differences", mode=mode, executed=True, at=now,
+                             detail={"entries": ours, "until": until.isoformat(), **detail})
+
+    async def _expire(self, job: Job, now: datetime) -> AppliedAction:
+        app_name, app_ns = job.payload["application"], job.payload["app_namespace"]
+        app = await self._get_app(app_name, app_ns)
+        await self._writer.merge_patch(app_name, app_ns, remove_patch(app, job.payload["entries"]))
+        return AppliedAction(kind="remove_ignore_differences", mode="autonomous", executed=True, at=now,
+                             detail={"entries": job.payload["entries"]})
+
+    async def _annotate(self, report: DriftReport, mode: Mode, now: datetime, status: dict[str, Any]
+                        ) -> AppliedAction:
+        """Show Driftwise's state in Argo CD's UI (deploy/argocd health check reads this annotation)."""
+        value = json.dumps({**status, "event": report.event_id}, separators=(",", ":"))
+        patch = {"metadata": {"annotations": {STATUS_ANNOTATION: value}}}
+        try:
+            await self._writer.merge_patch(report.application, report.app_namespace, patch)
+        except ApplyError as exc:
+            # the annotation is informational: its failure must not undo or block the action
+            log.warning("could not annotate %s for event %s: %s", report.application, report.event_id, exc)
+            return AppliedAction(kind="annotate", mode=mode, executed=False, at=now, detail={"error": str(exc)})
+        return AppliedAction(kind="annotate", mode=mode, executed=True, at=now, detail={"value": value})
+
+    @staticmethod
+    def _defer_until(report: DriftReport, now: datetime) -> datetime:
+        start = next_allow_start(report.sync_windows, now, report.application, report.destination_namespace)
+        return start if start is not None else now
+
+    @staticmethod
+    def _would(action: Action, mode: Mode, now: datetime, report: DriftReport, scope: Scope | None
+               ) -> AppliedAction:
+        kind = {Action.ENFORCE: "sync", Action.DEFER: "schedule", Action.ALLOW: "ignore_differences",
+                Action.ESCALATE: "approval_request"}[action]
+        detail: dict[str, Any] = {"would": action.value, "resources": [d.ref.key for d in report.drifts]}
+        if scope is not None:
+            detail["scope"] = scope.model_dump(mode="json")
+        return AppliedAction(kind=kind, mode=mode, executed=False, at=now, detail=detail)

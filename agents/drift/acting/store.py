@@ -1,0 +1,139 @@
+"""Durable state of acting: the outbox of Argo CD writes and the jobs that run later on Driftwise's clock.
+
+Both live in the drift agent's SQLite file, so they survive restarts:
+- outbox(event_id, step): a write is marked `requested` (committed) before it is sent and `done`
+  after; a `requested` row found on start-up is resolved against what Argo CD reports, never blindly
+  re-sent — that is what makes applying exactly once across a crash.
+- jobs: deferred syncs (due at the next allow window) and allowance expiries (due at `until`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from agents.drift.errors import StoreError
+
+JobKind = Literal["deferred_sync", "expire_allowance"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'done', 'failed')),
+    detail TEXT NOT NULL DEFAULT '{}',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (event_id, step)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    UNIQUE (event_id, kind)
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, due_at);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    event_id: str
+    kind: JobKind
+    due_at: datetime
+    payload: dict[str, Any]
+    attempts: int
+
+
+class ActingStore:
+    def __init__(self, db_path: Path) -> None:
+        self._path = db_path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await aiosqlite.connect(self._path)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.executescript(_SCHEMA)
+            await self._db.commit()
+        except aiosqlite.Error as exc:
+            raise StoreError(f"cannot open acting state in {self._path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("acting store used before open()")
+        return self._db
+
+    # --- outbox -------------------------------------------------------------------------------
+
+    async def outbox_state(self, event_id: str, step: str) -> str | None:
+        async with self.db.execute("SELECT state FROM outbox WHERE event_id=? AND step=?", (event_id, step)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def outbox_mark(self, event_id: str, step: str, state: str, at: datetime, detail: dict | None = None) -> None:
+        await self.db.execute(
+            "INSERT INTO outbox (event_id, step, state, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (event_id, step) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
+            "updated_at=excluded.updated_at",
+            (event_id, step, state, json.dumps(detail or {}), at.isoformat()),
+        )
+        await self.db.commit()
+
+    async def outbox_requested(self) -> list[tuple[str, str]]:
+        async with self.db.execute("SELECT event_id, step FROM outbox WHERE state='requested'") as cur:
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    async def schedule(self, event_id: str, kind: JobKind, due_at: datetime, payload: dict[str, Any]) -> bool:
+        """Add a job once per (event, kind); False when it already existed."""
+        cur = await self.db.execute(
+            "INSERT OR IGNORE INTO jobs (event_id, kind, due_at, payload) VALUES (?, ?, ?, ?)",
+            (event_id, kind, due_at.isoformat(), json.dumps(payload)),
+        )
+        await self.db.commit()
+        return cur.rowcount == 1
+
+    async def due(self, now: datetime, limit: int = 50) -> list[Job]:
+        async with self.db.execute(
+            "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs "
+            "WHERE state='pending' ORDER BY due_at LIMIT ?",
+            (limit * 4,),
+        ) as cur:
+            rows = await cur.fetchall()
+        # compare as datetimes: ISO strings of different offsets do not sort as times
+        jobs = [Job(r[0], r[1], r[2], datetime.fromisoformat(r[3]), json.loads(r[4]), r[5]) for r in rows]
+        return [j for j in jobs if j.due_at <= now][:limit]
+
+    async def pending(self) -> list[Job]:
+        async with self.db.execute(
+            "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs WHERE state='pending' ORDER BY due_at"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Job(r[0], r[1], r[2], datetime.fromisoformat(r[3]), json.loads(r[4]), r[5]) for r in rows]
+
+    async def finish(self, job_id: int, *, ok: bool, error: str | None = None, retry: bool = False) -> None:
+        state = "pending" if retry else ("done" if ok else "failed")
+        await self.db.execute(
+            "UPDATE jobs SET state=?, attempts=attempts+1, last_error=? WHERE id=?", (state, error, job_id)
+        )
+        await self.db.commit()

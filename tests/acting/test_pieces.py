@@ -1,0 +1,105 @@
+"""The acting pieces on their own: ignoreDifferences patches, Git back-port, the durable outbox and jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from agents.drift.acting.argocd_writes import sync_body, synced_for_event
+from agents.drift.acting.backport import backport_patch
+from agents.drift.acting.ignore_differences import RESPECT, add_patch, entries_for, remove_patch
+from agents.drift.acting.store import ActingStore
+from protocol.models import DriftReport, FieldChange, ResourceDrift, ResourcePaths, ResourceRef, Scope
+
+NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+REF = ResourceRef(group="apps", kind="Deployment", namespace="payments", name="payments-api")
+
+
+def _report() -> DriftReport:
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "payments-api"},
+              "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "app", "image": "r/a:1"}]}}}}
+    drift = ResourceDrift(ref=REF, target=target, changes=[
+        FieldChange(path="/spec/replicas", op="replace", before=3, after=12),
+        FieldChange(path="/spec/template/spec/containers/0/image", op="replace", before="r/a:1", after="r/a:2"),
+    ])
+    secret = ResourceDrift(ref=ResourceRef(kind="Secret", namespace="payments", name="s"), target={"data": {}},
+                           changes=[FieldChange(path="/data/token", op="replace", before="<redacted>",
+                                                after="<redacted>", redacted=True)])
+    return DriftReport(event_id="e1", application="payments-api", project="prod", drifts=[drift, secret],
+                       observed_at=NOW, repo_url="https://git.example/payments.git")
+
+
+def test_sync_body_never_prunes_and_names_exactly_the_resources() -> None:
+    body = sync_body("app", "argocd", [REF], dry_run=True, event_id="e1")
+    assert body["prune"] is False and body["dryRun"] is True
+    assert body["resources"] == [{"group": "apps", "kind": "Deployment", "name": "payments-api",
+                                  "namespace": "payments"}]
+    assert {"name": "driftwise-event", "value": "e1"} in body["infos"]
+
+
+def test_synced_for_event_reads_the_operation_infos() -> None:
+    app = {"status": {"operationState": {"operation": {"sync": {}, "info": [{"name": "driftwise-event",
+                                                                            "value": "e1"}]}}}}
+    assert synced_for_event(app, "e1") and not synced_for_event(app, "e2")
+    app["status"]["operationState"]["operation"]["sync"]["dryRun"] = True
+    assert not synced_for_event(app, "e1")
+    assert not synced_for_event({}, "e1")
+
+
+def test_ignore_differences_add_and_remove_exactly_ours() -> None:
+    scope = Scope(resources=[ResourcePaths(ref=REF, paths=["/spec/replicas"])])
+    ours = entries_for(scope)
+    assert ours == [{"group": "apps", "kind": "Deployment", "name": "payments-api", "namespace": "payments",
+                     "jsonPointers": ["/spec/replicas"]}]
+    theirs = {"group": "", "kind": "ConfigMap", "jsonPointers": ["/data/x"]}
+    app = {"spec": {"ignoreDifferences": [theirs], "syncPolicy": {"automated": {"selfHeal": False}}}}
+    patch = add_patch(app, ours)
+    assert patch["spec"]["ignoreDifferences"] == [theirs, *ours]
+    assert RESPECT in patch["spec"]["syncPolicy"]["syncOptions"]
+    assert patch["spec"]["syncPolicy"]["automated"] == {"selfHeal": False}
+    applied = {"spec": {**app["spec"], **patch["spec"]}}
+    assert add_patch(applied, ours)["spec"]["ignoreDifferences"] == [theirs, *ours]  # idempotent
+    assert "syncPolicy" not in add_patch(applied, ours)["spec"]
+    assert remove_patch(applied, ours) == {"spec": {"ignoreDifferences": [theirs]}}
+
+
+def test_backport_sets_git_to_the_cluster_values_and_never_writes_secrets() -> None:
+    text = backport_patch(_report())
+    assert "-  replicas: 3" in text and "+  replicas: 12" in text
+    assert "+    - name: app" in text or "image: r/a:2" in text
+    assert "<redacted>" not in text
+    assert "core/Secret/payments/s: change by hand" in text
+    assert "https://git.example/payments.git" in text
+    # the + side, read back, is the cluster's object on the drifted paths
+    plus = [line[1:] for line in text.splitlines() if line.startswith(("+", " ")) and not line.startswith("+++")]
+    doc = yaml.safe_load("".join(f"{line}\n" for line in plus if not line.startswith("#")))
+    assert doc["spec"]["replicas"] == 12
+    assert doc["spec"]["template"]["spec"]["containers"][0]["image"] == "r/a:2"
+
+
+async def test_store_outbox_and_jobs_survive_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "drift.sqlite"
+    store = ActingStore(db)
+    await store.open()
+    await store.outbox_mark("e1", "app:sync", "requested", NOW)
+    assert await store.schedule("e1", "deferred_sync", NOW + timedelta(hours=2), {"application": "a"})
+    assert not await store.schedule("e1", "deferred_sync", NOW + timedelta(hours=3), {"application": "a"})
+    await store.close()
+
+    store = ActingStore(db)
+    await store.open()
+    assert await store.outbox_requested() == [("e1", "app:sync")]
+    assert await store.due(NOW) == []
+    later = NOW + timedelta(hours=2, seconds=1)
+    [job] = await store.due(later)
+    assert job.payload == {"application": "a"} and job.kind == "deferred_sync"
+    await store.finish(job.id, ok=False, error="boom", retry=True)
+    [again] = await store.due(later)
+    assert again.attempts == 1
+    await store.finish(again.id, ok=True)
+    assert await store.due(later) == [] and await store.pending() == []
+    await store.outbox_mark("e1", "app:sync", "done", later)
+    assert await store.outbox_state("e1", "app:sync") == "done" and await store.outbox_requested() == []
+    await store.close()
