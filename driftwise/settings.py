@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 _config_file: ContextVar[Path | None] = ContextVar("driftwise_config_file", default=None)
 
@@ -108,6 +113,9 @@ class SpecialistSettings(_Section):
     kinds: list[str] = Field(default_factory=lambda: ["*"], description="resource kinds it wants; * = all")
     paths: list[str] = Field(default_factory=lambda: ["*"], description="JSON Pointer globs it wants; * = all")
     enabled: bool = True
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the specialist's own options, e.g. rules_file or policy_file"
+    )
 
     def url(self, host: str) -> str:
         return f"http://{host}:{self.port}"

@@ -1,0 +1,39 @@
+"""The kit every specialist agent is built from.
+
+A specialist = a `Specialist` subclass (card: description, skills with examples; one typed
+`analyze(AnalysisRequest) -> Recommendation`) exposed as `SPECIALIST` by a package under agents/,
+plus one `specialists.<name>` line of settings. The kit provides the rest.
+
+HTTP surface of every kit process (base URL http://host:port):
+- `GET  /.well-known/agent-card.json`  the A2A agent card, signed (JWS, EdDSA/Ed25519, `kid` + `jku`)  public
+- `GET  /.well-known/jwks.json`        the agent's public signing keys (JWKS)                         public
+- `GET  /healthz`                      `{"ok": true, "agent": ...}`                                   public
+- `POST /`                             A2A JSON-RPC binding (SendMessage, SendStreamingMessage, GetTask, ...)
+- `/v1/...`                            A2A HTTP+JSON binding (`POST /v1/message:send`, `GET /v1/tasks/{id}`, ...)
+Everything but the public paths needs `Authorization: Bearer <specialists.<name>.token>` (else 401).
+
+Request: a message whose `application/json` text part holds a protocol AnalysisRequest (anything
+else: JSON-RPC -32602 / HTTP 400 naming the problem). Answer: a completed Task whose artifact
+`recommendation` has an `application/jwt` text part (compact JWS, audience = [request.requester])
+and an `application/json` text part (the Recommendation). analyze() runs under a deadline; a
+dependency that fails (peer agent, MCP server) lowers confidence and is named in the reasoning.
+"""
+
+from agents.kit.client import PeerClient
+from agents.kit.config import KitConfig, McpServerEndpoint, PeerEndpoint
+from agents.kit.errors import KitConfigError, KitError, PeerError
+from agents.kit.routing import wants
+from agents.kit.specialist import Skill, Specialist
+
+__all__ = [
+    "KitConfig",
+    "KitConfigError",
+    "KitError",
+    "McpServerEndpoint",
+    "PeerClient",
+    "PeerEndpoint",
+    "PeerError",
+    "Skill",
+    "Specialist",
+    "wants",
+]

@@ -1,0 +1,85 @@
+"""The agent card: built from the specialist's class attributes and signed (JWS, EdDSA over Ed25519)."""
+
+from __future__ import annotations
+
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentProvider,
+    AgentSkill,
+    HTTPAuthSecurityScheme,
+    SecurityRequirement,
+    SecurityScheme,
+    StringList,
+)
+from a2a.utils.constants import TransportProtocol
+from a2a.utils.signing import create_agent_card_signer, create_signature_verifier
+from joserfc.jwk import OKPKey
+from jwt import PyJWK
+
+from agents.kit.specialist import Specialist
+
+JSON = "application/json"
+JWT = "application/jwt"
+CARD_ALG = "EdDSA"  # PyJWT's name for Ed25519 signatures
+BEARER = "bearer"
+JSONRPC_PATH = "/"
+REST_PREFIX = "/v1"
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+def build_card(specialist: type[Specialist], agent: str, base_url: str) -> AgentCard:
+    skills = [
+        AgentSkill(
+            id=s.id, name=s.name, description=s.description, tags=list(s.tags), examples=list(s.examples),
+            input_modes=[JSON], output_modes=[JWT, JSON],
+        )
+        for s in specialist.skills
+    ]
+    return AgentCard(
+        name=agent,
+        description=specialist.description,
+        version=specialist.version,
+        provider=AgentProvider(organization="Driftwise", url=base_url),
+        supported_interfaces=[
+            AgentInterface(url=base_url + JSONRPC_PATH, protocol_binding=TransportProtocol.JSONRPC,
+                           protocol_version="1.0"),
+            AgentInterface(url=base_url + REST_PREFIX, protocol_binding=TransportProtocol.HTTP_JSON,
+                           protocol_version="1.0"),
+        ],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        security_schemes={
+            BEARER: SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
+                scheme="bearer", description="per-peer bearer token (settings specialists.<agent>.token)",
+            )),
+        },
+        security_requirements=[SecurityRequirement(schemes={BEARER: StringList(list=[])})],
+        default_input_modes=[JSON],
+        default_output_modes=[JWT, JSON],
+        skills=skills,
+    )
+
+
+def _pyjwk(key: OKPKey, private: bool) -> PyJWK:
+    return PyJWK(key.as_dict(private=private), algorithm=CARD_ALG)
+
+
+def sign_card(card: AgentCard, key: OKPKey, base_url: str) -> AgentCard:
+    """Append a JWS signature over the card's canonical (RFC 8785) form, naming the key and where to get it."""
+    signer = create_agent_card_signer(
+        signing_key=_pyjwk(key, private=True),
+        protected_header={"kid": key.kid or "", "alg": CARD_ALG, "jku": base_url + JWKS_PATH, "typ": "JOSE"},
+    )
+    return signer(card)
+
+
+def card_verifier(keys: dict[str, OKPKey]):
+    """A verifier for `A2ACardResolver.get_agent_card(signature_verifier=...)` over known public keys by kid."""
+
+    def provider(kid: str | None, _jku: str | None) -> PyJWK:
+        if kid is None or kid not in keys:
+            raise KeyError(f"no trusted key {kid!r}")
+        return _pyjwk(keys[kid], private=False)
+
+    return create_signature_verifier(provider, [CARD_ALG])

@@ -1,0 +1,111 @@
+"""Calling another agent over A2A with a2a-sdk's own client: one AnalysisRequest in, a SignedRecommendation out.
+
+The caller verifies the JWS (protocol.signing.Verifier); this client checks shape and transport only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError, ClientCallContext, ClientConfig
+from a2a.client.client_factory import ClientFactory
+from a2a.helpers import new_message
+from a2a.types import AgentCard, Part, Role, SendMessageRequest, Task, TaskState
+from a2a.utils.constants import TransportProtocol
+from a2a.utils.errors import A2AError
+from pydantic import ValidationError
+
+from agents.kit.errors import PeerAuthError, PeerError, PeerProtocolError, PeerTimeout, PeerUnreachable
+from protocol.models import AnalysisRequest, Recommendation, SignedRecommendation
+
+JSON = "application/json"
+JWT = "application/jwt"
+
+__all__ = ["PeerClient"]
+
+
+def _classify(url: str, exc: Exception) -> PeerError:
+    text = str(exc)
+    if isinstance(exc, A2AClientTimeoutError | httpx.TimeoutException | TimeoutError):
+        return PeerTimeout(url, "no answer in time")
+    if "401" in text or "403" in text:
+        return PeerAuthError(url, f"credentials refused ({text[:200]})")
+    if isinstance(exc, httpx.TransportError) or "Network communication error" in text:
+        return PeerUnreachable(url, f"unreachable ({text[:200]})")
+    if "HTTP Error" in text:
+        return PeerProtocolError(url, text[:300])
+    return PeerProtocolError(url, f"{type(exc).__name__}: {text[:300]}")
+
+
+class PeerClient:
+    """Asks peer agents for analyses; one instance per process, over the process's shared httpx client."""
+
+    def __init__(self, http: httpx.AsyncClient, *, binding: str = TransportProtocol.JSONRPC) -> None:
+        self._http = http
+        self._factory = ClientFactory(ClientConfig(
+            httpx_client=http, streaming=False, supported_protocol_bindings=[binding],
+        ))
+        self._cards: dict[str, AgentCard] = {}
+
+    async def card(self, url: str, timeout_s: float) -> AgentCard:
+        cached = self._cards.get(url)
+        if cached is None:
+            resolver = A2ACardResolver(self._http, url)
+            cached = await resolver.get_agent_card(http_kwargs={"timeout": timeout_s})
+            self._cards[url] = cached
+        return cached
+
+    async def analyze(self, url: str, request: AnalysisRequest, token: str, timeout_s: float) -> SignedRecommendation:
+        """Send `request` to the agent at `url` (bearer `token`); raise a PeerError subclass on any failure."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._analyze(url, request, token, timeout_s)
+        except PeerError:
+            raise
+        except TimeoutError:
+            raise PeerTimeout(url, f"no answer within {timeout_s:.2f}s") from None
+        except (A2AError, httpx.HTTPError, OSError, ValueError) as exc:
+            self._cards.pop(url, None)
+            raise _classify(url, exc) from exc
+
+    async def _analyze(self, url: str, request: AnalysisRequest, token: str, timeout_s: float) -> SignedRecommendation:
+        card = await self.card(url, timeout_s)
+        client = self._factory.create(card)
+        message = new_message([Part(text=request.model_dump_json(), media_type=JSON)], role=Role.ROLE_USER)
+        context = ClientCallContext(timeout=timeout_s, service_parameters={"Authorization": f"Bearer {token}"})
+        task: Task | None = None
+        try:
+            async for event in client.send_message(SendMessageRequest(message=message), context=context):
+                if event.HasField("task"):
+                    task = event.task
+                elif event.HasField("message"):
+                    raise PeerProtocolError(url, "answered with a message, not a task")
+        except A2AClientError:
+            raise
+        except A2AError as exc:  # a JSON-RPC error from the peer, e.g. -32602 invalid params
+            raise PeerProtocolError(url, f"{type(exc).__name__}: {exc.message}") from exc
+        if task is None:
+            raise PeerProtocolError(url, "no task in the answer")
+        return _signed_from_task(url, task)
+
+
+def _signed_from_task(url: str, task: Task) -> SignedRecommendation:
+    if task.status.state != TaskState.TASK_STATE_COMPLETED:
+        detail = " ".join(p.text for p in task.status.message.parts if p.HasField("text"))
+        raise PeerProtocolError(url, f"task ended {TaskState.Name(task.status.state)}: {detail or 'no detail'}")
+    jws = rec_json = None
+    for artifact in task.artifacts:
+        for part in artifact.parts:
+            if part.media_type == JWT and part.HasField("text"):
+                jws = part.text
+            elif part.media_type == JSON and part.HasField("text"):
+                rec_json = part.text
+    if not jws or not rec_json:
+        raise PeerProtocolError(url, "the task has no application/jwt + application/json recommendation parts")
+    try:
+        rec = Recommendation.model_validate(json.loads(rec_json))
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise PeerProtocolError(url, f"the recommendation part is not a valid Recommendation: {exc}") from exc
+    return SignedRecommendation(jws=jws, recommendation=rec)

@@ -1,0 +1,55 @@
+"""The kit's own small configuration model: the CLI builds it from settings, library code never reads settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PeerEndpoint(_Model):
+    """Another agent this one may call: its base URL and the bearer token that agent accepts."""
+
+    url: str
+    token: str
+
+
+class McpServerEndpoint(_Model):
+    """An MCP server (streamable HTTP) this agent may read context from."""
+
+    url: str
+    token: str | None = None
+
+
+class KitConfig(_Model):
+    """Everything the kit needs to run one specialist process."""
+
+    agent: str = Field(min_length=1, description="agent id: signs as this, card name, key file stem")
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    public_url: str | None = Field(default=None, description="base URL peers use; default http://host:port")
+    token: str = Field(min_length=1, description="bearer token callers must present")
+    keys_dir: Path
+    trust_store: Path
+    deadline_s: float = Field(default=2.5, gt=0, description="analyze() must answer within this")
+    peers: dict[str, PeerEndpoint] = Field(default_factory=dict)
+    peer_timeout_s: float = Field(default=2.0, gt=0)
+    mcp_servers: dict[str, McpServerEndpoint] = Field(default_factory=dict)
+    mcp_timeout_s: float = Field(default=1.0, gt=0)
+    otlp_endpoint: str | None = None
+    service_namespace: str = "driftwise"
+    log_level: str = "info"
+    options: dict[str, Any] = Field(default_factory=dict, description="specialist-specific options")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.keys_dir / f"{self.agent}.private.jwk.json"

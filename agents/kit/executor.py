@@ -1,0 +1,108 @@
+"""The A2A side of a specialist: validate, run analyze() under the deadline, sign, answer as a completed Task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+
+from a2a.helpers import new_task_from_user_message, new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.context import ServerCallContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.tasks import TaskUpdater
+from a2a.types import Message, Part, SendMessageRequest, Task, TaskState
+from a2a.utils.errors import InvalidParamsError
+
+from agents.kit.card import JSON, JWT
+from agents.kit.deadline import analysis_scope, apply_degradations
+from agents.kit.errors import InvalidAnalysisRequest
+from agents.kit.runtime import Runtime
+from agents.kit.specialist import Specialist
+from agents.kit.telemetry import tracer
+from agents.kit.validation import parse_request
+from protocol.models import Action, AnalysisRequest, Recommendation
+
+log = logging.getLogger(__name__)
+ARTIFACT_NAME = "recommendation"
+
+
+async def run_analysis(specialist: Specialist, runtime: Runtime, request: AnalysisRequest) -> Recommendation:
+    """analyze() under the kit's deadline; failed dependencies lower confidence; a late analysis escalates."""
+    deadline = runtime.config.deadline_s
+    with tracer().start_as_current_span(
+        "specialist.analyze", attributes={"driftwise.agent": specialist.agent, "driftwise.event_id": request.event_id},
+    ) as span, analysis_scope(deadline) as scope:
+        try:
+            async with asyncio.timeout(deadline):
+                rec = await specialist.analyze(request)
+        except TimeoutError:
+            rec = specialist.recommend(
+                request, Action.ESCALATE, 0.3,
+                f"{specialist.agent} could not finish its analysis within its {deadline:.1f}s deadline; "
+                "a human should look at this drift.",
+            )
+        rec = apply_degradations(rec, scope.degradations)
+        span.set_attribute("driftwise.kind", rec.kind)
+        span.set_attribute("driftwise.action", rec.action.value if rec.action else "")
+        span.set_attribute("driftwise.confidence", rec.confidence)
+        span.set_attribute("driftwise.degraded", len(scope.degradations))
+        return rec
+
+
+class SpecialistExecutor(AgentExecutor):
+    def __init__(self, specialist: Specialist, runtime: Runtime) -> None:
+        self.specialist = specialist
+        self.runtime = runtime
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        # The handler validated the message already; parse again here (cheap) to get the model.
+        request = parse_request(context.message)
+        task = context.current_task or new_task_from_user_message(context.message)
+        await event_queue.enqueue_event(task)  # the first event of a new task must be the Task itself
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        await updater.update_status(TaskState.TASK_STATE_WORKING)
+        try:
+            rec = await run_analysis(self.specialist, self.runtime, request)
+            signed = self.runtime.signer.sign_recommendation(rec, audience=[request.requester])
+        except Exception as exc:  # the process edge of one task: fail it with a named cause, keep serving
+            log.exception("analysis of event %s failed", request.event_id)
+            await updater.update_status(
+                TaskState.TASK_STATE_FAILED,
+                message=new_text_message(f"{self.specialist.agent} failed: {type(exc).__name__}: {exc}"),
+            )
+            return
+        await updater.add_artifact(
+            [Part(text=signed.jws, media_type=JWT), Part(text=rec.model_dump_json(), media_type=JSON)],
+            name=ARTIFACT_NAME, last_chunk=True,
+        )
+        await updater.update_status(TaskState.TASK_STATE_COMPLETED, timestamp=datetime.now(UTC).isoformat())
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        if context.current_task is not None:
+            updater = TaskUpdater(event_queue, context.current_task.id, context.current_task.context_id)
+            await updater.update_status(TaskState.TASK_STATE_CANCELED)
+
+
+def _check(params: SendMessageRequest) -> None:
+    try:
+        parse_request(params.message if params.HasField("message") else None)
+    except InvalidAnalysisRequest as exc:
+        raise InvalidParamsError(message=str(exc)) from None
+
+
+class ValidatingRequestHandler(DefaultRequestHandler):
+    """Rejects a message that is not a valid AnalysisRequest before any task exists (JSON-RPC -32602)."""
+
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
+        _check(params)
+        return await super().on_message_send(params, context)
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator:
+        _check(params)
+        async for event in super().on_message_send_stream(params, context):
+            yield event

@@ -1,0 +1,102 @@
+"""`driftwise agent NAME [--port N]`: run one agent process (a configured specialist, or the drift agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from agents.kit.config import KitConfig
+    from agents.kit.specialist import Specialist
+    from driftwise.settings import Settings
+
+_DEADLINE_MARGIN_S = 0.5
+
+
+def kit_config(settings: Settings, name: str, port: int | None, specialist: type[Specialist]) -> KitConfig:
+    """The kit's own config for specialist `name`, read from settings once, here at the edge."""
+    from agents.kit.config import KitConfig, McpServerEndpoint, PeerEndpoint
+
+    spec = settings.specialists[name]
+    peers = {
+        other: PeerEndpoint(url=s.url(settings.host), token=s.token.get_secret_value())
+        for other, s in settings.specialists.items() if other != name and s.enabled
+    }
+    mcp = {}
+    for server in getattr(specialist, "mcp_servers", ()):
+        entry = getattr(settings.mcp, server, None)
+        if entry is not None:
+            mcp[server] = McpServerEndpoint(
+                url=entry.url(settings.host), token=entry.token.get_secret_value() if entry.token else None,
+            )
+    delegate = settings.drift.delegate_timeout_s
+    return KitConfig(
+        agent=name, host=settings.host, port=port or spec.port, token=spec.token.get_secret_value(),
+        keys_dir=settings.keys_dir, trust_store=settings.trust_store_path,
+        # Answer before the caller gives up on us.
+        deadline_s=max(0.3, delegate - _DEADLINE_MARGIN_S),
+        peers=peers, peer_timeout_s=max(0.2, delegate - 2 * _DEADLINE_MARGIN_S),
+        mcp_servers=mcp, mcp_timeout_s=settings.mcp.call_timeout_s,
+        otlp_endpoint=settings.telemetry.otlp_endpoint, service_namespace=settings.telemetry.service_namespace,
+        log_level=settings.log_level, options=spec.options,
+    )
+
+
+def load_specialist(module: str) -> type[Specialist]:
+    """Import a specialist package and return its `SPECIALIST`; ValueError names what is wrong."""
+    from agents.kit.specialist import Specialist
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"specialist module {module!r} cannot be imported ({exc})") from exc
+    cls = getattr(mod, "SPECIALIST", None)
+    if not (isinstance(cls, type) and issubclass(cls, Specialist)):
+        raise ValueError(f"module {module!r} must expose SPECIALIST = <a subclass of agents.kit.Specialist>")
+    return cls
+
+
+def register(app: typer.Typer) -> None:
+    from driftwise.cli import ConfigOption
+
+    @app.command("agent")
+    def agent(
+        name: str = typer.Argument(..., help="a configured specialist (settings.specialists) or 'drift'"),
+        port: int | None = typer.Option(None, "--port", help="listen port (default: from settings)"),
+        config: Path | None = ConfigOption,
+    ) -> None:
+        """Run agent NAME as an A2A server (signed card, JWKS, bearer auth) until interrupted."""
+        from driftwise.cli import fail, settings_or_exit, setup_logging
+
+        settings = settings_or_exit(config)
+        setup_logging(settings.log_level, f"agent-{name}")
+        if name == "drift":
+            from driftwise.cli.drift_agent import run_drift_agent
+
+            run_drift_agent(settings, port)
+            return
+        spec = settings.specialists.get(name)
+        if spec is None:
+            fail(f"unknown agent {name!r}: configured specialists are {', '.join(sorted(settings.specialists))} "
+                 "(add one under `specialists:` in the settings file)", code=2)
+            return
+        if not spec.enabled:
+            fail(f"agent {name!r} is disabled in settings (specialists.{name}.enabled)", code=2)
+        from agents.kit.errors import KitConfigError
+        from agents.kit.server import serve
+
+        try:
+            cls = load_specialist(spec.module)
+        except ValueError as exc:
+            fail(f"specialists.{name}.module: {exc}", code=2)
+            return
+        try:
+            asyncio.run(serve(cls, kit_config(settings, name, port, cls)))
+        except KitConfigError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            pass
