@@ -87,9 +87,12 @@ class McpServerSettings(_Section):
 
     port: int = Field(ge=1, le=65535)
     token: SecretStr | None = SecretStr("dev-mcp-token")
+    endpoint: str | None = Field(
+        default=None, description="the URL clients reach it at (containers, Kubernetes); null = http://HOST:PORT/mcp"
+    )
 
     def url(self, host: str) -> str:
-        return f"http://{host}:{self.port}/mcp"
+        return self.endpoint or f"http://{host}:{self.port}/mcp"
 
 
 class McpSettings(_Section):
@@ -117,8 +120,12 @@ class SpecialistSettings(_Section):
         default_factory=dict, description="the specialist's own options, e.g. rules_file or policy_file"
     )
 
+    endpoint: str | None = Field(
+        default=None, description="the URL peers reach it at, also in its card; null = http://HOST:PORT"
+    )
+
     def url(self, host: str) -> str:
-        return f"http://{host}:{self.port}"
+        return self.endpoint or f"http://{host}:{self.port}"
 
 
 def _default_specialists() -> dict[str, SpecialistSettings]:
@@ -139,6 +146,9 @@ class DriftAgentSettings(_Section):
     webhook_basic_user: str | None = None
     webhook_basic_password: SecretStr | None = None
     approvals_token: SecretStr = SecretStr("dev-approvals-token")
+    peer_token: SecretStr | None = Field(
+        default=None, description="bearer token peers use on the drift agent's A2A face; null = approvals_token"
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     allow_ttl_h: float = Field(default=24.0, gt=0)
     reread_interval_s: float = Field(default=60.0, gt=0)
@@ -173,7 +183,11 @@ class Settings(BaseSettings):
     """All of Driftwise's configuration; each process uses the sections it needs."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DRIFTWISE_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix="DRIFTWISE_",
+        env_nested_delimiter="__",
+        env_parse_none_str="null",
+        extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
     host: str = "127.0.0.1"

@@ -42,7 +42,7 @@ def kit_config(settings: Settings, name: str, port: int | None, specialist: type
         peers=peers, peer_timeout_s=max(0.2, delegate - 2 * _DEADLINE_MARGIN_S),
         mcp_servers=mcp, mcp_timeout_s=settings.mcp.call_timeout_s,
         otlp_endpoint=settings.telemetry.otlp_endpoint, service_namespace=settings.telemetry.service_namespace,
-        log_level=settings.log_level, options=spec.options,
+        log_level=settings.log_level, options=spec.options, public_url=spec.endpoint,
     )
 
 

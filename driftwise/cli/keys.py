@@ -20,9 +20,8 @@ def register(app: typer.Typer) -> None:
         trust: Path | None = typer.Option(None, "--trust", help="also pin the public key in this trust store"),
     ) -> None:
         """Write a new key pair for AGENT; with --trust, add its public key to a trust store file."""
-        from protocol.signing import TrustStore, generate_key, write_key_pair
-
         from driftwise.cli import fail
+        from protocol.signing import TrustStore, generate_key, write_key_pair
 
         key = generate_key(agent)
         private, public = write_key_pair(key, agent, out)
@@ -44,10 +43,9 @@ def register(app: typer.Typer) -> None:
         store_path: Path = typer.Option(..., "--store", help="trust store file to create or extend"),
     ) -> None:
         """Pin the public keys in JWKS to AGENT in a trust store file."""
+        from driftwise.cli import fail
         from protocol.errors import KeyStoreError
         from protocol.signing import TrustStore
-
-        from driftwise.cli import fail
 
         try:
             store = TrustStore.load(store_path) if store_path.exists() else TrustStore()

@@ -1,0 +1,194 @@
+"""The drift agent's audit log: append-only, hash-chained records in SQLite (modelled on OPA decision logs).
+
+Each record's hash is sha256(prev_hash + canonical JSON of its body), the body being everything
+but the hash; the first record chains from 64 zeros. A one-row head table holds the last seq and
+hash, written in the same transaction, so that removing the newest records is detected too.
+Triggers refuse UPDATE and DELETE on the records, and any head update that does not advance by
+one; `verify()` still re-checks the whole chain, since anyone with the file can drop a trigger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+from pydantic import BaseModel, Field, ValidationError
+
+from protocol.models import SCHEMA_VERSION, AuditRecord
+
+GENESIS = "0" * 64
+TABLE = "audit"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    schema_version TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_event ON {TABLE}(event_id);
+CREATE TABLE IF NOT EXISTS {TABLE}_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS {TABLE}_head_forward BEFORE UPDATE ON {TABLE}_head
+WHEN NEW.seq != OLD.seq + 1 BEGIN SELECT RAISE(ABORT, 'the audit head only moves forward'); END;
+CREATE TRIGGER IF NOT EXISTS {TABLE}_head_no_delete BEFORE DELETE ON {TABLE}_head
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+Kind = Literal["decision", "approval", "apply", "expiry"]
+
+
+class AuditError(Exception):
+    """The audit log cannot be opened or written, or a payload is not JSON."""
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    checked: int
+    problems: list[str] = Field(default_factory=list, description="the first broken record comes first")
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept; NaN and non-JSON values refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def record_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical(body)).encode()).hexdigest()
+
+
+def _body(seq: int, event_id: str, kind: str, at: str, schema_version: str, payload: dict[str, Any]) -> dict:
+    return {"schema_version": schema_version, "seq": seq, "event_id": event_id, "kind": kind, "at": at,
+            "payload": payload}
+
+
+class AuditLog:
+    """`async with AuditLog(path) as audit: await audit.append(event_id, "decision", payload)`."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.db_path, isolation_level=None)
+            await self._db.execute("PRAGMA busy_timeout = 5000")
+            await self._db.executescript(_SCHEMA)
+        except (OSError, aiosqlite.Error) as exc:
+            raise AuditError(f"cannot open the audit log {self.db_path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> AuditLog:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise AuditError("the audit log is not open: call open() first")
+        return self._db
+
+    async def append(
+        self, event_id: str, kind: Kind, payload: dict[str, Any], *, at: datetime | None = None
+    ) -> AuditRecord:
+        """Append one record, chained to the last; serialised across processes by an IMMEDIATE transaction."""
+        try:
+            payload_json = canonical(payload)
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"audit payload for event {event_id} is not JSON: {exc}") from exc
+        stamp = (at or datetime.now(UTC)).isoformat()
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            async with db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
+                head = await cur.fetchone()
+            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+            clean = json.loads(payload_json)
+            digest = record_hash(prev, _body(seq, event_id, kind, stamp, SCHEMA_VERSION, clean))
+            await db.execute(
+                f"INSERT INTO {TABLE} (seq, event_id, kind, at, schema_version, payload, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, event_id, kind, stamp, SCHEMA_VERSION, payload_json, prev, digest),
+            )
+            if head:
+                await db.execute(f"UPDATE {TABLE}_head SET seq = ?, hash = ? WHERE id = 1", (seq, digest))
+            else:
+                await db.execute(f"INSERT INTO {TABLE}_head (id, seq, hash) VALUES (1, ?, ?)", (seq, digest))
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        return AuditRecord(seq=seq, event_id=event_id, kind=kind, at=stamp, payload=clean, prev_hash=prev,
+                           hash=digest)
+
+    async def records(self, event_id: str | None = None) -> list[AuditRecord]:
+        query = f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE}"
+        args: tuple[Any, ...] = ()
+        if event_id is not None:
+            query += " WHERE event_id = ?"
+            args = (event_id,)
+        async with self.db.execute(query + " ORDER BY seq", args) as cur:
+            rows = await cur.fetchall()
+        return [
+            AuditRecord(seq=r[0], event_id=r[1], kind=r[2], at=r[3], schema_version=r[4], payload=json.loads(r[5]),
+                        prev_hash=r[6], hash=r[7])
+            for r in rows
+        ]
+
+    async def verify(self) -> AuditVerification:
+        """Re-check every record's hash and link, the seq run, and the head; problems name records by seq."""
+        problems: list[str] = []
+        prev, expected_seq, checked = GENESIS, 1, 0
+        async with self.db.execute(
+            f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE} ORDER BY rowid"
+        ) as cur:
+            async for seq, event_id, kind, at, version, payload, prev_hash, digest in cur:
+                checked += 1
+                where = f"record seq {seq} (event {event_id})"
+                if seq != expected_seq:
+                    problems.append(f"{where}: expected seq {expected_seq} here (a record was removed or moved)")
+                if prev_hash != prev:
+                    problems.append(f"{where}: prev_hash does not link to the record before it")
+                try:
+                    body = _body(seq, event_id, kind, at, version, json.loads(payload))
+                    AuditRecord(seq=seq, event_id=event_id, kind=kind, at=at, schema_version=version,
+                                payload=json.loads(payload), prev_hash=prev_hash, hash=digest)
+                except (ValueError, ValidationError) as exc:
+                    problems.append(f"{where}: not a valid audit record: {str(exc).splitlines()[0]}")
+                else:
+                    if record_hash(prev_hash, body) != digest:
+                        problems.append(f"{where}: hash mismatch (the record was edited)")
+                prev, expected_seq = digest, seq + 1
+        async with self.db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
+            head = await cur.fetchone()
+        if head is None and checked:
+            problems.append("the audit head is missing")
+        elif head is not None and (head[0] != expected_seq - 1 or head[1] != prev):
+            problems.append(
+                f"the audit head names record seq {head[0]} but the chain ends at seq {expected_seq - 1}"
+                " (records were removed from the end)"
+            )
+        return AuditVerification(ok=not problems, checked=checked, problems=problems)

@@ -1,0 +1,98 @@
+"""The drift agent's own configuration model: the CLI maps driftwise settings into it once, at the edge.
+
+Library code of the drift agent reads only this object (never the environment or driftwise.settings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+Mode = Literal["shadow", "advisory", "autonomous"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArgoCDConfig(_Config):
+    url: str
+    token: SecretStr | None = None
+    timeout_s: float = 2.0
+    verify_tls: bool = True
+
+
+class McpServerRef(_Config):
+    url: str
+    token: SecretStr | None = None
+
+
+class SpecialistRef(_Config):
+    """A peer agent the drift agent delegates to, and which drifts it wants (kinds / JSON Pointer globs)."""
+
+    url: str
+    token: SecretStr
+    kinds: list[str] = Field(default_factory=lambda: ["*"])
+    paths: list[str] = Field(default_factory=lambda: ["*"])
+    enabled: bool = True
+
+
+class PolicyConfig(_Config):
+    opa_url: str | None = None
+    opa_path: str = "driftwise/guardrail/verdict"
+    policy_dir: Path | None = None
+    timeout_s: float = 1.0
+
+
+class LlmConfig(_Config):
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    timeout_s: float = 20.0
+    max_prompt_chars: int = 60_000
+    max_output_tokens: int = 1200
+
+
+class DriftConfig(_Config):
+    """Everything the drift agent process needs."""
+
+    agent_id: str = "drift"
+    host: str = "127.0.0.1"
+    port: int = 8600
+    public_url: str | None = Field(default=None, description="URL peers reach this agent at (card)")
+    state_dir: Path
+    private_key_path: Path
+    trust_store_path: Path
+    argocd: ArgoCDConfig
+    mcp_servers: dict[str, McpServerRef] = Field(default_factory=dict)
+    mcp_call_timeout_s: float = 2.0
+    specialists: dict[str, SpecialistRef] = Field(default_factory=dict)
+    mode: Mode = "autonomous"
+    project_modes: dict[str, Mode] = Field(default_factory=dict)
+    confidence_threshold: float = 0.80
+    decision_deadline_s: float = 10.0
+    delegate_timeout_s: float = 3.0
+    webhook_token: SecretStr | None = None
+    webhook_basic_user: str | None = None
+    webhook_basic_password: SecretStr | None = None
+    approvals_token: SecretStr
+    peer_token: SecretStr | None = Field(default=None, description="bearer a peer needs for the A2A face")
+    max_body_bytes: int = 64 * 1024
+    allow_ttl_h: float = 24.0
+    sandbox_clock_url: str | None = None
+    max_concurrent_decisions: int = Field(default=16, ge=1)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "drift.sqlite"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.state_dir / "drift-graph.sqlite"
+
+    def mode_for(self, project: str) -> Mode:
+        return self.project_modes.get(project, self.mode)

@@ -1,0 +1,30 @@
+"""The drift agent's error taxonomy.
+
+DriftAgentError
+ ├── ObserveError        Argo CD (or the clock) could not tell us what drifted; `.kind` names the failure
+ ├── StoreError          the event store could not persist or read
+ └── DeadlineExceeded    a decision ran past drift.decision_deadline_s
+Every one of them ends a decision in an escalation whose reasons carry the message.
+"""
+
+from __future__ import annotations
+
+
+class DriftAgentError(Exception):
+    """Base of the drift agent's errors; `kind` is a short label used in metrics and verdict reasons."""
+
+    kind = "internal"
+
+
+class ObserveError(DriftAgentError):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class StoreError(DriftAgentError):
+    kind = "store"
+
+
+class DeadlineExceeded(DriftAgentError):
+    kind = "deadline"

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the drift agent (its own registry, served at GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class DriftMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter(
+            "driftwise_decisions", "Decisions reached, by final action and mode", ["action", "mode"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "driftwise_decision_latency_seconds", "Time from webhook receipt to final verdict",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 60),
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "driftwise_decision_failures", "Decisions that ended in a fallback escalation, by kind", ["kind"],
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "driftwise_webhooks", "Webhook requests by outcome", ["outcome"], registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

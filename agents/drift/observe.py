@@ -1,0 +1,167 @@
+"""observe: what Argo CD says drifted, as a DriftReport stamped with Driftwise's clock.
+
+The webhook is only a signal: the report is always rebuilt from the Argo CD API (application,
+project sync windows, managed resources), plus the labels of the namespaces the drift touches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from agents.drift.argocd_client import AppProject, ArgoApplication, ArgoCDClient, ManagedResource
+from agents.drift.diff import clean, field_managers, is_secret, owners, resource_changes
+from agents.drift.errors import ObserveError
+from protocol.context import NamespaceInfo
+from protocol.models import DriftEvent, DriftReport, Evidence, ResourceDrift, ResourceRef, SyncWindow
+
+log = logging.getLogger(__name__)
+
+
+class ToolCaller(Protocol):
+    """The slice of agents.kit.mcp_pool.McpPool that observe and gather use."""
+
+    async def call(
+        self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str, observed_at: datetime,
+        timeout_s: float | None = None,
+    ) -> Evidence: ...
+
+
+def _key(group: str, kind: str, namespace: str | None, name: str) -> tuple[str, str, str, str]:
+    return (group or "", kind, namespace or "", name)
+
+
+def build_report(
+    event: DriftEvent,
+    app: ArgoApplication,
+    project: AppProject | None,
+    resources: list[ManagedResource],
+    observed_at: datetime,
+    namespace_labels: dict[str, dict[str, str]] | None = None,
+) -> DriftReport:
+    """The DriftReport for one application: one ResourceDrift per out-of-sync resource, Secrets redacted."""
+    dest = app.destination
+    dest_ns = str(dest.get("namespace") or "")
+    status = {_key(r.group, r.kind, r.namespace or dest_ns, r.name): r for r in app.resources}
+    drifts: list[ResourceDrift] = []
+    for res in resources:
+        ns = res.namespace or dest_ns or None
+        key = _key(res.group, res.kind, ns, res.name)
+        secret = is_secret(res.group, res.kind)
+        target, live = res.target(), res.live()
+        changes = resource_changes(target, live, secret=secret)
+        known = status.get(key)
+        if known is not None and known.status is not None:
+            drifted = known.status == "OutOfSync"
+        elif res.modified is not None:
+            drifted = res.modified
+        else:
+            drifted = bool(changes)
+        if not drifted:
+            continue
+        version = res.version or (known.version if known else "") or _version_of(live or target)
+        managers = field_managers(live)
+        changed_by: list[str] = []
+        for change in changes:
+            for m in owners(change.path, managers):
+                if m.manager not in changed_by:
+                    changed_by.append(m.manager)
+        times = [m.time for m in managers if m.manager in changed_by and m.time is not None]
+        drifts.append(
+            ResourceDrift(
+                ref=ResourceRef(group=res.group or "", version=version or "v1", kind=res.kind, namespace=ns,
+                                name=res.name),
+                changes=changes,
+                managers=managers,
+                changed_by=changed_by,
+                changed_at=max(times) if times else None,
+                target=clean(target, secret=secret),
+                live=clean(live, secret=secret),
+            )
+        )
+    windows: list[SyncWindow] = []
+    for w in project.sync_windows if project else []:
+        try:
+            windows.append(SyncWindow.model_validate(_window_fields(w)))
+        except ValidationError as exc:
+            raise ObserveError("argocd_invalid", f"sync window {w!r} of project {app.project}: {exc}") from exc
+    src = app.source
+    return DriftReport(
+        event_id=event.event_id,
+        application=app.metadata.name,
+        app_namespace=app.metadata.namespace or event.notification.app_namespace,
+        project=app.project,
+        revision=app.revision or event.notification.revision,
+        repo_url=str(src.get("repoURL") or ""),
+        destination_server=str(dest.get("server") or ""),
+        destination_namespace=dest_ns,
+        sync_windows=windows,
+        namespace_labels=namespace_labels or {},
+        drifts=drifts,
+        observed_at=observed_at,
+    )
+
+
+_WINDOW_FIELDS = {"kind", "schedule", "duration", "timeZone", "applications", "namespaces", "clusters", "manualSync"}
+
+
+def _window_fields(w: dict[str, Any]) -> dict[str, Any]:
+    # Argo CD adds fields over time (e.g. `andOperator`, `description`): keep the ones we model.
+    out = {k: v for k, v in w.items() if k in _WINDOW_FIELDS and v is not None}
+    out.setdefault("timeZone", "UTC")
+    return out
+
+
+def _version_of(obj: dict[str, Any] | None) -> str:
+    api = str((obj or {}).get("apiVersion") or "")
+    return api.rsplit("/", 1)[-1] if api else ""
+
+
+def touched_namespaces(report: DriftReport) -> list[str]:
+    names = {d.ref.namespace for d in report.drifts if d.ref.namespace}
+    if report.destination_namespace:
+        names.add(report.destination_namespace)
+    return sorted(names)
+
+
+class Observer:
+    def __init__(self, argocd: ArgoCDClient, tools: ToolCaller | None, namespace_timeout_s: float = 2.0) -> None:
+        self._argocd = argocd
+        self._tools = tools
+        self._ns_timeout = namespace_timeout_s
+
+    async def observe(self, event: DriftEvent, now: datetime) -> tuple[DriftReport, list[Evidence]]:
+        n = event.notification
+        app_task = asyncio.create_task(self._argocd.application(n.app, n.app_namespace))
+        res_task = asyncio.create_task(self._argocd.managed_resources(n.app, n.app_namespace))
+        try:
+            app = await app_task
+            project = await self._argocd.project(app.project)
+            resources = await res_task
+        finally:
+            for t in (app_task, res_task):
+                if not t.done():
+                    t.cancel()
+        report = build_report(event, app, project, resources, now)
+        evidence = await self._namespaces(report, now)
+        labels = {
+            ev.value.name: dict(ev.value.labels)
+            for ev in evidence
+            if isinstance(ev.value, NamespaceInfo) and ev.value.found
+        }
+        return report.model_copy(update={"namespace_labels": labels}), evidence
+
+    async def _namespaces(self, report: DriftReport, now: datetime) -> list[Evidence]:
+        if self._tools is None:
+            return []
+        tools = self._tools
+        calls = [
+            tools.call("kubernetes", "namespace", {"name": ns}, evidence_id=f"kubernetes.namespace:-/{ns}",
+                       observed_at=now, timeout_s=self._ns_timeout)
+            for ns in touched_namespaces(report)
+        ]
+        return list(await asyncio.gather(*calls))

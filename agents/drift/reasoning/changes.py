@@ -1,0 +1,170 @@
+"""What kind of change each drifted resource carries: capacity up or down, a Secret value, or plain configuration.
+
+Directions come from comparing Git's and the cluster's values (replicas, resource quantities,
+autoscaler bounds, disruption budgets, probes), so that any workload and any magnitude is read
+the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.drift.reasoning.workloads import (
+    WORKLOAD_KINDS,
+    container_map,
+    dig,
+    pod_spec,
+    pod_spec_pointer,
+    quantity,
+    replicas,
+)
+from protocol.models import ResourceDrift
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One capacity-relevant field that moved: where, from what to what, and which way."""
+
+    path: str
+    before: Any
+    after: Any
+    up: bool
+    what: str  # "replicas" | "cpu" | "memory" | "autoscaler" | "disruption" | "probe" | resource name
+
+    def describe(self) -> str:
+        return f"{self.path} {self.before} -> {self.after}"
+
+
+@dataclass
+class ResourceChanges:
+    """The classified drift of one resource."""
+
+    drift: ResourceDrift
+    secret_values: list[str] = field(default_factory=list)
+    deltas: list[Delta] = field(default_factory=list)
+    config_paths: list[str] = field(default_factory=list)
+
+    @property
+    def up(self) -> list[Delta]:
+        return [d for d in self.deltas if d.up]
+
+    @property
+    def down(self) -> list[Delta]:
+        return [d for d in self.deltas if not d.up]
+
+    @property
+    def is_workload(self) -> bool:
+        return self.drift.ref.kind in WORKLOAD_KINDS
+
+    @property
+    def replicas_changed(self) -> bool:
+        return any(d.what == "replicas" for d in self.deltas)
+
+    @property
+    def memory_raised(self) -> bool:
+        return any(d.what == "memory" and d.up for d in self.deltas)
+
+
+def classify(drift: ResourceDrift) -> ResourceChanges:
+    out = ResourceChanges(drift=drift)
+    target, live = drift.target or {}, drift.live or {}
+    if drift.ref.kind == "Secret":
+        out.secret_values = [c.path for c in drift.changes
+                             if c.redacted or c.path.startswith(("/data", "/stringData"))]
+    out.deltas = _replica_deltas(target, live) + _resource_deltas(target, live) + _probe_deltas(target, live)
+    if drift.ref.kind == "HorizontalPodAutoscaler":
+        out.deltas += _bound_deltas(target, live)
+    if drift.ref.kind == "PodDisruptionBudget":
+        out.deltas += _pdb_deltas(target, live)
+    covered = {d.path for d in out.deltas}
+    out.config_paths = [
+        c.path for c in drift.changes
+        if c.path not in out.secret_values and not any(_within(c.path, p) or _within(p, c.path) for p in covered)
+    ]
+    return out
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _replica_deltas(target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    before, after = replicas(target), replicas(live)
+    if before is None or after is None or before == after:
+        return []
+    return [Delta("/spec/replicas", before, after, after > before, "replicas")]
+
+
+def _resource_deltas(target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    t_spec, l_spec = pod_spec(target), pod_spec(live)
+    if t_spec is None or l_spec is None:
+        return []
+    base = pod_spec_pointer(live)
+    out: list[Delta] = []
+    t_map = container_map(t_spec)
+    for key, (i, c) in container_map(l_spec).items():
+        if key not in t_map:
+            continue
+        tc = t_map[key][1]
+        for section in ("requests", "limits"):
+            t_res = dig(tc, "resources", section) or {}
+            l_res = dig(c, "resources", section) or {}
+            for name in sorted(set(t_res) | set(l_res)):
+                b, a = quantity(t_res.get(name)), quantity(l_res.get(name))
+                if b == a:
+                    continue
+                path = f"{base}/{key[0]}/{i}/resources/{section}/{name}"
+                if b is not None and a is not None:
+                    out.append(Delta(path, t_res.get(name), l_res.get(name), a > b, name))
+                elif section == "limits":
+                    # A limit removed lifts the ceiling (more headroom); a limit added caps it.
+                    out.append(Delta(path, t_res.get(name), l_res.get(name), a is None, name))
+                else:
+                    out.append(Delta(path, t_res.get(name), l_res.get(name), a is not None, name))
+    return out
+
+
+def _probe_deltas(target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    t_spec, l_spec = pod_spec(target), pod_spec(live)
+    if t_spec is None or l_spec is None:
+        return []
+    base = pod_spec_pointer(live)
+    out: list[Delta] = []
+    l_map = container_map(l_spec)
+    for key, (i, tc) in container_map(t_spec).items():
+        lc = l_map.get(key, (i, {}))[1]
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if probe in tc and probe not in lc:
+                out.append(Delta(f"{base}/{key[0]}/{i}/{probe}", "set", None, False, "probe"))
+    return out
+
+
+def _bound_deltas(target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    out: list[Delta] = []
+    for name in ("minReplicas", "maxReplicas"):
+        b, a = dig(target, "spec", name), dig(live, "spec", name)
+        if isinstance(b, int) and isinstance(a, int) and a != b:
+            out.append(Delta(f"/spec/{name}", b, a, a > b, "autoscaler"))
+    return out
+
+
+def _pdb_deltas(target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    out: list[Delta] = []
+    for name, more_is_safer in (("minAvailable", True), ("maxUnavailable", False)):
+        b, a = dig(target, "spec", name), dig(live, "spec", name)
+        if b == a:
+            continue
+        bq, aq = _pdb_number(b), _pdb_number(a)
+        if bq is None and aq is None:
+            continue
+        more = (aq is not None) if aq is None or bq is None else aq > bq
+        up = more == more_is_safer
+        out.append(Delta(f"/spec/{name}", b, a, up, "disruption"))
+    return out
+
+
+def _pdb_number(value: Any) -> float | None:
+    if isinstance(value, str) and value.endswith("%"):
+        return quantity(value[:-1])
+    return quantity(value)

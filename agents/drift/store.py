@@ -1,0 +1,145 @@
+"""The durable event/decision store (SQLite, state_dir/drift.sqlite; the audit log shares the file).
+
+One row per drift event holds its Decision document. An event is persisted before the webhook
+answers; `open` marks a decision not yet decided, and a partial unique index on the dedup key
+makes "one open decision per application" atomic across concurrent webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import aiosqlite
+
+from agents.drift.errors import StoreError
+from protocol.models import Decision, DecisionState, DriftEvent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS drift_decisions (
+    event_id        TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL,
+    application     TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    open            INTEGER NOT NULL,
+    received_at     TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    document        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS drift_decisions_open_key
+    ON drift_decisions(idempotency_key) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS drift_decisions_app ON drift_decisions(application, received_at);
+"""
+
+
+class EventStore:
+    def __init__(self, db_path: Path) -> None:
+        self._path = db_path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self._path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.executescript(_SCHEMA)
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("event store is not open")
+        return self._db
+
+    async def accept(self, event: DriftEvent, now: datetime) -> tuple[Decision, bool]:
+        """Persist a new event as a `received` decision, or join the open one of the same application.
+
+        Returns (decision, duplicate).
+        """
+        decision = Decision(event=event, state=DecisionState.RECEIVED, updated_at=now)
+        async with self._lock:
+            try:
+                await self.db.execute(
+                    "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                    (
+                        event.event_id,
+                        event.idempotency_key,
+                        event.notification.app,
+                        decision.state.value,
+                        event.received_at.isoformat(),
+                        now.isoformat(),
+                        decision.model_dump_json(),
+                    ),
+                )
+                await self.db.commit()
+                return decision, False
+            except sqlite3.IntegrityError:
+                await self.db.rollback()
+            existing = await self._one(
+                "SELECT document FROM drift_decisions WHERE idempotency_key = ? AND open = 1",
+                (event.idempotency_key,),
+            )
+        if existing is None:  # closed in between: a fresh attempt will insert
+            return await self.accept(event, now)
+        return existing, True
+
+    async def save(self, decision: Decision) -> None:
+        """Write a decision's current document; a final state closes it for dedup."""
+        async with self._lock:
+            await self.db.execute(
+                "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? WHERE event_id = ?",
+                (
+                    decision.state.value,
+                    0 if decision.state.final else 1,
+                    decision.updated_at.isoformat(),
+                    decision.model_dump_json(),
+                    decision.event.event_id,
+                ),
+            )
+            await self.db.commit()
+
+    async def get(self, event_id: str) -> Decision | None:
+        return await self._one("SELECT document FROM drift_decisions WHERE event_id = ?", (event_id,))
+
+    async def list(
+        self, application: str | None = None, state: str | None = None, limit: int = 500
+    ) -> list[Decision]:
+        sql = "SELECT document FROM drift_decisions WHERE 1=1"
+        args: list[object] = []
+        if application:
+            sql += " AND application = ?"
+            args.append(application)
+        if state:
+            sql += " AND state = ?"
+            args.append(state)
+        sql += " ORDER BY received_at DESC LIMIT ?"
+        args.append(limit)
+        async with self.db.execute(sql, args) as cur:
+            rows = await cur.fetchall()
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
+    async def undecided(self) -> list[Decision]:
+        """Events persisted but not decided (crash recovery resumes them)."""
+        async with self.db.execute(
+            "SELECT document FROM drift_decisions WHERE open = 1 ORDER BY received_at"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
+    async def count(self) -> int:
+        async with self.db.execute("SELECT count(*) FROM drift_decisions") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _one(self, sql: str, args: tuple[object, ...]) -> Decision | None:
+        async with self.db.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return Decision.model_validate_json(row[0]) if row else None

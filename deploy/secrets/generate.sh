@@ -1,0 +1,48 @@
+#!/bin/sh
+# Generates every Driftwise Secret (and the public trust store ConfigMap) as YAML for
+# `kubectl apply -f`. Nothing is sent to a cluster; keep the output out of Git.
+#
+#   deploy/secrets/generate.sh OUT_DIR            # needs `driftwise` (or DRIFTWISE=...) and kubectl
+#   kubectl apply -f OUT_DIR/secrets.yaml
+#
+# Fill in the backend credentials first (or edit OUT_DIR/secrets.yaml afterwards):
+#   ARGOCD_TOKEN      Argo CD API token of the `driftwise` account (deploy/argocd/README.md)
+#   GRAFANA_TOKEN     Grafana service-account token with the Viewer role
+#   PAGERDUTY_TOKEN   PagerDuty read-only REST API key
+# The webhook token printed at the end also goes into Argo CD's argocd-notifications-secret.
+set -eu
+
+out=${1:?usage: generate.sh OUT_DIR}
+driftwise=${DRIFTWISE:-driftwise}
+namespace=${NAMESPACE:-driftwise}
+mkdir -p "$out/keys"
+umask 077
+
+token() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+# One Ed25519 key per agent; the trust store pins each public key to its agent id.
+rm -f "$out/keys/trust.json"
+for agent in drift security compliance; do
+  "$driftwise" keys generate --agent "$agent" --out "$out/keys" --trust "$out/keys/trust.json" >/dev/null
+done
+
+webhook_token=$(token)
+k() { kubectl create --dry-run=client -o yaml -n "$namespace" "$@"; echo "---"; }
+{
+  for agent in drift security compliance; do
+    k secret generic "driftwise-key-$agent" --from-file="$agent.private.jwk.json=$out/keys/$agent.private.jwk.json"
+  done
+  k configmap driftwise-trust --from-file="trust.json=$out/keys/trust.json"
+  k secret generic driftwise-argocd-token --from-literal=token="${ARGOCD_TOKEN:-REPLACE-with-argocd-account-token}"
+  k secret generic driftwise-drift-api \
+    --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$(token)"
+  k secret generic driftwise-peer-tokens \
+    --from-literal=mcp-prometheus="$(token)" --from-literal=mcp-grafana="$(token)" \
+    --from-literal=mcp-pagerduty="$(token)" --from-literal=mcp-kubernetes="$(token)" \
+    --from-literal=security="$(token)" --from-literal=compliance="$(token)"
+  k secret generic driftwise-grafana-token --from-literal=token="${GRAFANA_TOKEN:-REPLACE-with-grafana-viewer-token}"
+  k secret generic driftwise-pagerduty-token --from-literal=token="${PAGERDUTY_TOKEN:-REPLACE-with-pagerduty-read-only-key}"
+} > "$out/secrets.yaml"
+
+printf '%s\n' "$webhook_token" > "$out/webhook-token"
+echo "wrote $out/secrets.yaml; the Argo CD webhook token is in $out/webhook-token" >&2

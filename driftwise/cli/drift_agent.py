@@ -1,0 +1,82 @@
+"""`driftwise agent drift`: map driftwise Settings into the drift agent's own config and serve it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from driftwise.settings import Settings
+
+if TYPE_CHECKING:
+    from agents.drift.config import DriftConfig
+
+
+def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
+    from agents.drift.config import (
+        ArgoCDConfig,
+        DriftConfig,
+        LlmConfig,
+        McpServerRef,
+        PolicyConfig,
+        SpecialistRef,
+    )
+
+    d = settings.drift
+    host = settings.host
+    mcp = settings.mcp
+    return DriftConfig(
+        agent_id="drift",
+        host=host,
+        port=port or d.port,
+        state_dir=settings.state_dir,
+        private_key_path=settings.keys_dir / "drift.private.jwk.json",
+        trust_store_path=settings.trust_store_path,
+        argocd=ArgoCDConfig(url=settings.argocd.url, token=settings.argocd.token,
+                            timeout_s=settings.argocd.timeout_s, verify_tls=settings.argocd.verify_tls),
+        mcp_servers={
+            name: McpServerRef(url=server.url(host), token=server.token)
+            for name, server in (("prometheus", mcp.prometheus), ("grafana", mcp.grafana),
+                                 ("pagerduty", mcp.pagerduty), ("kubernetes", mcp.kubernetes))
+        },
+        mcp_call_timeout_s=mcp.call_timeout_s,
+        specialists={
+            name: SpecialistRef(url=s.url(host), token=s.token, kinds=s.kinds, paths=s.paths, enabled=s.enabled)
+            for name, s in settings.specialists.items()
+        },
+        mode=d.mode,
+        project_modes=d.project_modes,
+        confidence_threshold=d.confidence_threshold,
+        decision_deadline_s=d.decision_deadline_s,
+        delegate_timeout_s=d.delegate_timeout_s,
+        webhook_token=d.webhook_token,
+        webhook_basic_user=d.webhook_basic_user,
+        webhook_basic_password=d.webhook_basic_password,
+        approvals_token=d.approvals_token,
+        peer_token=d.peer_token,
+        max_body_bytes=d.max_body_bytes,
+        allow_ttl_h=d.allow_ttl_h,
+        sandbox_clock_url=d.sandbox_clock_url,
+        policy=PolicyConfig(opa_url=settings.policy.opa_url, opa_path=settings.policy.opa_path,
+                            policy_dir=settings.policy.policy_dir, timeout_s=settings.policy.timeout_s),
+        llm=LlmConfig(**settings.llm.model_dump()),
+    )
+
+
+def run_drift_agent(settings: Settings, port: int | None = None) -> None:
+    """Serve the drift agent until stopped (called by `driftwise agent drift`)."""
+    from agents.drift.app import serve
+    from driftwise.cli import fail, setup_logging
+    from protocol.errors import KeyStoreError
+
+    setup_logging(settings.log_level, "drift")
+    config = drift_config(settings, port)
+    for path, what in ((config.private_key_path, "signing key"), (config.trust_store_path, "trust store")):
+        if not path.exists():
+            fail(f"drift agent {what} {path} does not exist: run `driftwise keys generate --agent drift "
+                 f"--out {settings.keys_dir} --trust {settings.trust_store_path}`")
+    try:
+        asyncio.run(serve(config))
+    except KeyStoreError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass

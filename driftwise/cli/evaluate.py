@@ -1,0 +1,92 @@
+"""`driftwise eval DIR`: score the whole system on a folder of labelled scenarios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from driftwise.cli import ConfigOption
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_cmd(
+        folder: Path = typer.Argument(..., help="folder of labelled scenario files (*.yaml)"),
+        json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON here"),
+        reasoner: str = typer.Option("rules", "--reasoner", help="rules | llm (llm uses the llm.* settings)"),
+        timeout_s: float | None = typer.Option(
+            None, "--timeout", help="seconds to wait for one decision (default: 2x drift.decision_deadline_s + 10)"
+        ),
+        prometheus: str | None = typer.Option(None, "--prometheus", help="sandbox metrics: auto | real | builtin"),
+        keep_state: bool = typer.Option(False, "--keep-state", help="keep the temporary state folder and logs"),
+        config: Path | None = ConfigOption,
+    ) -> None:
+        """Start the sandbox on DIR and every process, run each scenario, score the final actions."""
+        import asyncio
+        import shutil
+        import tempfile
+
+        from rich.console import Console
+
+        from driftwise.cli import fail, settings_or_exit
+        from driftwise.evaluation import (
+            EvalError,
+            accuracy_line,
+            confusion_table,
+            load_labelled,
+            report_json,
+            results_table,
+            run_eval,
+        )
+        from driftwise.supervisor import SupervisorError, free_port_block, ports_needed, prepare_settings
+
+        if reasoner not in ("rules", "llm"):
+            fail(f"--reasoner must be rules or llm, not {reasoner!r}", 2)
+        if prometheus not in (None, "auto", "real", "builtin"):
+            fail(f"--prometheus must be auto, real or builtin, not {prometheus!r}", 2)
+        settings = settings_or_exit(config)
+        if reasoner == "llm" and not settings.llm.base_url:
+            fail("--reasoner llm needs an OpenAI-compatible endpoint: set llm.base_url "
+                 "(env DRIFTWISE_LLM__BASE_URL) and llm.model / llm.api_key", 2)
+        try:
+            scenarios = load_labelled(folder)
+        except EvalError as exc:
+            fail(str(exc), 2)
+        mode: Literal["rules", "llm"] = "llm" if reasoner == "llm" else "rules"
+        state = Path(tempfile.mkdtemp(prefix="driftwise-eval-"))
+        try:
+            settings = prepare_settings(settings, state_dir=state, port_base=free_port_block(ports_needed(settings)),
+                                        mode="autonomous", llm=mode == "llm")
+        except SupervisorError as exc:
+            fail(str(exc))
+        timeout = timeout_s or settings.drift.decision_deadline_s * 2 + 10
+        err = Console(stderr=True)
+        ok = False
+        try:
+            run = asyncio.run(run_eval(
+                settings, scenarios, folder.resolve(), console=err, timeout_s=timeout,
+                sandbox_args=["--prometheus", prometheus] if prometheus else None, config_file=config,
+            ))
+            ok = True
+        except EvalError as exc:
+            fail(f"eval could not run: {exc}")
+        except KeyboardInterrupt:
+            fail("eval interrupted", 130)
+        finally:
+            if ok and not keep_state:
+                shutil.rmtree(state, ignore_errors=True)
+        out = Console(soft_wrap=True)
+        out.print(results_table(run.results, with_llm=mode == "llm"))
+        out.print(confusion_table(run.results))
+        slowest = max((v for v in run.process_ready_s.values() if v is not None), default=0.0)
+        out.print(f"system ready in {run.startup_s:.1f}s (slowest process {slowest:.1f}s); "
+                  f"{len(run.results)} scenarios, reasoner {mode}")
+        for r in run.results:
+            if r.error:
+                out.print(f"[red]{r.id}[/]: {r.error}", markup=True)
+        if json_out is not None:
+            json_out.write_text(json.dumps(report_json(run.results, reasoner=mode, started_s=run.startup_s), indent=2))
+        typer.echo(accuracy_line(run.results))

@@ -1,0 +1,238 @@
+"""`driftwise up`, `driftwise demo`, `driftwise bench`: run the whole system as separate local processes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from driftwise.cli import ConfigOption
+
+PrometheusOption = typer.Option(None, "--prometheus", help="sandbox metrics: auto | real | builtin")
+PortBaseOption = typer.Option(
+    None, "--port-base", help="move every port into one block from here (sandbox +0..4, drift +5, "
+    "specialists, MCP servers); 0 = any free block"
+)
+
+
+def _ports(settings: Any, port_base: int | None) -> int | None:
+    from driftwise.supervisor import free_port_block, ports_needed
+
+    if port_base == 0:
+        return free_port_block(ports_needed(settings))
+    return port_base
+
+
+def _sandbox_args(prometheus: str | None) -> list[str] | None:
+    from driftwise.cli import fail
+
+    if prometheus is None:
+        return None
+    if prometheus not in ("auto", "real", "builtin"):
+        fail(f"--prometheus must be auto, real or builtin, not {prometheus!r}", 2)
+    return ["--prometheus", prometheus]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up(
+        sandbox: list[Path] = typer.Option(
+            [], "--sandbox", help="also run the sandbox serving these scenario files/folders (repeatable)"
+        ),
+        port_base: int | None = PortBaseOption,
+        config: Path | None = ConfigOption,
+    ) -> None:
+        """Start every Driftwise process on this machine; stop them all with Ctrl-C."""
+        from driftwise.cli import fail, settings_or_exit
+        from driftwise.supervisor import StartError, SupervisorError, prepare_settings
+
+        settings = settings_or_exit(config)
+        for path in sandbox:
+            if not path.exists():
+                fail(f"--sandbox {path}: no such file or folder", 2)
+        try:
+            settings = prepare_settings(settings, port_base=_ports(settings, port_base))
+            code = asyncio.run(_up(settings, [p.resolve() for p in sandbox] or None, config))
+        except StartError as exc:
+            tail = "\n".join(exc.output.splitlines()[-15:])
+            fail(f"could not start: {exc}" + (f"\n{tail}" if tail else ""))
+        except SupervisorError as exc:
+            fail(str(exc))
+        raise typer.Exit(code)
+
+    @app.command("demo")
+    def demo(
+        scenarios: Path | None = typer.Option(None, "--scenarios", help="scenario folder (default: the repo's)"),
+        scenario: list[str] = typer.Option([], "--scenario", help="scenario id to decide (repeatable)"),
+        port_base: int | None = PortBaseOption,
+        prometheus: str | None = PrometheusOption,
+        config: Path | None = ConfigOption,
+    ) -> None:
+        """Run everything on the sandbox, decide two drifts (the Friday scale-up, a ConfigMap tweak), explain them."""
+        from rich.console import Console
+
+        from driftwise.cli import fail, settings_or_exit
+        from driftwise.demo import DEMO_SCENARIOS, default_scenarios_dir, run_demo
+        from driftwise.evaluation import EvalError
+        from driftwise.supervisor import SupervisorError, prepare_settings
+
+        settings = settings_or_exit(config)
+        folder = (scenarios or default_scenarios_dir()).resolve()
+        if not folder.is_dir():
+            fail(f"scenario folder {folder} does not exist (pass --scenarios DIR)", 2)
+        state = Path(tempfile.mkdtemp(prefix="driftwise-demo-"))
+        import sys
+
+        console = Console(width=None if sys.stdout.isatty() else 110)
+        started = time.perf_counter()
+        try:
+            settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base))
+            shown = asyncio.run(run_demo(settings, scenarios_dir=folder, scenario_ids=scenario or list(DEMO_SCENARIOS),
+                                         console=console, config_file=config,
+                                         sandbox_args=_sandbox_args(prometheus)))
+        except (EvalError, SupervisorError) as exc:
+            fail(f"demo could not run: {exc} (state kept in {state})")
+        except KeyboardInterrupt:
+            fail("demo interrupted", 130)
+        shutil.rmtree(state, ignore_errors=True)
+        console.rule()
+        typer.echo(f"demo done in {time.perf_counter() - started:.1f}s: "
+                   + "; ".join(f"{s.scenario} -> {s.action} ({s.latency_ms:.0f} ms)" for s in shown))
+
+    @app.command("bench")
+    def bench(
+        events: int = typer.Option(50, "--events", min=1, max=100_000, help="events per phase"),
+        concurrency: int = typer.Option(8, "--concurrency", min=1, max=1000, help="events in flight, phase 2"),
+        json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON here"),
+        url: str | None = typer.Option(None, "--url", help="drift agent of a running system (default: start one)"),
+        sandbox_url: str | None = typer.Option(None, "--sandbox-url", help="its sandbox (default: argocd.url)"),
+        scenario: str = typer.Option("v01-payments-emergency-scale-up", "--scenario", help="scenario to clone"),
+        scenarios: Path | None = typer.Option(None, "--scenarios", help="scenario folder (default: the repo's)"),
+        prometheus: str | None = PrometheusOption,
+        config: Path | None = ConfigOption,
+    ) -> None:
+        """Drive the system with N notifications: latency percentiles, decisions per second, memory."""
+        import json
+
+        from rich.console import Console
+
+        from driftwise.cli import fail, settings_or_exit
+        from driftwise.demo import default_scenarios_dir
+        from driftwise.evaluation import EvalError
+        from driftwise.supervisor import SupervisorError, prepare_settings
+
+        settings = settings_or_exit(config)
+        folder = (scenarios or default_scenarios_dir()).resolve()
+        state: Path | None = None
+        if url is None:
+            state = Path(tempfile.mkdtemp(prefix="driftwise-bench-"))
+            try:
+                settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, 0),
+                                            mode="autonomous")
+            except SupervisorError as exc:
+                fail(str(exc))
+        console = Console(stderr=True)
+        try:
+            result = asyncio.run(_bench(settings, url=url, sandbox_url=sandbox_url, folder=folder, scenario=scenario,
+                                        events=events, concurrency=concurrency, console=console, config=config,
+                                        sandbox_args=_sandbox_args(prometheus)))
+        except (EvalError, SupervisorError) as exc:
+            fail(f"bench could not run: {exc}" + (f" (state kept in {state})" if state else ""))
+        except KeyboardInterrupt:
+            fail("bench interrupted", 130)
+        if state is not None:
+            shutil.rmtree(state, ignore_errors=True)
+        from driftwise.bench import render
+
+        render(Console(), result)
+        if json_out is not None:
+            json_out.write_text(json.dumps(result.as_json(), indent=2))
+        typer.echo(result.last_line())
+
+
+async def _up(settings: Any, sandbox: list[Path] | None, config: Path | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from driftwise.supervisor import Supervisor, ensure_keys, plan_system, prefixed_printer
+
+    created = await asyncio.to_thread(ensure_keys, settings)
+    console = Console(stderr=True)
+    if created:
+        console.print(f"generated signing keys for {', '.join(created)} in {settings.keys_dir}")
+    specs = plan_system(settings, sandbox_paths=sandbox, config_file=config)
+    supervisor = Supervisor(specs, sink=prefixed_printer(max(len(s.name) for s in specs) + 1))
+    started = time.perf_counter()
+
+    def show_ready() -> None:
+        table = Table(title=f"Driftwise is up ({time.perf_counter() - started:.1f}s) — Ctrl-C stops everything",
+                      title_justify="left")
+        for col in ("process", "pid", "ready in", "checked at"):
+            table.add_column(col)
+        for c in supervisor.status():
+            table.add_row(c["name"], str(c["pid"]), f"{c['ready_s']:.1f}s", c["url"] or "-")
+        console.print(table)
+        console.print(f"webhook: http://{settings.host}:{settings.drift.port}/v1/webhooks/argocd")
+
+    code = await supervisor.serve(on_ready=show_ready)
+    console.print("every process stopped" if code == 0 else "a process kept failing; everything stopped")
+    return code
+
+
+async def _bench(
+    settings: Any, *, url: str | None, sandbox_url: str | None, folder: Path, scenario: str, events: int,
+    concurrency: int, console: Any, config: Path | None, sandbox_args: list[str] | None,
+) -> Any:
+    import dataclasses
+
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftwise.bench import drive, listening_pids
+    from driftwise.evaluation import Endpoints, EvalError, SystemClient
+    from driftwise.supervisor import StartError, file_sink, local_system
+
+    timeout = settings.drift.decision_deadline_s * 2 + 10
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+    async def run(endpoints: Endpoints, pids: dict[str, int], startup: float | None) -> Any:
+        async with httpx.AsyncClient(timeout=30.0, trust_env=False,
+                                     limits=httpx.Limits(max_connections=concurrency + 10)) as http:
+            client = SystemClient(http, endpoints)
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("events", total=2 * events)
+                result = await drive(client, scenario=scenario, events=events, concurrency=concurrency,
+                                     timeout_s=timeout, pids=pids, on_progress=lambda: progress.advance(task))
+        return dataclasses.replace(result, startup_s=startup)
+
+    if url is not None:
+        base = Endpoints.from_settings(settings)
+        endpoints = dataclasses.replace(base, drift_url=url.rstrip("/"),
+                                        sandbox_url=(sandbox_url or settings.argocd.url).rstrip("/"))
+        port = httpx.URL(url).port or 80
+        return await run(endpoints, await asyncio.to_thread(listening_pids, {"drift": port}), None)
+
+    log_path = Path(settings.state_dir) / "processes.log"
+    sink, close_log = file_sink(log_path)
+    try:
+        started = time.perf_counter()
+        with console.status("starting the system"):
+            try:
+                system = local_system(settings, sandbox_paths=[folder], sink=sink, config_file=config,
+                                      sandbox_args=sandbox_args)
+                supervisor = await system.__aenter__()
+            except StartError as exc:
+                tail = "\n".join(exc.output.splitlines()[-15:])
+                raise EvalError(f"process {exc} (logs: {log_path})" + (f"\n{tail}" if tail else "")) from None
+        startup = time.perf_counter() - started
+        try:
+            return await run(Endpoints.from_settings(settings), supervisor.pids(), startup)
+        finally:
+            await system.__aexit__(None, None, None)
+    finally:
+        close_log()
