@@ -9,6 +9,7 @@ one; `verify()` still re-checks the whole chain, since anyone with the file can 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -83,6 +84,8 @@ class AuditLog:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self._db: aiosqlite.Connection | None = None
+        # one connection: concurrent appends in this process must not interleave their transactions
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         try:
@@ -120,6 +123,10 @@ class AuditLog:
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit payload for event {event_id} is not JSON: {exc}") from exc
         stamp = (at or datetime.now(UTC)).isoformat()
+        async with self._lock:
+            return await self._append_locked(event_id, kind, stamp, payload_json)
+
+    async def _append_locked(self, event_id: str, kind: Kind, stamp: str, payload_json: str) -> AuditRecord:
         db = self.db
         await db.execute("BEGIN IMMEDIATE")
         try:
