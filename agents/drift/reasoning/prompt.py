@@ -130,8 +130,8 @@ def build_messages(inp: ReasoningInput, max_chars: int) -> tuple[list[tuple[str,
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     if len(text) > budget:
         text = text[: max(0, budget)] + "…[truncated]"
-    # The markers carry a nonce the data cannot know; strip any look-alike from the data anyway.
-    text = text.replace("<<<", "‹‹‹").replace(">>>", "›››")
+    # The markers carry a nonce the data cannot know; escape look-alikes anyway (same JSON value, no marker).
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e")
     note = " (shortened to fit: long values were cut)" if shortened else ""
     user = f"Decide this drift event{note}.\n{open_}\n{text}\n{close}"
     return [("system", system), ("human", user)], shortened
