@@ -1,0 +1,72 @@
+"""Assemble the five backend apps and serve them, one uvicorn server per port, in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from driftwise.sandbox import argocd, control, grafana, kubernetes, pagerduty, prometheus
+from driftwise.sandbox.prometheus import BuiltinBackend, PrometheusBackend
+from driftwise.sandbox.state import Sandbox
+
+log = logging.getLogger(__name__)
+
+PORT_OFFSETS = {"argocd": 0, "kubernetes": 1, "prometheus": 2, "grafana": 3, "pagerduty": 4}
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, status_code=404)
+
+
+def build_apps(sandbox: Sandbox, prom: PrometheusBackend | None = None) -> dict[str, Starlette]:
+    prom = prom or BuiltinBackend()
+    handlers = {404: _not_found}
+    return {
+        "argocd": Starlette(routes=control.routes(sandbox) + argocd.routes(sandbox), exception_handlers=handlers),
+        "kubernetes": Starlette(routes=kubernetes.routes(sandbox), exception_handlers=handlers),
+        "prometheus": Starlette(routes=prometheus.routes(sandbox, prom), exception_handlers=handlers),
+        "grafana": Starlette(routes=grafana.routes(sandbox), exception_handlers=handlers),
+        "pagerduty": Starlette(routes=pagerduty.routes(sandbox), exception_handlers=handlers),
+    }
+
+
+@dataclass
+class Served:
+    servers: list[uvicorn.Server]
+    tasks: list[asyncio.Task[None]]
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def serve(apps: dict[str, Starlette], host: str, base_port: int, log_level: str = "warning",
+                on_started: Callable[[], Awaitable[None]] | None = None) -> Served:
+    """Start every app on its port; returns once all listen (raises if one cannot bind)."""
+    servers, tasks = [], []
+    for name, app in apps.items():
+        config = uvicorn.Config(app, host=host, port=base_port + PORT_OFFSETS[name], log_level=log_level,
+                                access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        servers.append(server)
+        tasks.append(asyncio.create_task(server.serve(), name=f"sandbox-{name}"))
+    served = Served(servers, tasks)
+    while not all(s.started for s in servers):
+        done = [t for t in tasks if t.done()]
+        if done:
+            await served.stop()
+            raise OSError(f"a sandbox backend could not start on {host} ports {base_port}-{base_port + 4} "
+                          "(port in use? pass another --port)")
+        await asyncio.sleep(0.01)
+    if on_started:
+        await on_started()
+    return served

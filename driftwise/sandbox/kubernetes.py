@@ -1,0 +1,259 @@
+"""The Kubernetes API server's read side: discovery, get and list with label and field selectors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from driftwise.sandbox.http import backend, bearer, json_response
+from driftwise.sandbox.kinds import KNOWN, ResourceType
+from driftwise.sandbox.state import Sandbox
+from driftwise.sandbox.world import World
+
+Obj = dict[str, Any]
+_USER = "system:serviceaccount:driftwise:driftwise"
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed"}
+
+
+def status_error(code: int, message: str, details: Obj | None = None) -> Response:
+    body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+                 "reason": _REASONS.get(code, "InternalError"), "code": code}
+    if details:
+        body["details"] = details
+    return json_response(body, code)
+
+
+def _types(world: World) -> list[ResourceType]:
+    """Every resource type served: the well-known ones plus whatever the world holds."""
+    types = list(KNOWN)
+    for obj in world.objects.values():
+        t = world.object_type(obj)
+        if not any(k.group == t.group and k.version == t.version and k.kind == t.kind for k in types):
+            types.append(t)
+    return types
+
+
+def _resource_list(t_list: list[ResourceType], group_version: str) -> Obj:
+    return {
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+        "resources": [
+            {"name": t.plural, "singularName": t.kind.lower(), "namespaced": t.namespaced, "kind": t.kind,
+             "verbs": list(t.verbs), **({"shortNames": list(t.short_names)} if t.short_names else {})}
+            for t in t_list
+        ],
+    }
+
+
+# --- selectors -------------------------------------------------------------------------------
+
+_SET_REQ = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _split_selector(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def label_matcher(selector: str) -> Any:
+    """A Kubernetes label selector (=, ==, !=, in, notin, exists, !exists) as a predicate; ValueError if bad."""
+    reqs = []
+    for part in _split_selector(selector):
+        m = _SET_REQ.match(part)
+        if m:
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
+            reqs.append((key, op, values))
+        elif "!=" in part:
+            key, value = part.split("!=", 1)
+            reqs.append((key.strip(), "!=", {value.strip()}))
+        elif "=" in part:
+            key, value = part.split("==", 1) if "==" in part else part.split("=", 1)
+            reqs.append((key.strip(), "=", {value.strip()}))
+        elif part.startswith("!"):
+            reqs.append((part[1:].strip(), "!exists", set()))
+        elif re.fullmatch(r"[A-Za-z0-9._/-]+", part):
+            reqs.append((part, "exists", set()))
+        else:
+            raise ValueError(f"unable to parse requirement: {part!r}")
+
+    def match(labels: dict[str, str]) -> bool:
+        for key, op, values in reqs:
+            has, value = key in labels, labels.get(key)
+            if (op in ("=", "in") and (not has or value not in values)) or (
+                op in ("!=", "notin") and has and value in values) or (
+                op == "exists" and not has) or (op == "!exists" and has):
+                return False
+        return True
+
+    return match
+
+
+def _field(obj: Obj, path: str) -> str:
+    node: Any = obj
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is None:
+        return ""
+    return str(node).lower() if isinstance(node, bool) else str(node)
+
+
+def field_matcher(selector: str) -> Any:
+    reqs = []
+    for part in _split_selector(selector):
+        if "!=" in part:
+            key, value = part.split("!=", 1)
+            reqs.append((key.strip(), False, value.strip()))
+        elif "=" in part:
+            key, value = part.split("==", 1) if "==" in part else part.split("=", 1)
+            reqs.append((key.strip(), True, value.strip()))
+        else:
+            raise ValueError(f"invalid field selector: {part!r}")
+    return lambda obj: all((_field(obj, k) == v) == eq for k, eq, v in reqs)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def routes(sandbox: Sandbox) -> list[Route]:
+    def authorized(request: Request) -> bool:
+        # kubectl never sends a bearer token over plain HTTP (kubernetes/kubectl#744), so requests without
+        # credentials are the anonymous user, granted read like a cluster binding system:anonymous to view;
+        # Tokens.kube_anonymous=False turns that off. A wrong token is always 401.
+        if "authorization" not in request.headers:
+            return sandbox.tokens.kube_anonymous
+        return bearer(request) == sandbox.tokens.kubernetes
+
+    api = backend(
+        sandbox, "kubernetes",
+        authorized=authorized,
+        unauthorized=lambda r: status_error(401, "Unauthorized"),
+        no_world=lambda: status_error(404, "no scenario is active in the sandbox"),
+    )
+
+    @api
+    async def versions(request: Request, world: World) -> Response:
+        return json_response({"kind": "APIVersions", "versions": ["v1"],
+                              "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                              "serverAddress": request.url.netloc}]})
+
+    @api
+    async def groups(request: Request, world: World) -> Response:
+        by_group: dict[str, list[str]] = {}
+        for t in _types(world):
+            if t.group and t.version not in by_group.setdefault(t.group, []):
+                by_group[t.group].append(t.version)
+        out = []
+        for group, versions_ in by_group.items():
+            vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions_]
+            out.append({"name": group, "versions": vs, "preferredVersion": vs[0]})
+        return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out})
+
+    @api
+    async def group(request: Request, world: World) -> Response:
+        name = request.path_params["group"]
+        vs = []
+        for t in _types(world):
+            if t.group == name and not any(v["version"] == t.version for v in vs):
+                vs.append({"groupVersion": f"{name}/{t.version}", "version": t.version})
+        if not vs:
+            return status_error(404, "the server could not find the requested resource")
+        return json_response({"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": vs,
+                              "preferredVersion": vs[0]})
+
+    @api
+    async def core_resources(request: Request, world: World) -> Response:
+        return json_response(_resource_list([t for t in _types(world) if not t.group], "v1"))
+
+    @api
+    async def group_resources(request: Request, world: World) -> Response:
+        g, v = request.path_params["group"], request.path_params["version"]
+        ts = [t for t in _types(world) if t.group == g and t.version == v]
+        if not ts:
+            return status_error(404, "the server could not find the requested resource")
+        return json_response(_resource_list(ts, f"{g}/{v}"))
+
+    async def serve(request: Request, world: World, group: str, version: str) -> Response:
+        p = request.path_params
+        namespace, plural, name = p.get("namespace"), p["plural"], p.get("name")
+        rtype = next((t for t in _types(world) if t.group == group and t.version == version and t.plural == plural),
+                     None)
+        gr = f"{plural}.{group}" if group else plural
+        if rtype is None:
+            return status_error(404, "the server could not find the requested resource")
+        if request.method != "GET":
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(request.method,
+                                                                                                 "update")
+            where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+            subject = f'{gr} "{name}"' if name else gr
+            return status_error(403, f'{subject} is forbidden: User "{_USER}" cannot {verb} resource "{plural}" '
+                                     f'in API group "{group}"{where}',
+                                {"name": name or "", "group": group, "kind": plural})
+        if namespace is not None and not rtype.namespaced:
+            return status_error(404, "the server could not find the requested resource")
+        candidates = [
+            o for o in world.objects.values()
+            if o["kind"] == rtype.kind and world.object_type(o).group == group
+            and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)
+        ]
+        if name is not None:
+            found = next((o for o in candidates if o["metadata"]["name"] == name), None)
+            if found is None or (rtype.namespaced and namespace is None):
+                return status_error(404, f'{gr} "{name}" not found', {"name": name, "group": group, "kind": plural})
+            return json_response(_served(world, found, rtype))
+        try:
+            lsel = label_matcher(request.query_params.get("labelSelector", ""))
+            fsel = field_matcher(request.query_params.get("fieldSelector", ""))
+        except ValueError as exc:
+            return status_error(400, str(exc))
+        items = [_served(world, o, rtype) for o in candidates
+                 if lsel((o.get("metadata") or {}).get("labels") or {}) and fsel(o)]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        for item in items:  # items of a List carry no apiVersion/kind of their own
+            item.pop("apiVersion", None)
+            item.pop("kind", None)
+        return json_response({"kind": f"{rtype.kind}List", "apiVersion": rtype.group_version,
+                              "metadata": {"resourceVersion": str(world.resource_version)}, "items": items})
+
+    @api
+    async def core(request: Request, world: World) -> Response:
+        return await serve(request, world, "", "v1")
+
+    @api
+    async def grouped(request: Request, world: World) -> Response:
+        return await serve(request, world, request.path_params["group"], request.path_params["version"])
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route("/api", versions), Route("/apis", groups), Route("/api/v1", core_resources),
+        Route("/apis/{group}", group), Route("/apis/{group}/{version}", group_resources),
+        Route("/api/v1/namespaces/{namespace}/{plural}/{name}", core, methods=methods),
+        Route("/api/v1/namespaces/{namespace}/{plural}", core, methods=methods),
+        Route("/api/v1/{plural}/{name}", core, methods=methods),
+        Route("/api/v1/{plural}", core, methods=methods),
+        Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", grouped, methods=methods),
+        Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}", grouped, methods=methods),
+        Route("/apis/{group}/{version}/{plural}/{name}", grouped, methods=methods),
+        Route("/apis/{group}/{version}/{plural}", grouped, methods=methods),
+    ]
+
+
+def _served(world: World, obj: Obj, rtype: ResourceType) -> Obj:
+    out = world.masked_object(obj)
+    out["apiVersion"] = rtype.group_version
+    out["kind"] = rtype.kind
+    return out

@@ -1,0 +1,158 @@
+"""Every tool, through the MCP client the agents use (McpPool), against the sandbox's visible scenarios."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from agents.kit.mcp_pool import McpPool
+from protocol.context import (
+    Annotations,
+    Autoscalers,
+    Dashboards,
+    FieldManagers,
+    IncidentDetail,
+    Incidents,
+    KubeEvents,
+    KubeObject,
+    MemoryReport,
+    NamespaceInfo,
+    QueryResult,
+    RbacReport,
+    TrafficReport,
+)
+from protocol.models import REDACTED, Evidence
+from tests.mcp.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+NOW = "2026-11-20T16:30:00Z"
+OBSERVED = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def pool(stack: Stack) -> AsyncIterator[McpPool]:
+    async with McpPool(stack.endpoints, call_timeout_s=5.0) as pool:
+        yield pool
+
+
+async def call(pool: McpPool, server: str, tool: str, **arguments: Any) -> Evidence:
+    return await pool.call(server, tool, arguments, evidence_id=f"{server}.{tool}", observed_at=OBSERVED)
+
+
+def value(evidence: Evidence) -> Any:
+    assert evidence.error is None, evidence.error
+    return evidence.value
+
+
+async def test_v01_traffic_spike_incident_and_annotation(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v01-payments-emergency-scale-up")
+    traffic = value(await call(pool, "prometheus", "workload_traffic", namespace="payments", service="payments-api",
+                               at=NOW, baseline_start="2026-11-20T12:00:00Z", baseline_end="2026-11-20T15:30:00Z"))
+    assert isinstance(traffic, TrafficReport)
+    assert traffic.rate_change is not None and 8 < traffic.rate_change < 12  # ~40 -> ~400 req/s
+    assert traffic.error_ratio is not None and traffic.error_ratio < 0.05
+
+    raw = value(await call(pool, "prometheus", "query", promql="sum by (code) (rate(http_requests_total[5m]))",
+                           start="2026-11-20T10:30:00Z", end=NOW))
+    assert isinstance(raw, QueryResult) and raw.result_type == "matrix"
+    assert {s.labels["code"] for s in raw.series} == {"200", "500"}
+    assert all(len(s.points) <= 120 for s in raw.series)
+
+    incidents = value(await call(pool, "pagerduty", "incidents", service="payments-api",
+                                 since="2026-11-20T14:30:00Z", until=NOW))
+    assert isinstance(incidents, Incidents) and incidents.service_id
+    assert [(i.status, i.priority) for i in incidents.incidents] == [("triggered", "P1")]
+    detail = value(await call(pool, "pagerduty", "incident", incident_id=incidents.incidents[0].id))
+    assert isinstance(detail, IncidentDetail) and detail.incident.service_name == "payments-api"
+    missing = await call(pool, "pagerduty", "incidents", service="no-such-service", since="2026-11-20T14:30:00Z",
+                         until=NOW)
+    assert isinstance(missing.value, Incidents) and missing.value.service_id is None
+
+    notes = value(await call(pool, "grafana", "annotations", start="2026-11-20T15:30:00Z", end=NOW))
+    assert isinstance(notes, Annotations) and "scaling" in notes.annotations[0].tags
+    dashboards = value(await call(pool, "grafana", "search_dashboards"))
+    assert isinstance(dashboards, Dashboards) and dashboards.dashboards
+
+    managers = value(await call(pool, "kubernetes", "field_managers", api_version="apps/v1", kind="Deployment",
+                                name="payments-api", namespace="payments"))
+    assert isinstance(managers, FieldManagers)
+    assert {m.manager: m.paths for m in managers.managers}["kubectl"] == ["/spec/replicas"]
+    events = value(await call(pool, "kubernetes", "events_for", kind="Deployment", name="payments-api",
+                              namespace="payments", since="2026-11-20T15:00:00Z"))
+    assert isinstance(events, KubeEvents) and events.events[0].reason == "ScalingReplicaSet"
+    deployment = value(await call(pool, "kubernetes", "get_object", api_version="apps/v1", kind="Deployment",
+                                  name="payments-api", namespace="payments"))
+    assert isinstance(deployment, KubeObject) and deployment.found
+    assert deployment.object is not None and deployment.object["spec"]["replicas"] == 12  # type: ignore[index]
+    namespace = value(await call(pool, "kubernetes", "namespace", name="payments"))
+    assert isinstance(namespace, NamespaceInfo) and namespace.found
+
+
+async def test_v11_memory_near_the_old_limit(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v11-oom-limit-raised")
+    memory = value(await call(pool, "prometheus", "workload_memory", namespace="storefront", workload="recommender",
+                              start="2026-11-20T15:30:00Z", end=NOW))
+    assert isinstance(memory, MemoryReport) and len(memory.pods) == 3
+    old_limit = 512 * 2**20
+    assert all(p.max_bytes is not None and p.max_bytes > old_limit for p in memory.pods)
+    events = value(await call(pool, "kubernetes", "events_for", kind="Deployment", name="recommender",
+                              namespace="storefront"))
+    assert {e.reason for e in events.events} == {"OOMKilling"}  # its pods' events count for the workload
+
+
+async def test_v06_hpa_owns_the_replicas(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v06-hpa-owned-replicas")
+    found = value(await call(pool, "kubernetes", "autoscalers_for", kind="Deployment", name="orders-api",
+                             namespace="orders"))
+    assert isinstance(found, Autoscalers)
+    assert [(a.name, a.min_replicas, a.max_replicas) for a in found.autoscalers] == [("orders-api", 4, 20)]
+    other = value(await call(pool, "kubernetes", "autoscalers_for", kind="StatefulSet", name="orders-api",
+                             namespace="orders"))
+    assert other.autoscalers == []
+
+
+async def test_v04_rbac_of_the_service_account(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v04-rbac-wildcard")
+    rbac = value(await call(pool, "kubernetes", "rbac_for", namespace="analytics", service_account="report-builder"))
+    assert isinstance(rbac, RbacReport)
+    assert [(g.binding_kind, g.role_kind, g.role_name) for g in rbac.grants] == [
+        ("RoleBinding", "Role", "report-builder-reader")
+    ]
+    assert any("*" in r.verbs or "*" in r.resources for r in rbac.grants[0].rules)  # the live, widened Role
+    nobody = value(await call(pool, "kubernetes", "rbac_for", namespace="analytics", service_account="other"))
+    assert nobody.grants == []
+
+
+async def test_v08_secret_values_never_leave_the_server(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v08-secret-value-changed")
+    secret = value(await call(pool, "kubernetes", "get_object", api_version="v1", kind="Secret",
+                              name="notifications-credentials", namespace="messaging"))
+    assert isinstance(secret, KubeObject) and secret.object is not None
+    assert secret.object["data"] == {"API_TOKEN": REDACTED, "DB_PASSWORD": REDACTED}
+    assert "bjN3LXBhc3N3b3Jk" not in secret.model_dump_json()
+    managers = value(await call(pool, "kubernetes", "field_managers", api_version="v1", kind="Secret",
+                                name="notifications-credentials", namespace="messaging"))
+    assert "/data/DB_PASSWORD" in {p for m in managers.managers for p in m.paths}
+
+
+async def test_v12_prometheus_down_is_an_error_result_naming_it(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v12-metrics-backend-down")
+    down = await call(pool, "prometheus", "workload_traffic", namespace="logistics", service="shipping-api", at=NOW,
+                      baseline_start="2026-11-20T12:00:00Z", baseline_end="2026-11-20T15:30:00Z")
+    assert down.value is None and down.error is not None
+    assert "prometheus unavailable" in down.error and "503" in down.error
+    still_up = await call(pool, "kubernetes", "namespace", name="logistics")
+    assert still_up.ok
+
+
+async def test_missing_objects_are_typed_not_errors(stack: Stack, pool: McpPool) -> None:
+    stack.activate("v01-payments-emergency-scale-up")
+    absent = value(await call(pool, "kubernetes", "get_object", api_version="apps/v1", kind="Deployment",
+                              name="nope", namespace="payments"))
+    assert absent.found is False and absent.object is None
+    ns = value(await call(pool, "kubernetes", "namespace", name="nope"))
+    assert ns.found is False
