@@ -131,7 +131,9 @@ def routes(sandbox: Sandbox) -> list[Route]:
             status["operationState"] = {
                 "phase": "Succeeded", "message": "successfully synced (all tasks run)",
                 "startedAt": _now(sandbox), "finishedAt": _now(sandbox),
-                "operation": {"sync": {k: v for k, v in body.items() if k != "name"},
+                # as Argo CD: the request's `infos` become the operation's `info`, beside the sync itself
+                "operation": {"sync": {k: v for k, v in body.items() if k not in ("name", "appNamespace", "infos")},
+                              "info": body.get("infos") or [],
                               "initiatedBy": {"username": "driftwise"}},
             }
         return record(json_response(app.application))

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -37,6 +38,14 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Linux: Prometheus gets SIGTERM if the sandbox dies without stopping it (e.g. SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def world_key(world: World) -> str:
@@ -139,7 +148,7 @@ class RealPrometheus:
                     self.prometheus, f"--config.file={folder / 'prometheus.yml'}",
                     f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address={self.host}:{self._port}",
                     "--storage.tsdb.retention.time=100y", "--log.level=warn",
-                    stdout=log_file, stderr=log_file, start_new_session=True)
+                    stdout=log_file, stderr=log_file, preexec_fn=_die_with_parent)
             finally:
                 log_file.close()
             await self._wait_ready(folder)
