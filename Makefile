@@ -24,6 +24,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python -m driftwise.benchmarks.signing
+	$(BIN)/python -m driftwise.benchmarks.mcp_latency
 
 eval: setup
 	$(BIN)/driftwise eval scenarios

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from protocol.context import ToolResult
@@ -33,12 +34,11 @@ _ARGS: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 MAX_ERROR_CHARS = 500
 
 
-class McpEndpoint(BaseModel):
+@dataclass(frozen=True)
+class McpEndpoint:
     """Where one MCP server listens (`http://host:port/mcp`) and the bearer token it requires."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str = Field(min_length=1)
+    url: str
     token: str | None = None
 
 

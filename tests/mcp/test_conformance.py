@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -137,8 +138,8 @@ async def test_bad_arguments_are_error_results(server: str) -> None:
 
 
 @pytest.mark.slow
-async def test_stdio_transport(stack: Stack) -> None:
-    env = {**os.environ, **backend_env(stack.sandbox_base, "/tmp")}
+async def test_stdio_transport(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, **backend_env(stack.sandbox_base, str(tmp_path))}
     params = StdioServerParameters(command=sys.executable, args=["-m", "driftwise", "mcp", "kubernetes",
                                                                      "--transport", "stdio"], env=env)
     stack.activate("v01-payments-emergency-scale-up")
