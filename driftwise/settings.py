@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -193,17 +193,31 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     state_dir: Path = Path(".driftwise")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    argocd: ArgoCDSettings = Field(default_factory=ArgoCDSettings)
-    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
-    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
-    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
-    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
-    mcp: McpSettings = Field(default_factory=McpSettings)
-    specialists: dict[str, SpecialistSettings] = Field(default_factory=_default_specialists)
-    drift: DriftAgentSettings = Field(default_factory=DriftAgentSettings)
-    policy: PolicySettings = Field(default_factory=PolicySettings)
-    llm: LlmSettings = Field(default_factory=LlmSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    argocd: ArgoCDSettings = ArgoCDSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+    pagerduty: PagerDutySettings = PagerDutySettings()
+    mcp: McpSettings = McpSettings()
+    specialists: dict[str, SpecialistSettings] = _default_specialists()
+    drift: DriftAgentSettings = DriftAgentSettings()
+    policy: PolicySettings = PolicySettings()
+    llm: LlmSettings = LlmSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+
+    @field_validator("specialists", mode="before")
+    @classmethod
+    def _keep_builtin_specialists(cls, value: Any) -> Any:
+        """A file or env that names specialists extends the built-in ones (disable one with enabled: false)."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_specialists().items()}
+        for name, entry in value.items():
+            if isinstance(entry, SpecialistSettings):
+                entry = entry.model_dump()
+            base = merged.get(name)
+            merged[name] = {**base, **entry} if isinstance(base, dict) and isinstance(entry, dict) else entry
+        return merged
 
     @property
     def keys_dir(self) -> Path:
