@@ -225,48 +225,34 @@ async def run_demo(
     console: Any,
     config_file: Path | None = None,
     sandbox_args: list[str] | None = None,
+    ports_picked: bool = False,
 ) -> list[Shown]:
     """Start everything (sandbox included), decide each scenario's drift, show it, stop everything."""
     import httpx
 
-    from driftwise.evaluation import Endpoints, EvalError, SystemClient
-    from driftwise.supervisor import StartError, file_sink, local_system
+    from driftwise.evaluation import Endpoints, EvalError, SystemClient, running_system
 
-    log_path = Path(settings.state_dir) / "processes.log"
-    sink, close_log = file_sink(log_path)
     shown: list[Shown] = []
-    try:
-        started = time.perf_counter()
-        with console.status("starting the sandbox, 4 MCP servers, the specialists and the drift agent"):
-            try:
-                system = local_system(settings, sandbox_paths=[scenarios_dir], sink=sink, config_file=config_file,
-                                      sandbox_args=sandbox_args)
-                supervisor = await system.__aenter__()
-            except StartError as exc:
-                tail = "\n".join(exc.output.splitlines()[-15:])
-                raise EvalError(f"process {exc} (logs: {log_path})" + (f"\n{tail}" if tail else "")) from None
+    started = time.perf_counter()
+    async with running_system(settings, sandbox_paths=[scenarios_dir], console=console, config_file=config_file,
+                              sandbox_args=sandbox_args, move_ports_on_conflict=ports_picked) as system:
+        supervisor, settings = system.supervisor, system.settings
         console.print(f"{len(supervisor.children)} processes ready in {time.perf_counter() - started:.1f}s: "
                       + ", ".join(f"{c['name']} :{(c['url'] or '').split(':')[-1].split('/')[0]}"
                                   for c in supervisor.status()))
-        try:
-            trust = TrustStore.load(settings.trust_store_path)
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
-                client = SystemClient(http, Endpoints.from_settings(settings))
-                listing = {s["id"]: s for s in (await client.scenarios())["scenarios"]}
-                for sid in scenario_ids:
-                    if sid not in listing:
-                        raise EvalError(f"scenario {sid!r} is not in {scenarios_dir} (known: {', '.join(listing)})")
-                    activated = await client.activate(sid)
-                    notification = activated["applications"][0]["notification"]
-                    t0 = time.perf_counter()
-                    ack = await client.notify(notification)
-                    decision = await client.wait_final(ack.event_id, settings.drift.decision_deadline_s * 2 + 10)
-                    latency = (time.perf_counter() - t0) * 1000
-                    action = render_decision(console, listing[sid].get("title", sid), decision, trust, latency)
-                    shown.append(Shown(sid, ack.event_id, action, latency))
-        finally:
-            with console.status("stopping every process"):
-                await system.__aexit__(None, None, None)
-    finally:
-        close_log()
+        trust = TrustStore.load(settings.trust_store_path)
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
+            client = SystemClient(http, Endpoints.from_settings(settings))
+            listing = {s["id"]: s for s in (await client.scenarios())["scenarios"]}
+            for sid in scenario_ids:
+                if sid not in listing:
+                    raise EvalError(f"scenario {sid!r} is not in {scenarios_dir} (known: {', '.join(listing)})")
+                activated = await client.activate(sid)
+                notification = activated["applications"][0]["notification"]
+                t0 = time.perf_counter()
+                ack = await client.notify(notification)
+                decision = await client.wait_final(ack.event_id, settings.drift.decision_deadline_s * 2 + 10)
+                latency = (time.perf_counter() - t0) * 1000
+                action = render_decision(console, listing[sid].get("title", sid), decision, trust, latency)
+                shown.append(Shown(sid, ack.event_id, action, latency))
     return shown

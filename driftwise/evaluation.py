@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -261,8 +262,14 @@ class SystemClient:
             raise EvalError(f"decisions API: decision {event_id} is not a valid Decision: "
                             f"{_loc(err['loc'])}: {err['msg']}") from None
 
-    async def wait_final(self, event_id: str, timeout_s: float, poll_s: float = 0.01) -> Decision:
-        """Poll until the decision is final (awaiting approval counts); EvalError after `timeout_s`."""
+    async def wait_final(
+        self, event_id: str, timeout_s: float, poll_s: float = 0.01, max_poll_s: float = 0.1
+    ) -> Decision:
+        """Poll until the decision is final (awaiting approval counts); EvalError after `timeout_s`.
+
+        The interval grows from `poll_s` to `max_poll_s`: a measured latency is late by at most one
+        interval, and a tight cap costs the drift agent requests while it decides.
+        """
         deadline = time.monotonic() + timeout_s
         delay = poll_s
         while True:
@@ -272,7 +279,7 @@ class SystemClient:
             if time.monotonic() > deadline:
                 raise EvalError(f"decision {event_id} still {decision.state.value} after {timeout_s:.0f}s")
             await asyncio.sleep(delay)
-            delay = min(delay * 1.3, 0.1)
+            delay = min(delay * 1.3, max_poll_s)
 
     async def reject(self, event_id: str, comment: str) -> None:
         await self._call("POST", f"{self.endpoints.drift_url}/v1/decisions/{event_id}/reject", "approvals API",
@@ -306,7 +313,7 @@ async def run_scenario(client: SystemClient, scenario: LabelledScenario, timeout
     try:
         ack = await submit(client, scenario.notification.model_dump(mode="json", by_alias=True))
         base.event_id = ack.event_id
-        decision = await client.wait_final(ack.event_id, timeout_s)
+        decision = await client.wait_final(ack.event_id, timeout_s, max_poll_s=0.02)
     except SystemUnavailable:
         raise
     except EvalError as exc:
@@ -412,11 +419,55 @@ def report_json(results: list[ScenarioResult], *, reasoner: str, started_s: floa
 # --- the whole command -------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def running_system(
+    settings: Any,
+    *,
+    sandbox_paths: list[Path],
+    console: Any,
+    config_file: Path | None = None,
+    sandbox_args: list[str] | None = None,
+    move_ports_on_conflict: bool = False,
+) -> AsyncIterator[Any]:
+    """Every process started (children's logs to <state_dir>/processes.log), stopped on exit.
+
+    Yields a `driftwise.supervisor.LocalSystem` (use its `.settings`: ports may have moved). A
+    process that cannot start becomes an EvalError naming it, with the end of its output.
+    """
+    from driftwise.supervisor import StartError, file_sink, local_system
+
+    log_path = Path(settings.state_dir) / "processes.log"
+    sink, close_log = file_sink(log_path)
+    status = console.status(f"starting the system (logs: {log_path})")
+    status.start()
+    try:
+        async with local_system(settings, sandbox_paths=sandbox_paths, sink=sink, config_file=config_file,
+                                sandbox_args=sandbox_args, move_ports_on_conflict=move_ports_on_conflict) as system:
+            status.stop()
+            try:
+                yield system
+            except SystemUnavailable as exc:
+                down = [c["name"] for c in system.supervisor.status() if c["state"] != "ready"]
+                which = f" (not running: {', '.join(down)})" if down else ""
+                raise SystemUnavailable(f"{exc}{which}") from None
+            finally:
+                status = console.status("stopping every process")
+                status.start()
+    except StartError as exc:
+        tail = "\n".join(exc.output.splitlines()[-15:])
+        raise EvalError(f"process {exc} (every process's log: {log_path}, kept with --keep-state)"
+                        + (f"\n{tail}" if tail else "")) from None
+    except SystemUnavailable as exc:
+        raise EvalError(f"{exc} (every process's log: {log_path}, kept with --keep-state)") from None
+    finally:
+        status.stop()
+        close_log()
+
+
 @dataclass
 class EvalRun:
     results: list[ScenarioResult]
     startup_s: float
-    log_path: Path
     process_ready_s: dict[str, float | None]
 
 
@@ -433,40 +484,19 @@ async def run_eval(
     """Start sandbox + system (settings already prepared: ports, state dir, mode), run every scenario."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from driftwise.supervisor import StartError, file_sink, local_system
-
-    log_path = Path(settings.state_dir) / "processes.log"
-    sink, close_log = file_sink(log_path)
     started = time.perf_counter()
-    try:
-        with console.status(f"starting the system (logs: {log_path})"):
-            system = local_system(settings, sandbox_paths=[folder], sink=sink,
-                                  config_file=config_file, sandbox_args=sandbox_args)
-            try:
-                supervisor = await system.__aenter__()
-            except StartError as exc:
-                tail = "\n".join(exc.output.splitlines()[-15:])
-                raise EvalError(f"process {exc} (logs: {log_path})" + (f"\n{tail}" if tail else "")) from None
+    async with running_system(settings, sandbox_paths=[folder], console=console, config_file=config_file,
+                              sandbox_args=sandbox_args, move_ports_on_conflict=True) as system:
         startup_s = time.perf_counter() - started
-        ready = {c["name"]: c["ready_s"] for c in supervisor.status()}
-        try:
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
-                client = SystemClient(http, Endpoints.from_settings(settings))
-                columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-                with Progress(*columns, console=console, transient=True) as progress:
-                    task = progress.add_task("scenarios", total=len(scenarios))
+        ready = {c["name"]: c["ready_s"] for c in system.supervisor.status()}
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
+            client = SystemClient(http, Endpoints.from_settings(system.settings))
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("scenarios", total=len(scenarios))
 
-                    def advance(result: ScenarioResult) -> None:
-                        progress.update(task, advance=1, description=f"{result.id}: {result.got}")
+                def advance(result: ScenarioResult) -> None:
+                    progress.update(task, advance=1, description=f"{result.id}: {result.got}")
 
-                    try:
-                        results = await evaluate(client, scenarios, timeout_s=timeout_s, on_result=advance)
-                    except SystemUnavailable as exc:
-                        dead = [c["name"] for c in supervisor.status() if c["state"] != "ready"]
-                        which = f" (not running: {', '.join(dead)})" if dead else ""
-                        raise EvalError(f"{exc}{which} (logs: {log_path})") from None
-        finally:
-            await system.__aexit__(None, None, None)
-    finally:
-        close_log()
-    return EvalRun(results=results, startup_s=startup_s, log_path=log_path, process_ready_s=ready)
+                results = await evaluate(client, scenarios, timeout_s=timeout_s, on_result=advance)
+    return EvalRun(results=results, startup_s=startup_s, process_ready_s=ready)

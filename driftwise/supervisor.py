@@ -96,7 +96,7 @@ class Child:
     restarts: int = 0
     started_at: float = 0.0
     ready_s: float | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -244,7 +244,7 @@ class Supervisor:
             # Wake early when the child exits rather than sleeping out the delay.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(process.wait()), delay)
-            delay = min(delay * 1.5, 0.3)
+            delay = min(delay * 1.5, 0.1)
 
     async def _is_ready(self, spec: ProcessSpec) -> bool:
         if spec.ready_url is None:
@@ -607,6 +607,18 @@ def file_sink(path: Path, width: int = 14) -> tuple[LineSink, Callable[[], None]
     return sink, handle.close
 
 
+@dataclass(frozen=True)
+class LocalSystem:
+    """The running system: its supervisor, and the settings it really runs with (ports may have moved)."""
+
+    supervisor: Supervisor
+    settings: Settings
+
+
+def _port_taken(exc: StartError) -> bool:
+    return "address already in use" in exc.output.lower()
+
+
 @contextlib.asynccontextmanager
 async def local_system(
     settings: Settings,
@@ -616,13 +628,29 @@ async def local_system(
     config_file: Path | None = None,
     sandbox_args: list[str] | None = None,
     ready_timeout_s: float = 90.0,
-) -> AsyncIterator[Supervisor]:
-    """Keys ready, every process started and ready; stopped on exit whatever happened."""
+    move_ports_on_conflict: bool = False,
+) -> AsyncIterator[LocalSystem]:
+    """Keys ready, every process started and ready; stopped on exit whatever happened.
+
+    With `move_ports_on_conflict` (ports picked as free a moment ago, which another program may
+    have taken since), a start that fails on a taken port is retried once on a new free block.
+    """
     await asyncio.to_thread(ensure_keys, settings)
-    specs = plan_system(settings, sandbox_paths=sandbox_paths, sandbox_args=sandbox_args, config_file=config_file)
-    supervisor = Supervisor(specs, sink=sink, ready_timeout_s=ready_timeout_s)
-    await supervisor.start()
+    attempts = 2 if move_ports_on_conflict else 1
+    for attempt in range(attempts):
+        specs = plan_system(settings, sandbox_paths=sandbox_paths, sandbox_args=sandbox_args,
+                            config_file=config_file)
+        supervisor = Supervisor(specs, sink=sink, ready_timeout_s=ready_timeout_s)
+        try:
+            await supervisor.start()
+            break
+        except StartError as exc:
+            if attempt + 1 == attempts or not _port_taken(exc):
+                raise
+            if sink is not None:
+                sink("supervisor", f"{exc.name} found its port taken; moving every port to a new block")
+            settings = relocate(settings, free_port_block(ports_needed(settings)))
     try:
-        yield supervisor
+        yield LocalSystem(supervisor, settings)
     finally:
         await supervisor.stop()

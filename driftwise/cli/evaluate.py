@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import typer
 
@@ -26,12 +25,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start the sandbox on DIR and every process, run each scenario, score the final actions."""
         import asyncio
-        import shutil
-        import tempfile
 
         from rich.console import Console
 
         from driftwise.cli import fail, settings_or_exit
+        from driftwise.cli.run import scratch_state
         from driftwise.evaluation import (
             EvalError,
             accuracy_line,
@@ -55,38 +53,30 @@ def register(app: typer.Typer) -> None:
             scenarios = load_labelled(folder)
         except EvalError as exc:
             fail(str(exc), 2)
-        mode: Literal["rules", "llm"] = "llm" if reasoner == "llm" else "rules"
-        state = Path(tempfile.mkdtemp(prefix="driftwise-eval-"))
-        try:
-            settings = prepare_settings(settings, state_dir=state, port_base=free_port_block(ports_needed(settings)),
-                                        mode="autonomous", llm=mode == "llm")
-        except SupervisorError as exc:
-            fail(str(exc))
-        timeout = timeout_s or settings.drift.decision_deadline_s * 2 + 10
         err = Console(stderr=True)
-        ok = False
-        try:
-            run = asyncio.run(run_eval(
-                settings, scenarios, folder.resolve(), console=err, timeout_s=timeout,
-                sandbox_args=["--prometheus", prometheus] if prometheus else None, config_file=config,
-            ))
-            ok = True
-        except EvalError as exc:
-            fail(f"eval could not run: {exc}")
-        except KeyboardInterrupt:
-            fail("eval interrupted", 130)
-        finally:
-            if ok and not keep_state:
-                shutil.rmtree(state, ignore_errors=True)
+        with scratch_state("driftwise-eval-", keep_state) as state:
+            try:
+                settings = prepare_settings(settings, state_dir=state, mode="autonomous", llm=reasoner == "llm",
+                                            port_base=free_port_block(ports_needed(settings)))
+                run = asyncio.run(run_eval(
+                    settings, scenarios, folder.resolve(), console=err,
+                    timeout_s=timeout_s or settings.drift.decision_deadline_s * 2 + 10,
+                    sandbox_args=["--prometheus", prometheus] if prometheus else None, config_file=config,
+                ))
+            except (EvalError, SupervisorError) as exc:
+                fail(f"eval could not run: {exc}")
+            except KeyboardInterrupt:
+                fail("eval interrupted", 130)
         out = Console(soft_wrap=True)
-        out.print(results_table(run.results, with_llm=mode == "llm"))
+        out.print(results_table(run.results, with_llm=reasoner == "llm"))
         out.print(confusion_table(run.results))
         slowest = max((v for v in run.process_ready_s.values() if v is not None), default=0.0)
         out.print(f"system ready in {run.startup_s:.1f}s (slowest process {slowest:.1f}s); "
-                  f"{len(run.results)} scenarios, reasoner {mode}")
+                  f"{len(run.results)} scenarios, reasoner {reasoner}")
         for r in run.results:
             if r.error:
                 out.print(f"[red]{r.id}[/]: {r.error}", markup=True)
         if json_out is not None:
-            json_out.write_text(json.dumps(report_json(run.results, reasoner=mode, started_s=run.startup_s), indent=2))
+            report = report_json(run.results, reasoner=reasoner, started_s=run.startup_s)
+            json_out.write_text(json.dumps(report, indent=2))
         typer.echo(accuracy_line(run.results))

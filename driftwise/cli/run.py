@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import typer
 
 from driftwise.cli import ConfigOption
 
+KeepStateOption = typer.Option(False, "--keep-state", help="keep the temporary state folder and every log")
 PrometheusOption = typer.Option(None, "--prometheus", help="sandbox metrics: auto | real | builtin")
 PortBaseOption = typer.Option(
     None, "--port-base", help="move every port into one block from here (sandbox +0..4, drift +5, "
@@ -26,6 +30,19 @@ def _ports(settings: Any, port_base: int | None) -> int | None:
     if port_base == 0:
         return free_port_block(ports_needed(settings))
     return port_base
+
+
+@contextmanager
+def scratch_state(prefix: str, keep: bool) -> Iterator[Path]:
+    """A fresh state folder for one run (keys, database, logs), removed afterwards unless kept."""
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield state
+    finally:
+        if keep:
+            typer.echo(f"driftwise: state and logs kept in {state}", err=True)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def _sandbox_args(prometheus: str | None) -> list[str] | None:
@@ -71,6 +88,7 @@ def register(app: typer.Typer) -> None:
         scenario: list[str] = typer.Option([], "--scenario", help="scenario id to decide (repeatable)"),
         port_base: int | None = PortBaseOption,
         prometheus: str | None = PrometheusOption,
+        keep_state: bool = KeepStateOption,
         config: Path | None = ConfigOption,
     ) -> None:
         """Run everything on the sandbox, decide two drifts (the Friday scale-up, a ConfigMap tweak), explain them."""
@@ -85,21 +103,19 @@ def register(app: typer.Typer) -> None:
         folder = (scenarios or default_scenarios_dir()).resolve()
         if not folder.is_dir():
             fail(f"scenario folder {folder} does not exist (pass --scenarios DIR)", 2)
-        state = Path(tempfile.mkdtemp(prefix="driftwise-demo-"))
-        import sys
-
         console = Console(width=None if sys.stdout.isatty() else 110)
         started = time.perf_counter()
-        try:
-            settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base))
-            shown = asyncio.run(run_demo(settings, scenarios_dir=folder, scenario_ids=scenario or list(DEMO_SCENARIOS),
-                                         console=console, config_file=config,
-                                         sandbox_args=_sandbox_args(prometheus)))
-        except (EvalError, SupervisorError) as exc:
-            fail(f"demo could not run: {exc} (state kept in {state})")
-        except KeyboardInterrupt:
-            fail("demo interrupted", 130)
-        shutil.rmtree(state, ignore_errors=True)
+        with scratch_state("driftwise-demo-", keep_state) as state:
+            try:
+                settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base))
+                shown = asyncio.run(run_demo(
+                    settings, scenarios_dir=folder, scenario_ids=scenario or list(DEMO_SCENARIOS), console=console,
+                    config_file=config, sandbox_args=_sandbox_args(prometheus), ports_picked=port_base == 0,
+                ))
+            except (EvalError, SupervisorError) as exc:
+                fail(f"demo could not run: {exc}")
+            except KeyboardInterrupt:
+                fail("demo interrupted", 130)
         console.rule()
         typer.echo(f"demo done in {time.perf_counter() - started:.1f}s: "
                    + "; ".join(f"{s.scenario} -> {s.action} ({s.latency_ms:.0f} ms)" for s in shown))
@@ -114,6 +130,7 @@ def register(app: typer.Typer) -> None:
         scenario: str = typer.Option("v01-payments-emergency-scale-up", "--scenario", help="scenario to clone"),
         scenarios: Path | None = typer.Option(None, "--scenarios", help="scenario folder (default: the repo's)"),
         prometheus: str | None = PrometheusOption,
+        keep_state: bool = KeepStateOption,
         config: Path | None = ConfigOption,
     ) -> None:
         """Drive the system with N notifications: latency percentiles, decisions per second, memory."""
@@ -128,25 +145,20 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_or_exit(config)
         folder = (scenarios or default_scenarios_dir()).resolve()
-        state: Path | None = None
-        if url is None:
-            state = Path(tempfile.mkdtemp(prefix="driftwise-bench-"))
-            try:
-                settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, 0),
-                                            mode="autonomous")
-            except SupervisorError as exc:
-                fail(str(exc))
         console = Console(stderr=True)
-        try:
-            result = asyncio.run(_bench(settings, url=url, sandbox_url=sandbox_url, folder=folder, scenario=scenario,
-                                        events=events, concurrency=concurrency, console=console, config=config,
-                                        sandbox_args=_sandbox_args(prometheus)))
-        except (EvalError, SupervisorError) as exc:
-            fail(f"bench could not run: {exc}" + (f" (state kept in {state})" if state else ""))
-        except KeyboardInterrupt:
-            fail("bench interrupted", 130)
-        if state is not None:
-            shutil.rmtree(state, ignore_errors=True)
+        with scratch_state("driftwise-bench-", keep_state) as state:
+            try:
+                if url is None:
+                    settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, 0),
+                                                mode="autonomous")
+                result = asyncio.run(_bench(
+                    settings, url=url, sandbox_url=sandbox_url, folder=folder, scenario=scenario, events=events,
+                    concurrency=concurrency, console=console, config=config, sandbox_args=_sandbox_args(prometheus),
+                ))
+            except (EvalError, SupervisorError) as exc:
+                fail(f"bench could not run: {exc}")
+            except KeyboardInterrupt:
+                fail("bench interrupted", 130)
         from driftwise.bench import render
 
         render(Console(), result)
@@ -194,8 +206,7 @@ async def _bench(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from driftwise.bench import drive, listening_pids
-    from driftwise.evaluation import Endpoints, EvalError, SystemClient
-    from driftwise.supervisor import StartError, file_sink, local_system
+    from driftwise.evaluation import Endpoints, SystemClient, running_system
 
     timeout = settings.drift.decision_deadline_s * 2 + 10
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -217,22 +228,8 @@ async def _bench(
         port = httpx.URL(url).port or 80
         return await run(endpoints, await asyncio.to_thread(listening_pids, {"drift": port}), None)
 
-    log_path = Path(settings.state_dir) / "processes.log"
-    sink, close_log = file_sink(log_path)
-    try:
-        started = time.perf_counter()
-        with console.status("starting the system"):
-            try:
-                system = local_system(settings, sandbox_paths=[folder], sink=sink, config_file=config,
-                                      sandbox_args=sandbox_args)
-                supervisor = await system.__aenter__()
-            except StartError as exc:
-                tail = "\n".join(exc.output.splitlines()[-15:])
-                raise EvalError(f"process {exc} (logs: {log_path})" + (f"\n{tail}" if tail else "")) from None
-        startup = time.perf_counter() - started
-        try:
-            return await run(Endpoints.from_settings(settings), supervisor.pids(), startup)
-        finally:
-            await system.__aexit__(None, None, None)
-    finally:
-        close_log()
+    started = time.perf_counter()
+    async with running_system(settings, sandbox_paths=[folder], console=console, config_file=config,
+                              sandbox_args=sandbox_args, move_ports_on_conflict=True) as system:
+        return await run(Endpoints.from_settings(system.settings), system.supervisor.pids(),
+                         time.perf_counter() - started)

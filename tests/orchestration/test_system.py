@@ -7,6 +7,7 @@ temp dir) and stops them all before it exits, so each test also checks that noth
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -81,3 +82,70 @@ def test_bench_prints_latency_and_throughput(tmp_path: Path) -> None:
     assert len(data["latencies_ms"]) == 20 and not data["failures"]
     assert set(data["peak_rss_mb"]) >= {"sandbox", "drift", "security", "compliance", "mcp-prometheus"}
     assert all(mb > 10 for mb in data["peak_rss_mb"].values())
+
+
+def test_up_shows_readiness_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "DRIFTWISE_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen([sys.executable, "-m", "driftwise", "up", "--port-base", "0", "--sandbox", str(SCENARIOS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # bounded: the supervisor's own readiness deadline ends it sooner
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("webhook: "):
+                break
+        assert any("Driftwise is up" in line for line in seen), "".join(seen)
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 8
+        assert (tmp_path / "state" / "keys" / "trust.json").is_file()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 0, stderr
+        assert "every process stopped" in stderr
+        assert re.search(r"^drift +\| ", stdout, re.MULTILINE), "child logs are prefixed with the process name"
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def test_eval_llm_needs_an_endpoint() -> None:
+    out = subprocess.run([sys.executable, "-m", "driftwise", "eval", str(SCENARIOS), "--reasoner", "llm"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("DRIFTWISE_LLM")})
+    assert out.returncode == 2 and "llm.base_url" in out.stderr, out.stderr
+
+
+async def test_a_taken_port_moves_the_whole_system_to_a_new_block(tmp_path: Path) -> None:
+    import socket
+
+    import httpx
+
+    from driftwise.settings import load_settings
+    from driftwise.supervisor import free_port_block, local_system, ports_needed, prepare_settings
+
+    settings = load_settings()
+    base = free_port_block(ports_needed(settings))
+    settings = prepare_settings(settings, state_dir=tmp_path, port_base=base)
+    with socket.socket() as squatter:  # another program took the sandbox's port after we picked it
+        squatter.bind(("127.0.0.1", base))
+        squatter.listen()
+        lines: list[str] = []
+        async with local_system(settings, sandbox_paths=[SCENARIOS], sink=lambda n, line: lines.append(line),
+                                sandbox_args=["--prometheus", "builtin"], move_ports_on_conflict=True) as system:
+            moved = system.settings.argocd.url
+            assert moved != settings.argocd.url and system.settings.drift.port != settings.drift.port
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{moved}/sandbox/healthz")).status_code == 200
+                drift = f"http://127.0.0.1:{system.settings.drift.port}/healthz"
+                assert (await http.get(drift)).status_code == 200
+        assert any("moving every port" in line for line in lines)
