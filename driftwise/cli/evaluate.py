@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -67,7 +68,8 @@ def register(app: typer.Typer) -> None:
                 fail(f"eval could not run: {exc}")
             except KeyboardInterrupt:
                 fail("eval interrupted", 130)
-        out = Console(soft_wrap=True)
+        # a pipe or CI log gets the whole table, not one squeezed to 80 columns
+        out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
         out.print(results_table(run.results, with_llm=reasoner == "llm"))
         out.print(confusion_table(run.results))
         slowest = max((v for v in run.process_ready_s.values() if v is not None), default=0.0)
