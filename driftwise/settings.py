@@ -37,10 +37,10 @@ class _Section(BaseModel):
 class BackendSettings(_Section):
     """How to reach one backend's HTTP API."""
 
-    url: str
-    token: SecretStr | None = None
-    timeout_s: float = Field(default=2.0, gt=0, le=60)
-    verify_tls: bool = True
+    url: str = Field(description="base URL of the backend's HTTP API")
+    token: SecretStr | None = Field(default=None, description="credential sent the way the backend expects it")
+    timeout_s: float = Field(default=2.0, gt=0, le=60, description="per-call timeout")
+    verify_tls: bool = Field(default=True, description="verify the backend's TLS certificate")
 
 
 class PrometheusQueries(_Section):
@@ -54,7 +54,7 @@ class PrometheusQueries(_Section):
         'max by (pod, container) (container_memory_working_set_bytes{{namespace="{namespace}",'
         'pod=~"{pod_regex}",container!=""}})'
     )
-    rate_window: str = "5m"
+    rate_window: str = Field(default="5m", description="the range of rate() in the workload queries")
 
 
 class PrometheusSettings(BackendSettings):
@@ -85,8 +85,8 @@ class PagerDutySettings(BackendSettings):
 class McpServerSettings(_Section):
     """One MCP server process: where it listens and the bearer token its HTTP transport requires."""
 
-    port: int = Field(ge=1, le=65535)
-    token: SecretStr | None = SecretStr("dev-mcp-token")
+    port: int = Field(ge=1, le=65535, description="port of its streamable HTTP transport (/mcp)")
+    token: SecretStr | None = Field(default=SecretStr("dev-mcp-token"), description="bearer token it requires")
     endpoint: str | None = Field(
         default=None, description="the URL clients reach it at (containers, Kubernetes); null = http://HOST:PORT/mcp"
     )
@@ -100,7 +100,7 @@ class McpSettings(_Section):
     grafana: McpServerSettings = McpServerSettings(port=8612)
     pagerduty: McpServerSettings = McpServerSettings(port=8613)
     kubernetes: McpServerSettings = McpServerSettings(port=8614)
-    call_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    call_timeout_s: float = Field(default=2.0, gt=0, le=60, description="deadline of one MCP tool call")
 
 
 class SpecialistSettings(_Section):
@@ -110,9 +110,9 @@ class SpecialistSettings(_Section):
     `SPECIALIST` attribute is the class built on the kit.
     """
 
-    module: str
-    port: int = Field(ge=1, le=65535)
-    token: SecretStr = SecretStr("dev-agent-token")
+    module: str = Field(description="package under agents/ exposing SPECIALIST")
+    port: int = Field(ge=1, le=65535, description="port of its A2A server")
+    token: SecretStr = Field(default=SecretStr("dev-agent-token"), description="bearer token callers must send")
     kinds: list[str] = Field(default_factory=lambda: ["*"], description="resource kinds it wants; * = all")
     paths: list[str] = Field(default_factory=lambda: ["*"], description="JSON Pointer globs it wants; * = all")
     enabled: bool = True
@@ -136,22 +136,32 @@ def _default_specialists() -> dict[str, SpecialistSettings]:
 
 
 class DriftAgentSettings(_Section):
-    port: int = Field(default=8600, ge=1, le=65535)
-    mode: Literal["shadow", "advisory", "autonomous"] = "autonomous"
-    project_modes: dict[str, Literal["shadow", "advisory", "autonomous"]] = Field(default_factory=dict)
-    confidence_threshold: float = Field(default=0.80, ge=0, le=1)
-    decision_deadline_s: float = Field(default=10.0, gt=0, le=600)
-    delegate_timeout_s: float = Field(default=3.0, gt=0, le=120)
-    webhook_token: SecretStr | None = SecretStr("dev-webhook-token")
-    webhook_basic_user: str | None = None
-    webhook_basic_password: SecretStr | None = None
-    approvals_token: SecretStr = SecretStr("dev-approvals-token")
+    port: int = Field(default=8600, ge=1, le=65535, description="webhook, decisions/approvals API, A2A face")
+    mode: Literal["shadow", "advisory", "autonomous"] = Field(
+        default="autonomous", description="shadow records only; advisory asks a human; autonomous acts in bounds"
+    )
+    project_modes: dict[str, Literal["shadow", "advisory", "autonomous"]] = Field(
+        default_factory=dict, description="mode per Argo CD project, overriding `mode`"
+    )
+    confidence_threshold: float = Field(default=0.80, ge=0, le=1, description="below it a human must approve")
+    decision_deadline_s: float = Field(default=10.0, gt=0, le=600, description="a whole decision's deadline")
+    delegate_timeout_s: float = Field(default=3.0, gt=0, le=120, description="deadline of one specialist's answer")
+    webhook_token: SecretStr | None = Field(
+        default=SecretStr("dev-webhook-token"), description="bearer token Argo CD's webhook service sends"
+    )
+    webhook_basic_user: str | None = Field(default=None, description="or basic auth: user")
+    webhook_basic_password: SecretStr | None = Field(default=None, description="or basic auth: password")
+    approvals_token: SecretStr = Field(
+        default=SecretStr("dev-approvals-token"), description="bearer token of the decisions/approvals API"
+    )
     peer_token: SecretStr | None = Field(
         default=None, description="bearer token peers use on the drift agent's A2A face; null = approvals_token"
     )
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    allow_ttl_h: float = Field(default=24.0, gt=0)
-    reread_interval_s: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="larger webhook bodies get 413")
+    allow_ttl_h: float = Field(default=24.0, gt=0, description="how long an allowed drift stays allowed")
+    reread_interval_s: float = Field(
+        default=60.0, gt=0, description="re-read governed apps that stay OutOfSync this often"
+    )
     sandbox_clock_url: str | None = Field(
         default=f"http://127.0.0.1:{SANDBOX_PORT}/sandbox/clock",
         description="sandbox only: take 'now' from here; null in production (system clock)",
@@ -160,23 +170,23 @@ class DriftAgentSettings(_Section):
 
 class PolicySettings(_Section):
     opa_url: str | None = Field(default=None, description="an OPA server; null = in-process regopy")
-    opa_path: str = "driftwise/guardrail/verdict"
+    opa_path: str = Field(default="driftwise/guardrail/verdict", description="the decision's path under /v1/data")
     policy_dir: Path | None = Field(default=None, description="Rego files; null = the packaged policies/")
-    timeout_s: float = Field(default=1.0, gt=0, le=30)
+    timeout_s: float = Field(default=1.0, gt=0, le=30, description="OPA server call timeout (then fail closed)")
 
 
 class LlmSettings(_Section):
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; null = rules reasoner")
-    model: str = "gpt-4o-mini"
-    api_key: SecretStr | None = None
-    timeout_s: float = Field(default=20.0, gt=0, le=300)
-    max_prompt_chars: int = Field(default=60_000, ge=1000)
-    max_output_tokens: int = Field(default=1200, ge=100)
+    model: str = Field(default="gpt-4o-mini", description="model (or Azure deployment) name")
+    api_key: SecretStr | None = Field(default=None, description="API key of the endpoint")
+    timeout_s: float = Field(default=20.0, gt=0, le=300, description="then the rules reasoner decides")
+    max_prompt_chars: int = Field(default=60_000, ge=1000, description="the prompt is cut to this size")
+    max_output_tokens: int = Field(default=1200, ge=100, description="bound of the model's answer")
 
 
 class TelemetrySettings(_Section):
-    otlp_endpoint: str | None = None
-    service_namespace: str = "driftwise"
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP collector URL; null = no export")
+    service_namespace: str = Field(default="driftwise", description="service.namespace of every process's spans")
 
 
 class Settings(BaseSettings):
@@ -190,8 +200,8 @@ class Settings(BaseSettings):
         nested_model_default_partial_update=True,
     )
 
-    host: str = "127.0.0.1"
-    state_dir: Path = Path(".driftwise")
+    host: str = Field(default="127.0.0.1", description="address every process binds and peers are reached at")
+    state_dir: Path = Field(default=Path(".driftwise"), description="SQLite state, keys and trust store")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     argocd: ArgoCDSettings = ArgoCDSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
