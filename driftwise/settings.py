@@ -159,6 +159,9 @@ class DriftAgentSettings(_Section):
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="larger webhook bodies get 413")
     allow_ttl_h: float = Field(default=24.0, gt=0, description="how long an allowed drift stays allowed")
+    scheduler_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="tick of deferred syncs and allowance expiries on Driftwise's clock"
+    )
     reread_interval_s: float = Field(
         default=60.0, gt=0, description="re-read governed apps that stay OutOfSync this often"
     )

@@ -1,11 +1,15 @@
-"""The drift agent process: webhook intake, decisions API, health, metrics and the A2A face on one port.
+"""The drift agent process: webhook intake, decisions and approvals API, health, metrics, A2A face on one port.
 
 `serve(config)` builds everything once (shared httpx client, event store, audit log, checkpointer,
-MCP pool, graph, runner), resumes undecided events, then serves until stopped.
+acting store, MCP pool, graph, runner), resolves Argo CD writes a crash left unconfirmed
+(Applier.recover), resumes undecided events, starts the scheduler (deferred syncs, allowance
+expiries, on Driftwise's clock) and the re-read of governed applications, then serves until stopped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -23,12 +27,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.drift.a2a_face import a2a_routes, build_card_for
 from agents.drift.config import DriftConfig
-from agents.drift.intake import bearer_ok, error, webhook_endpoint
+from agents.drift.intake import BodyTooLarge, bearer_ok, error, read_limited, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
-from protocol.models import ArgoNotification, Decision, DecisionState, DriftEvent
+from protocol.models import Approval, ArgoNotification, Decision, DecisionState, DriftEvent
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,10 @@ class PeerAuth:
             await self._guarded(scope, receive, send)
 
 
+Resume = Callable[[str, Approval], Awaitable[Decision]]
+"""Takes a human's answer for an event and returns the decision after it (DecisionRunner.resume)."""
+
+
 def create_app(
     config: DriftConfig,
     store: EventStore,
@@ -59,8 +67,10 @@ def create_app(
     on_accepted: Callable[[Decision], Awaitable[None]],
     *,
     ask: Callable[[ArgoNotification], Awaitable[Decision | None]] | None = None,
+    resume: Resume | None = None,
     card: AgentCard | None = None,
     jwks: dict[str, Any] | None = None,
+    instrument: Callable[[Starlette], None] | None = None,
 ) -> ASGIApp:
     token = config.approvals_token.get_secret_value()
     webhook = webhook_endpoint(config, store, on_accepted)
@@ -87,10 +97,48 @@ def create_app(
             return error(404, f"no decision for event {request.path_params['event_id']}")
         return JSONResponse(found.model_dump(mode="json"))
 
+    def answer(decision: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            from pydantic import ValidationError
+
+            from agents.drift.runner import ApprovalConflict
+
+            if not bearer_ok(request.headers.get("authorization"), token):
+                return error(401, "send Authorization: Bearer <drift.approvals_token>")
+            if resume is None:
+                return error(503, "this drift agent does not take approvals")
+            try:
+                body = json.loads(await read_limited(request, config.max_body_bytes) or b"{}")
+            except BodyTooLarge:
+                return error(413, f"body larger than drift.max_body_bytes ({config.max_body_bytes} bytes)")
+            except (ValueError, UnicodeDecodeError):
+                return error(400, "body is not JSON: send an Approval {decision, action, approver, comment}")
+            if not isinstance(body, dict):
+                return error(400, "body must be a JSON object (an Approval)")
+            body.setdefault("decision", decision)
+            try:
+                approval = Approval.model_validate(body)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "body"
+                return error(422, f"field `{field}`: {err['msg']}", field=field)
+            if approval.decision != decision:
+                return error(422, f"field `decision` is {approval.decision!r} on the /{decision} endpoint",
+                             field="decision")
+            try:
+                result = await resume(request.path_params["event_id"], approval)
+            except ApprovalConflict as exc:
+                extra = {"allowed_actions": exc.allowed} if exc.allowed else {}
+                return error(exc.status, str(exc), **extra)
+            return JSONResponse(result.model_dump(mode="json"))
+
+        return endpoint
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "agent": config.agent_id})
 
     async def metrics_endpoint(_: Request) -> Response:
+        metrics.pending_approvals.set(await store.count_state(DecisionState.AWAITING_APPROVAL.value))
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def jwks_endpoint(_: Request) -> Response:
@@ -100,6 +148,8 @@ def create_app(
         Route(WEBHOOK_PATH, counted_webhook, methods=["POST"]),
         Route(DECISIONS_PATH, list_decisions, methods=["GET"]),
         Route(DECISIONS_PATH + "/{event_id}", get_decision, methods=["GET"]),
+        Route(DECISIONS_PATH + "/{event_id}/approve", answer("approve"), methods=["POST"]),
+        Route(DECISIONS_PATH + "/{event_id}/reject", answer("reject"), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
@@ -107,38 +157,74 @@ def create_app(
     if card is not None and ask is not None:
         routes.extend(a2a_routes(card, ask))
     app = Starlette(routes=routes)
+    if instrument is not None:
+        instrument(app)
     peer_token = config.peer_token.get_secret_value() if config.peer_token else token
     return PeerAuth(app, [peer_token])
+
+
+async def _every(interval_s: float, what: str, tick: Callable[[], Awaitable[None]]) -> None:
+    """Run `tick` forever at a fixed interval; one failing tick is logged, never the end of the loop."""
+    while True:
+        try:
+            await tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a background loop's last line of defence: log with context, keep ticking
+            log.exception("%s tick failed", what)
+        await asyncio.sleep(interval_s)
 
 
 async def serve(config: DriftConfig) -> None:
     """Run the drift agent until stopped."""
     # Heavy, other-owned parts are imported here so that the app module stays importable on its own.
+    import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+    from agents.drift.acting.store import ActingStore
+    from agents.drift.argocd_client import ArgoCDClient
     from agents.drift.audit import AuditLog
     from agents.drift.graph import compile_graph
+    from agents.drift.reread import Rereader
     from agents.drift.runner import DecisionRunner
     from agents.drift.wiring import build_deps
+    from agents.kit.telemetry import setup_tracing
     from protocol.signing import public_jwks
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
     metrics = DriftMetrics()
+    provider = setup_tracing(f"driftwise-{config.agent_id}", config.otlp_endpoint, config.service_namespace)
     async with AsyncExitStack() as stack:
+        stack.callback(provider.shutdown)  # flushes the last spans
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(5.0)))
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.instrumentation.starlette import StarletteInstrumentor
+
+        HTTPXClientInstrumentor.instrument_client(http)
         store = EventStore(config.db_path)
         await store.open()
         stack.push_async_callback(store.close)
         audit = AuditLog(config.db_path)
         await audit.open()
         stack.push_async_callback(audit.close)
-        saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)))
-        deps, pool = await build_deps(config, http)
+        acting = ActingStore(config.acting_path)
+        await acting.open()
+        stack.push_async_callback(acting.close)
+        checkpoints = await stack.enter_async_context(aiosqlite.connect(str(config.checkpoint_path)))
+        # A checkpoint is where a decision resumes, not a promise to anyone: WAL without an fsync per commit
+        # (still safe against a process crash; writes to Argo CD are guarded by the outbox, which keeps FULL).
+        await checkpoints.execute("PRAGMA journal_mode=WAL")
+        await checkpoints.execute("PRAGMA synchronous=NORMAL")
+        await checkpoints.execute("PRAGMA busy_timeout=30000")
+        saver = AsyncSqliteSaver(checkpoints)
+        deps, pool = await build_deps(config, http, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
         graph = compile_graph(deps, saver)
         runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics)
         stack.push_async_callback(runner.close)
+        applier = deps.applier
+        assert applier is not None
 
         async def ask(notification: ArgoNotification) -> Decision | None:
             import uuid
@@ -150,14 +236,40 @@ async def serve(config: DriftConfig) -> None:
                 await runner.submit(decision)
             return await runner.wait(decision.event.event_id, config.decision_deadline_s + 2.0)
 
+        async def resume(event_id: str, approval: Approval) -> Decision:
+            return await runner.resume(event_id, approval, config.decision_deadline_s + 5.0)
+
         base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
         card = build_card_for(config.agent_id, base_url, deps.signer.key)
-        app = create_app(config, store, metrics, runner.submit, ask=ask, card=card,
-                         jwks=public_jwks([deps.signer.key]))
+        app = create_app(config, store, metrics, runner.submit, ask=ask, resume=resume, card=card,
+                         jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app)
+        # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
+        recovered = await applier.recover(await deps.clock.now())
+        if recovered:
+            log.info("resolved %d Argo CD write(s) a previous run left unconfirmed", recovered)
         resumed = await runner.resume_undecided()
         if resumed:
             log.info("resumed %d undecided event(s)", resumed)
+
+        async def run_due() -> None:
+            for job, action in await applier.run_due(await deps.clock.now()):
+                await runner.record_job(job, action)
+
+        rereader = Rereader(store, ArgoCDClient(http, config.argocd.url, _secret(config.argocd.token),
+                                                config.argocd.timeout_s), runner.submit)
+
+        async def reread() -> None:
+            await rereader.tick(await deps.clock.now())
+
+        loops = [asyncio.create_task(_every(config.scheduler_interval_s, "scheduler", run_due), name="scheduler"),
+                 asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread")]
+        for task in loops:
+            stack.callback(task.cancel)
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                                access_log=False, lifespan="off"))
         log.info("drift agent serving on %s (state %s)", base_url, config.state_dir)
         await server.serve()
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None

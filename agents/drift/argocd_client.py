@@ -131,6 +131,14 @@ class ArgoCDClient:
         params = {"appNamespace": app_namespace} if app_namespace else None
         return _validate(ArgoApplication, await self._get(f"/api/v1/applications/{name}", params), "application")
 
+    async def application_json(self, name: str, app_namespace: str | None = None) -> dict[str, Any]:
+        """The Application exactly as Argo CD returns it (acting reads spec and operation state from it)."""
+        params = {"appNamespace": app_namespace} if app_namespace else None
+        body = await self._get(f"/api/v1/applications/{name}", params)
+        if not isinstance(body, dict):
+            raise ObserveError("argocd_invalid", f"Argo CD application {name} is not a JSON object")
+        return body
+
     async def project(self, name: str) -> AppProject:
         return _validate(AppProject, await self._get(f"/api/v1/projects/{name}"), "project")
 

@@ -81,7 +81,11 @@ class DriftConfig(_Config):
     peer_token: SecretStr | None = Field(default=None, description="bearer a peer needs for the A2A face")
     max_body_bytes: int = 64 * 1024
     allow_ttl_h: float = 24.0
+    reread_interval_s: float = Field(default=60.0, gt=0, description="re-read of governed OutOfSync apps")
+    scheduler_interval_s: float = Field(default=0.5, gt=0, description="tick of deferred syncs and expiries")
     sandbox_clock_url: str | None = None
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint; null = no export")
+    service_namespace: str = "driftwise"
     max_concurrent_decisions: int = Field(default=16, ge=1)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
@@ -93,6 +97,10 @@ class DriftConfig(_Config):
     @property
     def checkpoint_path(self) -> Path:
         return self.state_dir / "drift-graph.sqlite"
+
+    @property
+    def acting_path(self) -> Path:
+        return self.state_dir / "drift-acting.sqlite"
 
     def mode_for(self, project: str) -> Mode:
         return self.project_modes.get(project, self.mode)

@@ -1,10 +1,16 @@
-"""The drift decision as a LangGraph graph: observe -> gather -> delegate -> reason -> sign -> guardrail.
+"""The drift decision as a LangGraph graph.
+
+observe -> gather -> delegate -> reason -> sign -> guardrail -> [request_approval -> approve] -> apply
 
 One thread per drift event (thread_id = event_id), checkpointed after every node so that a
 decision interrupted by a crash resumes where it stopped. The state holds JSON only (models are
 dumped with mode="json" and validated back in each node) so checkpoints stay portable.
-Recording the Decision and the audit record happens after the graph ends (agents.drift.runner),
-in one place for the normal path and for the deadline/failure path alike.
+When the verdict needs a human (agents.drift.acting.applier.needs_approval), `request_approval`
+writes the request (status annotation) and `approve` interrupts: the thread waits, durably, for
+`Command(resume=<Approval JSON>)` from the approvals API — in this process or a later one.
+`request_approval` is its own node so that resuming (which re-runs the interrupted node) does not
+write the request twice. Recording the Decision and the audit records happens outside the graph
+(agents.drift.runner), in one place for the normal path and for the deadline/failure path alike.
 """
 
 from __future__ import annotations
@@ -20,24 +26,34 @@ from typing import Any, Protocol, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
+from opentelemetry import trace
 from pydantic import BaseModel
 
+from agents.drift.acting.applier import Mode, needs_approval
+from agents.drift.acting.errors import ApplyError
 from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig
 from agents.drift.observe import Observer, ToolCaller
 from agents.drift.reasoning.base import Reasoner, ReasoningInput
 from protocol.errors import VerificationError
 from protocol.models import (
+    Action,
     AnalysisRequest,
+    AppliedAction,
+    Approval,
     DriftEvent,
     DriftReport,
     Evidence,
     Recommendation,
     SignedRecommendation,
+    SignedVerdict,
+    Verdict,
 )
 from protocol.signing import Signer, Verifier
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("driftwise.drift")
 
 
 class PlannedCallLike(Protocol):
@@ -66,6 +82,18 @@ class GuardrailLike(Protocol):
     ) -> GuardrailOutcomeLike: ...
 
 
+class ApplierLike(Protocol):
+    """The slice of agents.drift.acting.applier.Applier the graph uses."""
+
+    async def apply(
+        self, *, mode: Mode, action: Action, report: DriftReport, verdict: Verdict, now: datetime,
+        approved_by: str | None = None,
+    ) -> tuple[list[AppliedAction], str | None]: ...
+
+    async def request_approval(self, report: DriftReport, verdict: Verdict, mode: Mode, now: datetime
+                               ) -> list[AppliedAction]: ...
+
+
 @dataclass
 class GraphDeps:
     """What the graph's nodes use; built once per process (agents.drift.app) and injectable in tests."""
@@ -81,6 +109,8 @@ class GraphDeps:
     signer: Signer
     verifier: Verifier
     guardrail: GuardrailLike
+    applier: ApplierLike | None = None
+    """None: decide only, act on nothing (unit tests of the deciding part)."""
 
 
 class DriftState(TypedDict, total=False):
@@ -97,6 +127,11 @@ class DriftState(TypedDict, total=False):
     verdict: dict[str, Any]
     opa_input: dict[str, Any]
     opa_result: dict[str, Any] | None
+    mode: str
+    approval: dict[str, Any] | None
+    applied: list[dict[str, Any]]
+    backport_patch: str | None
+    apply_error: str | None
     timings_ms: dict[str, float]
 
 
@@ -105,9 +140,15 @@ def _dump(model: BaseModel) -> dict[str, Any]:
 
 
 def _timed(name: str, fn: Callable[[DriftState], Awaitable[dict[str, Any]]]) -> Callable[..., Awaitable[dict]]:
+    # `approve` pauses by raising LangGraph's interrupt: that is not an error of the span.
+    pausing = name == "approve"
+
     async def node(state: DriftState) -> dict[str, Any]:
         start = time.perf_counter()
-        update = await fn(state)
+        event_id = (state.get("event") or {}).get("event_id", "")
+        with _tracer.start_as_current_span(f"drift.{name}", attributes={"driftwise.event_id": event_id},
+                                           record_exception=not pausing, set_status_on_exception=not pausing):
+            update = await fn(state)
         timings = dict(state.get("timings_ms") or {})
         timings[name] = round((time.perf_counter() - start) * 1000, 2)
         return {**update, "timings_ms": timings}
@@ -239,18 +280,79 @@ def build_graph(deps: GraphDeps) -> StateGraph:
             second_opinion=Recommendation.model_validate(second) if second else None,
         )
         signed = deps.signer.sign_verdict(outcome.verdict, [cfg.agent_id])
-        return {"verdict": _dump(signed), "opa_input": outcome.opa_input, "opa_result": outcome.opa_result}
+        return {"verdict": _dump(signed), "opa_input": outcome.opa_input, "opa_result": outcome.opa_result,
+                "mode": cfg.mode_for(report.project)}
+
+    async def request_approval(state: DriftState) -> dict[str, Any]:
+        verdict = SignedVerdict.model_validate(state["verdict"]).verdict
+        if deps.applier is None or not state.get("report"):
+            return {"applied": list(state.get("applied") or [])}
+        report = DriftReport.model_validate(state["report"])
+        now = await deps.clock.now()
+        try:
+            done = await deps.applier.request_approval(report, verdict, _mode(state), now)
+        except ApplyError as exc:  # the request is the decision itself; its annotation is a courtesy
+            log.warning("approval request of %s not annotated: %s", report.event_id, exc)
+            done = []
+        return {"applied": [*(state.get("applied") or []), *(_dump(a) for a in done)]}
+
+    async def approve(state: DriftState) -> dict[str, Any]:
+        verdict = SignedVerdict.model_validate(state["verdict"]).verdict
+        answer = interrupt({"event_id": verdict.event_id, "proposed": verdict.action.value,
+                            "allowed_actions": [a.value for a in verdict.allowed_actions]})
+        return {"approval": _dump(Approval.model_validate(answer))}
+
+    async def apply(state: DriftState) -> dict[str, Any]:
+        verdict = SignedVerdict.model_validate(state["verdict"]).verdict
+        applied = list(state.get("applied") or [])
+        now = await deps.clock.now()
+        mode = _mode(state)
+        approval = Approval.model_validate(state["approval"]) if state.get("approval") else None
+
+        def nothing(**detail: Any) -> dict[str, Any]:
+            return {"applied": [*applied, _dump(AppliedAction(kind="none", mode=mode, executed=False, at=now,
+                                                               detail=detail))]}
+
+        if deps.applier is None:
+            return {"applied": applied}
+        if approval is not None and approval.decision == "reject":
+            return nothing(reason="rejected", rejected_by=approval.approver, comment=approval.comment)
+        if not state.get("report"):
+            return nothing(reason="no drift report: nothing can be applied")
+        action = (approval.action if approval else None) or verdict.action
+        report = DriftReport.model_validate(state["report"])
+        try:
+            done, backport = await deps.applier.apply(
+                mode=mode, action=action, report=report, verdict=verdict, now=now,
+                approved_by=approval.approver if approval else None)
+        except ApplyError as exc:
+            log.warning("applying %s for %s failed: %s", action.value, report.event_id, exc)
+            update = nothing(reason="apply failed", action=action.value, error=str(exc), kind=exc.kind)
+            return {**update, "apply_error": f"{exc.kind}: {exc}"}
+        return {"applied": [*applied, *(_dump(a) for a in done)], "backport_patch": backport}
+
+    def after_guardrail(state: DriftState) -> str:
+        verdict = SignedVerdict.model_validate(state["verdict"]).verdict
+        return "request_approval" if needs_approval(_mode(state), verdict) else "apply"
 
     graph = StateGraph(DriftState)
     order = [("observe", observe), ("gather", gather), ("delegate", delegate), ("reason", reason),
              ("sign", sign), ("guardrail", guardrail)]
-    for name, fn in order:
+    for name, fn in [*order, ("request_approval", request_approval), ("approve", approve), ("apply", apply)]:
         graph.add_node(name, _timed(name, fn))
     graph.add_edge(START, order[0][0])
     for (a, _), (b, _) in itertools.pairwise(order):
         graph.add_edge(a, b)
-    graph.add_edge(order[-1][0], END)
+    graph.add_conditional_edges("guardrail", after_guardrail, ["request_approval", "apply"])
+    graph.add_edge("request_approval", "approve")
+    graph.add_edge("approve", "apply")
+    graph.add_edge("apply", END)
     return graph
+
+
+def _mode(state: DriftState) -> Mode:
+    mode = state.get("mode") or "autonomous"
+    return mode if mode in ("shadow", "advisory", "autonomous") else "autonomous"  # type: ignore[return-value]
 
 
 def compile_graph(deps: GraphDeps, checkpointer: Any) -> CompiledStateGraph:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -23,6 +23,13 @@ class DriftMetrics:
         self.failures = Counter(
             "driftwise_decision_failures", "Decisions that ended in a fallback escalation, by kind", ["kind"],
             registry=self.registry,
+        )
+        self.pending_approvals = Gauge(
+            "driftwise_pending_approvals", "Decisions waiting for a human", registry=self.registry,
+        )
+        self.applied = Counter(
+            "driftwise_applied_actions", "Argo CD writes made (or, in shadow, that would have been), by kind and mode",
+            ["kind", "mode", "executed"], registry=self.registry,
         )
         self.webhooks = Counter(
             "driftwise_webhooks", "Webhook requests by outcome", ["outcome"], registry=self.registry,

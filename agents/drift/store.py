@@ -42,11 +42,12 @@ class EventStore:
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path)
+        # autocommit + explicit BEGIN IMMEDIATE: a deferred transaction that reads then writes fails at once
+        # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
+        self._db = await aiosqlite.connect(self._path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.execute("PRAGMA busy_timeout=30000")
         await self._db.executescript(_SCHEMA)
-        await self._db.commit()
 
     async def close(self) -> None:
         if self._db is not None:
@@ -66,6 +67,7 @@ class EventStore:
         """
         decision = Decision(event=event, state=DecisionState.RECEIVED, updated_at=now)
         async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
             try:
                 await self.db.execute(
                     "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
@@ -79,10 +81,13 @@ class EventStore:
                         decision.model_dump_json(),
                     ),
                 )
-                await self.db.commit()
+                await self.db.execute("COMMIT")
                 return decision, False
             except sqlite3.IntegrityError:
-                await self.db.rollback()
+                await self.db.execute("ROLLBACK")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
             existing = await self._one(
                 "SELECT document FROM drift_decisions WHERE idempotency_key = ? AND open = 1",
                 (event.idempotency_key,),
@@ -94,6 +99,7 @@ class EventStore:
     async def save(self, decision: Decision) -> None:
         """Write a decision's current document; a final state closes it for dedup."""
         async with self._lock:
+            # one statement in autocommit: its own transaction, with the busy handler honoured
             await self.db.execute(
                 "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? WHERE event_id = ?",
                 (
@@ -104,7 +110,6 @@ class EventStore:
                     decision.event.event_id,
                 ),
             )
-            await self.db.commit()
 
     async def get(self, event_id: str) -> Decision | None:
         return await self._one("SELECT document FROM drift_decisions WHERE event_id = ?", (event_id,))
@@ -133,6 +138,21 @@ class EventStore:
         ) as cur:
             rows = await cur.fetchall()
         return [Decision.model_validate_json(r[0]) for r in rows]
+
+    async def latest_per_application(self) -> list[Decision]:
+        """The newest decision of every application Driftwise has seen (the governed ones)."""
+        async with self.db.execute(
+            "SELECT d.document FROM drift_decisions d JOIN (SELECT idempotency_key, max(received_at) AS at "
+            "FROM drift_decisions GROUP BY idempotency_key) m "
+            "ON d.idempotency_key = m.idempotency_key AND d.received_at = m.at"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
+    async def count_state(self, state: str) -> int:
+        async with self.db.execute("SELECT count(*) FROM drift_decisions WHERE state = ?", (state,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def count(self) -> int:
         async with self.db.execute("SELECT count(*) FROM drift_decisions") as cur:

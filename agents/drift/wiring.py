@@ -42,17 +42,57 @@ def guardrail_for(config: DriftConfig, trust: TrustStore, http: httpx.AsyncClien
 
     engine: Any
     if config.policy.opa_url:
-        engine = OpaRestEngine(config.policy.opa_url, config.policy.opa_path, http, config.policy.timeout_s)
+        engine = TracedEngine(OpaRestEngine(config.policy.opa_url, config.policy.opa_path, http,
+                                            config.policy.timeout_s), "rest")
     else:
-        engine = RegoEngine(config.policy.policy_dir or default_policy_dir())
+        engine = TracedEngine(RegoEngine(config.policy.policy_dir or default_policy_dir()), "rego")
     # No replay cache: the same specialist token is checked by delegate and again here, and a decision
     # resumed after a crash checks it once more; event binding and expiry still bound its use.
     verifier = Verifier(trust=trust, audience=config.agent_id, replay=None)
     return Guardrail(verifier, engine, config.confidence_threshold)
 
 
-async def build_deps(config: DriftConfig, http: httpx.AsyncClient) -> tuple[GraphDeps, Any]:
-    """The graph's dependencies and the MCP pool (kept open; the caller closes it)."""
+class TracedEngine:
+    """A span around each policy evaluation (in-process Rego has no HTTP hop to show it)."""
+
+    def __init__(self, engine: Any, kind: str) -> None:
+        self._engine = engine
+        self._kind = kind
+
+    async def evaluate(self, input: dict[str, Any]) -> dict[str, Any]:
+        from opentelemetry import trace
+
+        with trace.get_tracer("driftwise.drift").start_as_current_span("opa.evaluate",
+                                                                       attributes={"opa.engine": self._kind}):
+            return await self._engine.evaluate(input)
+
+
+def applier_for(config: DriftConfig, http: httpx.AsyncClient, argocd: ArgoCDClient, store: Any) -> Any:
+    """The Applier over the Argo CD API; `store` is an opened agents.drift.acting.store.ActingStore."""
+    from datetime import timedelta
+
+    from agents.drift.acting.applier import Applier
+    from agents.drift.acting.argocd_writes import ArgoCDWriter
+    from agents.drift.acting.errors import ApplyError
+    from agents.drift.errors import ObserveError
+
+    async def get_application(name: str, app_namespace: str) -> dict[str, Any]:
+        try:
+            return await argocd.application_json(name, app_namespace or None)
+        except ObserveError as exc:
+            raise ApplyError(exc.kind, str(exc)) from exc
+
+    writer = ArgoCDWriter(http, config.argocd.url, _secret(config.argocd.token), config.argocd.timeout_s)
+    return Applier(writer, get_application, store, timedelta(hours=config.allow_ttl_h))
+
+
+async def build_deps(
+    config: DriftConfig, http: httpx.AsyncClient, acting_store: Any = None
+) -> tuple[GraphDeps, Any]:
+    """The graph's dependencies and the MCP pool (kept open; the caller closes it).
+
+    With an (opened) ActingStore the graph acts on its verdicts; without one it only decides.
+    """
     from agents.drift.evidence_plan import plan_evidence
     from agents.kit.client import PeerClient
     from agents.kit.mcp_pool import McpEndpoint, McpPool
@@ -83,5 +123,6 @@ async def build_deps(config: DriftConfig, http: httpx.AsyncClient) -> tuple[Grap
         signer=signer,
         verifier=Verifier(trust=trust, audience=config.agent_id, replay=None),
         guardrail=guardrail_for(config, trust, http),
+        applier=applier_for(config, http, argocd, acting_store) if acting_store is not None else None,
     )
     return deps, pool

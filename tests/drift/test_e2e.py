@@ -84,6 +84,8 @@ def _settings(state: Path, sandbox_base: int, mcp_ports: dict[str, int], spec_po
             "decision_deadline_s": DEADLINE_S,
             "delegate_timeout_s": 3.0,
             "sandbox_clock_url": f"http://127.0.0.1:{sandbox_base}/sandbox/clock",
+            # shadow: every decision runs the whole graph (apply included) and writes nothing
+            "mode": "shadow",
         },
     }
     for key, value in extra.items():
@@ -130,7 +132,8 @@ def system(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> It
         "main": _settings(root / "main", sandbox.base, mcp_ports, spec_ports, drift_ports["main"]),
         "fakes": _settings(root / "fakes", sandbox.base, mcp_ports, fake_ports, drift_ports["fakes"]),
         "no_opa": _settings(root / "no_opa", sandbox.base, mcp_ports, spec_ports, drift_ports["no_opa"],
-                            policy={"opa_url": f"http://127.0.0.1:{dead_port}", "timeout_s": 0.5}),
+                            policy={"opa_url": f"http://127.0.0.1:{dead_port}", "timeout_s": 0.5},
+                            drift={"mode": "advisory"}),
     }
     for name in ("fakes", "no_opa"):
         shutil.copytree(keys, root / name / "keys")
@@ -218,7 +221,7 @@ def verify_signatures(decision: Decision, trust: TrustStore) -> None:
         assert verifier.verify_recommendation(decision.proposal.jws, event_id) == decision.proposal.recommendation
 
 
-def audit_ok(drift: DriftProc, event_id: str) -> None:
+def audit_ok(drift: DriftProc, event_id: str, kinds: tuple[str, ...] = ("decision", "apply")) -> None:
     from agents.drift.audit import AuditLog
 
     async def check() -> None:
@@ -228,7 +231,10 @@ def audit_ok(drift: DriftProc, event_id: str) -> None:
             result = await log.verify()
             assert result.ok, result.problems
             records = await log.records(event_id)
-            assert [r.kind for r in records] == ["decision"]
+            assert [r.kind for r in records] == list(kinds)
+            if "apply" in kinds:  # shadow: what would have been done, nothing executed
+                applied = records[kinds.index("apply")].payload["applied"]
+                assert applied and not any(a["executed"] for a in applied), applied
             assert records[0].payload["verdict"]["verdict"]["event_id"] == event_id
         finally:
             await log.close()
@@ -247,8 +253,8 @@ def test_scenario_end_to_end(system: System, path: Path) -> None:
     reasons = "; ".join(f"{r.code}: {r.message}" for r in verdict.reasons)
     final_action = Action.ESCALATE if verdict.requires_approval else verdict.action
     assert final_action == Action(scenario["expect"]["action"]), f"{decision.error or ''} {reasons}"
-    expected_state = DecisionState.AWAITING_APPROVAL if verdict.requires_approval else DecisionState.DONE
-    assert decision.state == expected_state
+    assert decision.mode == "shadow" and decision.state == DecisionState.DONE
+    assert decision.applied and not any(a.executed for a in decision.applied)
     assert decision.report is not None and decision.report.drifts
     assert decision.error is None, decision.error
     verify_signatures(decision, system.trust)
@@ -299,7 +305,7 @@ def test_opa_unreachable_fails_closed(system: System) -> None:
     assert verdict.action == Action.ESCALATE and verdict.requires_approval
     assert "opa." in _reason_text(decision)
     assert decision.state == DecisionState.AWAITING_APPROVAL
-    audit_ok(system.drift_no_opa, decision.event.event_id)
+    audit_ok(system.drift_no_opa, decision.event.event_id, ("decision",))
     assert elapsed < DEADLINE_S * 1000
 
 

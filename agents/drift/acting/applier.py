@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from agents.drift.acting.argocd_writes import ArgoCDWriter, synced_for_event
@@ -32,6 +32,11 @@ Mode = Literal["shadow", "advisory", "autonomous"]
 STATUS_ANNOTATION = "driftwise.io/status"
 GetApplication = Callable[[str, str], Awaitable[dict[str, Any]]]
 """Reads an Application as Argo CD returns it (name, app namespace) -> JSON object."""
+
+
+def rfc3339z(at: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as the driftwise.io/status contract (deploy/argocd/README.md) requires."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def needs_approval(mode: Mode, verdict: Verdict) -> bool:
@@ -78,18 +83,18 @@ class Applier:
             due = self._defer_until(report, now)
             await self._store.schedule(report.event_id, "deferred_sync", due, {
                 "application": report.application, "app_namespace": report.app_namespace,
-                "resources": [r.model_dump(mode="json") for r in resources],
+                "resources": [r.model_dump(mode="json") for r in resources], "mode": mode,
             })
             scheduled = AppliedAction(kind="schedule", mode=mode, executed=True, at=now,
-                                      detail={"sync_at": due.isoformat(), **detail})
-            return [scheduled, await self._annotate(report, mode, now, {"state": "deferred", "until": due.isoformat()})
+                                      detail={"sync_at": rfc3339z(due), **detail})
+            return [scheduled, await self._annotate(report, mode, now, {"state": "deferred", "until": rfc3339z(due)})
                     ], None
         if action == Action.ALLOW:
             if scope is None:
                 raise ApplyError("nothing_to_allow", f"event {report.event_id}: the drift has no changed paths")
             until = scope.until or now + self._allow_ttl
             done = [await self._allow(report, scope, until, mode, now, detail)]
-            done.append(await self._annotate(report, mode, now, {"state": "allowed", "until": until.isoformat()}))
+            done.append(await self._annotate(report, mode, now, {"state": "allowed", "until": rfc3339z(until)}))
             return done, backport
         # escalate: only reached when a human chose it; the approval itself is the record.
         return [AppliedAction(kind="none", mode=mode, executed=False, at=now,
@@ -109,9 +114,12 @@ class Applier:
             try:
                 if job.kind == "deferred_sync":
                     refs = [ResourceRef.model_validate(r) for r in job.payload["resources"]]
+                    mode = job.payload.get("mode", "autonomous")
                     acts = await self._sync_exactly_once(job.event_id, "deferred", job.payload["application"],
-                                                         job.payload["app_namespace"], refs, "autonomous", now, {})
+                                                         job.payload["app_namespace"], refs, mode, now, {})
                     action = acts[-1]
+                    await self._clear_status(job.payload["application"], job.payload["app_namespace"],
+                                             job.event_id)
                 else:
                     action = await self._expire(job, now)
             except ApplyError as exc:
@@ -189,16 +197,31 @@ class Applier:
             await self._writer.merge_patch(report.application, report.app_namespace, add_patch(app, ours))
             await self._store.outbox_mark(report.event_id, step, "done", now)
         await self._store.schedule(report.event_id, "expire_allowance", until, {
-            "application": report.application, "app_namespace": report.app_namespace, "entries": ours})
+            "application": report.application, "app_namespace": report.app_namespace, "entries": ours,
+            "mode": mode})
         return AppliedAction(kind="ignore_differences", mode=mode, executed=True, at=now,
-                             detail={"entries": ours, "until": until.isoformat(), **detail})
+                             detail={"entries": ours, "until": rfc3339z(until), **detail})
 
     async def _expire(self, job: Job, now: datetime) -> AppliedAction:
         app_name, app_ns = job.payload["application"], job.payload["app_namespace"]
         app = await self._get_app(app_name, app_ns)
-        await self._writer.merge_patch(app_name, app_ns, remove_patch(app, job.payload["entries"]))
-        return AppliedAction(kind="remove_ignore_differences", mode="autonomous", executed=True, at=now,
-                             detail={"entries": job.payload["entries"]})
+        patch = remove_patch(app, job.payload["entries"])
+        if _status_event(app) == job.event_id:
+            # the allowance is over: so is the state the annotation shows (one PATCH for both)
+            patch["metadata"] = {"annotations": {STATUS_ANNOTATION: None}}
+        await self._writer.merge_patch(app_name, app_ns, patch)
+        return AppliedAction(kind="remove_ignore_differences", mode=job.payload.get("mode", "autonomous"),
+                             executed=True, at=now, detail={"entries": job.payload["entries"]})
+
+    async def _clear_status(self, app_name: str, app_ns: str, event_id: str) -> None:
+        """Remove the status annotation once its state is over, unless a later decision owns it now."""
+        try:
+            app = await self._get_app(app_name, app_ns)
+            if _status_event(app) == event_id:
+                await self._writer.merge_patch(app_name, app_ns,
+                                               {"metadata": {"annotations": {STATUS_ANNOTATION: None}}})
+        except ApplyError as exc:
+            log.warning("could not clear the status annotation of %s (event %s): %s", app_name, event_id, exc)
 
     async def _annotate(self, report: DriftReport, mode: Mode, now: datetime, status: dict[str, Any]
                         ) -> AppliedAction:
@@ -227,3 +250,13 @@ class Applier:
         if scope is not None:
             detail["scope"] = scope.model_dump(mode="json")
         return AppliedAction(kind=kind, mode=mode, executed=False, at=now, detail=detail)
+
+
+def _status_event(application: dict[str, Any]) -> str | None:
+    """The event id the Application's driftwise.io/status annotation names, if any."""
+    raw = ((application.get("metadata") or {}).get("annotations") or {}).get(STATUS_ANNOTATION)
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return value.get("event") if isinstance(value, dict) else None

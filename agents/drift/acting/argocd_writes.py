@@ -71,6 +71,9 @@ class ArgoCDWriter:
 def synced_for_event(application: dict[str, Any], event_id: str) -> bool:
     """Whether the Application's last operation was a (non-dry-run) sync Driftwise made for this event."""
     operation = ((application.get("status") or {}).get("operationState") or {}).get("operation") or {}
-    infos = operation.get("info") or []
-    dry_run = bool((operation.get("sync") or {}).get("dryRun"))
-    return not dry_run and any(i.get("name") == EVENT_INFO and i.get("value") == event_id for i in infos)
+    sync = operation.get("sync") or {}
+    infos = operation.get("info") or []  # Argo CD keeps the sync request's `infos` here
+    dry_run = bool(sync.get("dryRun"))
+    return not dry_run and any(
+        isinstance(i, dict) and i.get("name") == EVENT_INFO and i.get("value") == event_id for i in infos
+    )

@@ -63,11 +63,12 @@ class ActingStore:
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = await aiosqlite.connect(self._path)
+            # autocommit: every write is one statement, its own transaction (no deferred read-then-write
+            # transaction to fail with "database is locked" under contention)
+            self._db = await aiosqlite.connect(self._path, isolation_level=None)
             await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute("PRAGMA busy_timeout=30000")
             await self._db.executescript(_SCHEMA)
-            await self._db.commit()
         except aiosqlite.Error as exc:
             raise StoreError(f"cannot open acting state in {self._path}: {exc}") from exc
 
@@ -96,7 +97,6 @@ class ActingStore:
             "updated_at=excluded.updated_at",
             (event_id, step, state, json.dumps(detail or {}), at.isoformat()),
         )
-        await self.db.commit()
 
     async def outbox_requested(self) -> list[tuple[str, str]]:
         async with self.db.execute("SELECT event_id, step FROM outbox WHERE state='requested'") as cur:
@@ -110,7 +110,6 @@ class ActingStore:
             "INSERT OR IGNORE INTO jobs (event_id, kind, due_at, payload) VALUES (?, ?, ?, ?)",
             (event_id, kind, due_at.isoformat(), json.dumps(payload)),
         )
-        await self.db.commit()
         return cur.rowcount == 1
 
     async def due(self, now: datetime, limit: int = 50) -> list[Job]:
@@ -136,4 +135,3 @@ class ActingStore:
         await self.db.execute(
             "UPDATE jobs SET state=?, attempts=attempts+1, last_error=? WHERE id=?", (state, error, job_id)
         )
-        await self.db.commit()

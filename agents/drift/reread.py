@@ -1,0 +1,83 @@
+"""Drift that stays: governed applications still OutOfSync are re-read, and a changed drift is a new event.
+
+Argo CD's notification fires once per revision, so a drift that changes while the application stays
+OutOfSync (someone edits the same object again, or another one) would go unnoticed. Every
+`drift.reread_interval_s`, each application Driftwise has decided before and has no open decision
+for is read from the Argo CD API; when its drift (the digest of every changed path and value) differs
+from the last decided one, it is decided as a new event. The same drift (deferred, allowed,
+awaiting a human) is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from agents.drift.argocd_client import ArgoCDClient
+from agents.drift.errors import DriftAgentError
+from agents.drift.observe import build_report
+from agents.drift.store import EventStore
+from protocol.models import Decision, DriftEvent, DriftReport
+
+log = logging.getLogger(__name__)
+
+REREAD_EVENT = "on-drift-changed"
+
+
+def changes_digest(report: DriftReport) -> str:
+    """What drifted, independent of when it was observed: resources, paths, operations and values."""
+    items = sorted(
+        [d.ref.key, c.path, c.op, json.dumps(c.before, sort_keys=True), json.dumps(c.after, sort_keys=True)]
+        for d in report.drifts
+        for c in d.changes
+    )
+    return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()
+
+
+class Rereader:
+    def __init__(self, store: EventStore, argocd: ArgoCDClient, submit: Callable[[Decision], Awaitable[None]]) -> None:
+        self._store = store
+        self._argocd = argocd
+        self._submit = submit
+
+    async def tick(self, now: datetime) -> list[str]:
+        """Re-read every governed application once; returns the ids of the new events."""
+        started: list[str] = []
+        for last in await self._store.latest_per_application():
+            if not last.final or last.report is None:
+                continue  # being decided now, or never observed: nothing to compare against
+            try:
+                event_id = await self._check(last, now)
+            except DriftAgentError as exc:
+                log.warning("re-read of %s failed: %s", last.event.notification.app, exc)
+                continue
+            if event_id is not None:
+                started.append(event_id)
+        return started
+
+    async def _check(self, last: Decision, now: datetime) -> str | None:
+        assert last.report is not None
+        n = last.event.notification
+        app = await self._argocd.application(n.app, n.app_namespace)
+        if (app.status.get("sync") or {}).get("status") != "OutOfSync":
+            return None
+        resources = await self._argocd.managed_resources(n.app, n.app_namespace)
+        probe = DriftEvent(event_id="reread", idempotency_key=last.event.idempotency_key, received_at=now,
+                           notification=n)
+        current = build_report(probe, app, None, resources, now)
+        if not current.drifts or changes_digest(current) == changes_digest(last.report):
+            return None
+        notification = n.model_copy(update={"revision": app.revision or n.revision, "event": REREAD_EVENT})
+        event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(notification),
+                           received_at=datetime.now(UTC), notification=notification)
+        decision, duplicate = await self._store.accept(event, datetime.now(UTC))
+        if duplicate:
+            return None
+        log.info("drift of %s changed since event %s: deciding it as %s", n.app, last.event.event_id,
+                 event.event_id)
+        await self._submit(decision)
+        return event.event_id
