@@ -6,8 +6,10 @@ segments (zero included); any other segment is an `fnmatch` pattern for that one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 MISSING: Any = object()
@@ -69,9 +71,46 @@ def _match(pattern: list[str], segs: list[str]) -> bool:
     return (head == "*" or fnmatchcase(segs[0], head)) and _match(rest, segs[1:])
 
 
+_GLOB_CHARS = frozenset("*?[")
+
+
+@lru_cache(maxsize=1024)
+def _compiled(glob: str) -> re.Pattern[str] | list[str]:
+    """A glob as one regular expression over the (canonically escaped) pointer, when it can be one.
+
+    Globs are checked against every pointer of every document a specialist reads; one regex match
+    is far cheaper than the segment-by-segment recursion. Only `*`, `**` and literal segments
+    translate exactly; a segment with its own fnmatch pattern keeps the recursive matcher (the
+    segment list is returned instead).
+    """
+    segs = split(glob)
+    parts = []
+    for seg in segs:
+        if seg == "**":
+            parts.append("(?:/[^/]*)*")
+        elif seg == "*":
+            parts.append("/[^/]*")
+        elif _GLOB_CHARS.isdisjoint(seg):
+            parts.append("/" + re.escape(escape(seg)))
+        else:
+            return segs
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _canonical(pointer: str) -> str:
+    # `~` escapes may be written non-canonically (`~2` stays `~2` when unescaped): re-escape them the
+    # one way the compiled globs expect. Most pointers hold no `~` at all.
+    if "~" not in pointer:
+        return pointer
+    return "".join("/" + escape(seg) for seg in split(pointer))
+
+
 def matches(glob: str, pointer: str) -> bool:
     """Whether `pointer` matches the per-segment `glob`."""
-    return _match(split(glob), split(pointer))
+    compiled = _compiled(glob)
+    if isinstance(compiled, list):
+        return _match(compiled, split(pointer))
+    return compiled.fullmatch(_canonical(pointer)) is not None
 
 
 def matching(glob: str, *docs: Any) -> list[str]:

@@ -7,6 +7,7 @@ agent over A2A when the drift touches a regulated namespace, folding that answer
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from agents.kit import Skill, Specialist
@@ -114,11 +115,13 @@ class SecuritySpecialist(Specialist):
 
         reasoning = "Security findings (Git target vs cluster live):\n" + "\n".join(lines) + "\n" + verdict
         refs: list[str] = []
-        context = await self._rbac_context(request, [f for _, f in hits])
+        # The RBAC context (maybe an MCP call) and the compliance consult (an A2A call) are
+        # independent: wait for both at once rather than one after the other.
+        context, folded = await asyncio.gather(self._rbac_context(request, [f for _, f in hits]),
+                                               self._fold_compliance(request))
         if context:
             reasoning += "\nContext: " + "; ".join(text for _, text in context)
             refs += [eid for eid, _ in context]
-        folded = await self._fold_compliance(request)
         if folded is not None:
             note, extra = folded
             reasoning += "\n" + note

@@ -262,15 +262,22 @@ def _holds(c: Condition, before: Any, after: Any, rules: RuleSet, facts: Facts) 
 # --- evaluation ---------------------------------------------------------------------------------
 
 
-def _candidates(rule: Rule, drift: ResourceDrift) -> dict[str, tuple[Any, Any]]:
+def _pointers(drift: ResourceDrift) -> list[str]:
+    """Every pointer of the Git and cluster documents, first-seen order (walked once per drift, not per rule)."""
+    seen: dict[str, None] = {}
+    for doc in (drift.target, drift.live):
+        if doc is not None:
+            for pointer, _ in walk(doc):
+                seen[pointer] = None
+    return list(seen)
+
+
+def _candidates(rule: Rule, drift: ResourceDrift, all_pointers: list[str] | None = None
+                ) -> dict[str, tuple[Any, Any]]:
     """pointer -> (Git value, cluster value) for every pointer the rule's paths select."""
     out: dict[str, tuple[Any, Any]] = {}
-    docs = [d for d in (drift.target, drift.live) if d is not None]
-    pointers: dict[str, None] = {}
-    for doc in docs:
-        for pointer, _ in walk(doc):
-            if any(matches(g, pointer) for g in rule.paths):
-                pointers[pointer] = None
+    everywhere = all_pointers if all_pointers is not None else _pointers(drift)
+    pointers = [p for p in everywhere if any(matches(g, p) for g in rule.paths)]
     for pointer in pointers:
         before = get(drift.target, pointer) if drift.target is not None else MISSING
         after = get(drift.live, pointer) if drift.live is not None else MISSING
@@ -292,11 +299,14 @@ def evaluate(ruleset: RuleSet, report: DriftReport) -> list[tuple[Rule, Finding]
     facts = Facts.of(report)
     found: list[tuple[Rule, Finding]] = []
     for drift in report.drifts:
+        all_pointers: list[str] | None = None
         for rule in ruleset.rules:
             if not any(fnmatchcase(drift.ref.kind, k) for k in rule.kinds):
                 continue
+            if all_pointers is None:
+                all_pointers = _pointers(drift)
             hits: dict[str, Hit] = {}
-            for pointer, (before, after) in _candidates(rule, drift).items():
+            for pointer, (before, after) in _candidates(rule, drift, all_pointers).items():
                 if before == after:
                     continue
                 for cond in rule.when:

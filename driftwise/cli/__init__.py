@@ -21,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOption = typer.Option(None, "--config", "-c", envvar="DRIFTWISE_CONFIG", help="YAML settings file (env DRIFTWISE_* overrides it)")
+ConfigOption = typer.Option(
+    None, "--config", "-c", envvar="DRIFTWISE_CONFIG", help="YAML settings file (env DRIFTWISE_* overrides it)"
+)
 
 
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:

@@ -9,6 +9,7 @@ Prometheus's own `bad_data` error, never answered wrongly.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 import statistics
@@ -55,7 +56,9 @@ def _labels(d: dict[str, str]) -> Labels:
     return tuple(sorted((k, v) for k, v in d.items() if v != ""))
 
 
+@functools.lru_cache(maxsize=8192)
 def _drop_name(labels: Labels) -> Labels:
+    # Called per sample per step of a range query on the same few label sets: memoised.
     return tuple(p for p in labels if p[0] != "__name__")
 
 
@@ -68,21 +71,33 @@ class _Stored:
 
 
 class Storage:
-    """Samples of the active world, indexed by metric name."""
+    """Samples of the active world, indexed by metric name; immutable once built."""
+
+    MAX_CACHED_SELECTIONS = 4096
 
     def __init__(self, samples: list[Samples]) -> None:
         self.by_name: dict[str, list[_Stored]] = {}
         for s in samples:
             stored = _Stored(_labels(s.labels), dict(s.labels), list(s.times_ms), list(s.values))
             self.by_name.setdefault(s.labels["__name__"], []).append(stored)
+        # A range query selects the same series at every step: the selection is computed once per
+        # distinct matcher set (the samples never change under a Storage; a new world builds a new one).
+        self._selected: dict[tuple[tuple[str, str, str], ...], list[_Stored]] = {}
 
     def all(self) -> list[_Stored]:
         return [s for group in self.by_name.values() for s in group]
 
     def select(self, matchers: list[tuple[str, str, str]]) -> list[_Stored]:
-        names = [v for n, op, v in matchers if n == "__name__" and op == "="]
-        pool = self.by_name.get(names[0], []) if names else self.all()
-        return [s for s in pool if all(_match(s.label_map.get(n, ""), op, v) for n, op, v in matchers)]
+        key = tuple(matchers)
+        found = self._selected.get(key)
+        if found is None:
+            names = [v for n, op, v in matchers if n == "__name__" and op == "="]
+            pool = self.by_name.get(names[0], []) if names else self.all()
+            found = [s for s in pool if all(_match(s.label_map.get(n, ""), op, v) for n, op, v in matchers)]
+            if len(self._selected) >= self.MAX_CACHED_SELECTIONS:
+                self._selected.clear()
+            self._selected[key] = found
+        return list(found)
 
 
 _REGEX_CACHE: dict[str, re.Pattern[str]] = {}

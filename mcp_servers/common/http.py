@@ -92,10 +92,25 @@ async def get_json(
         raise BackendBadResponse(backend, f"{path} did not return JSON: {_short(response.text)}") from None
 
 
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    # Building a TypeAdapter builds its whole validator (about a millisecond); the shapes are a
+    # handful of fixed types, so each is built once per process.
+    try:
+        adapter = _ADAPTERS.get(shape)
+    except TypeError:  # an unhashable shape: build it every time
+        return TypeAdapter(shape)
+    if adapter is None:
+        adapter = _ADAPTERS[shape] = TypeAdapter(shape)
+    return adapter
+
+
 def parse(backend: str, shape: Any, body: Any, what: str) -> Any:
     """Validate a backend's JSON against `shape` (a model or type); a mismatch names the backend and the field."""
     try:
-        return TypeAdapter(shape).validate_python(body)
+        return _adapter(shape).validate_python(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the body"
