@@ -12,9 +12,11 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.request_handlers.default_request_handler import TERMINAL_TASK_STATES
 from a2a.server.tasks import TaskUpdater
 from a2a.types import Message, Part, SendMessageRequest, Task, TaskState
-from a2a.utils.errors import InvalidParamsError
+from a2a.utils.errors import InvalidParamsError, TaskNotFoundError, UnsupportedOperationError
+from a2a.utils.input_mode_validator import validate_input_modes
 
 from agents.kit.card import JSON, JWT
 from agents.kit.deadline import analysis_scope, apply_degradations
@@ -96,13 +98,26 @@ def _check(params: SendMessageRequest) -> None:
 class ValidatingRequestHandler(DefaultRequestHandler):
     """Rejects a message that is not a valid AnalysisRequest before any task exists (JSON-RPC -32602)."""
 
-    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
+    async def _precheck(self, params: SendMessageRequest, context: ServerCallContext) -> None:
+        # Protocol errors come before payload errors (A2A 1.0 §3.1.1, §3.4.2): an undeclared media
+        # type, an unknown task, a finished task; only then is the payload an AnalysisRequest or not.
+        if params.HasField("message"):
+            validate_input_modes(params.message, self._agent_card)
+            if params.message.task_id:
+                task = await self.task_store.get(params.message.task_id, context)
+                if task is None:
+                    raise TaskNotFoundError(message=f"task {params.message.task_id} does not exist")
+                if task.status.state in TERMINAL_TASK_STATES:
+                    raise UnsupportedOperationError(message=f"task {task.id} is already finished; start a new task")
         _check(params)
+
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
+        await self._precheck(params, context)
         return await super().on_message_send(params, context)
 
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator:
-        _check(params)
+        await self._precheck(params, context)
         async for event in super().on_message_send_stream(params, context):
             yield event

@@ -156,6 +156,25 @@ async def test_invalid_request_gets_an_a2a_error_naming_the_problem(agents_env: 
         assert resp.status_code == 400 and "not JSON" in resp.text
 
 
+async def test_protocol_errors_come_before_payload_errors(agents_env: Env, security_agent) -> None:
+    """A2A 1.0 §3.1.1/§3.4.2 (found by the A2A TCK): an undeclared media type or an unknown task is named as such."""
+    base = agents_env.url("security")
+    headers = {"Authorization": f"Bearer {TOKENS['security']}", "A2A-Version": "1.0"}
+    good = request_for(SCENARIO_FILES[0]).model_dump_json()
+    async with httpx.AsyncClient() as http:
+        async def send(message: dict) -> dict:
+            resp = await http.post(base + "/", headers=headers, json={
+                "jsonrpc": "2.0", "id": 9, "method": "SendMessage", "params": {"message": message}})
+            return resp.json()["error"]
+
+        err = await send({"messageId": "m2", "role": "ROLE_USER",
+                          "parts": [{"text": "hello", "mediaType": "text/csv"}]})
+        assert err["code"] == -32005, err
+        err = await send({"messageId": "m3", "role": "ROLE_USER", "taskId": "no-such-task",
+                          "parts": [{"text": good, "mediaType": "application/json"}]})
+        assert err["code"] == -32001 and "no-such-task" in err["message"], err
+
+
 async def test_answers_a2a_sdk_client_over_both_bindings_streaming_too(agents_env: Env, security_agent) -> None:
     request = request_for(SCENARIOS / "v04-rbac-wildcard.yaml")
     for binding, streaming in ((TransportProtocol.JSONRPC, True), (TransportProtocol.HTTP_JSON, False)):
