@@ -214,6 +214,9 @@ def render_decision(console: Any, title: str, decision: Decision, trust: TrustSt
     console.print(Panel(f"{reasoning}\n\napplied: {applied}",
                         title=f"final action: [bold]{action}[/]  confidence {confidence:.2f}  "
                               f"({decision.mode} mode)", expand=False))
+    if decision.backport_patch:
+        console.print(Panel(decision.backport_patch.rstrip(), title="Git back-port for a human to merge",
+                            expand=False))
     return action
 
 
