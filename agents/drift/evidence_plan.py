@@ -1,11 +1,13 @@
 """Which MCP tool calls a drift decision needs, chosen from the drift itself (kinds and changed paths).
 
 The plan stays small: only the evidence the decision rubric can use. For a workload whose
-capacity moved: its traffic now against the hours before the change, memory when memory moved,
-the autoscalers that may own its replicas, its events and field managers; for every
-non-secret drift: the open incidents of its service, and the annotations people wrote around
-the change. A security-only or Secret-only drift needs no live evidence (it is reverted or
-escalated whatever the metrics say). Evidence ids are stable: `<server>.<tool>:<namespace>/<name>`.
+capacity moved (or an autoscaler whose bounds moved: it stands for the workload it scales): its
+traffic now against the hours before the change, memory when memory moved, the autoscalers that
+may own its replicas, its events and field managers; for every other non-secret drift that
+widens nothing (configuration, metadata, an image from a registry Git already uses): the open
+incidents of its service, and the annotations people wrote around the change. A drift that
+widens privilege or exposure, or a Secret's, needs no live evidence (it is reverted or escalated
+whatever the metrics say). Evidence ids are stable: `<server>.<tool>:<namespace>/<name>`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agents.drift.reasoning.changes import classify
-from agents.drift.reasoning.security import is_security_path
-from agents.drift.reasoning.workloads import WORKLOAD_KINDS
+from agents.drift.reasoning.security import trusted_registries, widening_findings
+from agents.drift.reasoning.workloads import WORKLOAD_KINDS, workload_of
 from protocol.models import DriftReport, ResourceDrift
 
-__all__ = ["PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names"]
+__all__ = ["PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names", "workload"]
 
 LOOKBACK = timedelta(hours=6)
 """How far back incidents, memory and annotations are read (the metric backends keep at least this)."""
@@ -61,10 +63,16 @@ def baseline_window(changed_at: datetime, now: datetime) -> tuple[datetime, date
     return start, end
 
 
+def workload(drift: ResourceDrift) -> tuple[str, str] | None:
+    """(kind, name) of the workload a drifted resource runs or scales (see workloads.workload_of)."""
+    return workload_of(drift.ref.kind, drift.ref.name, drift.target, drift.live)
+
+
 def service_names(report: DriftReport, drift: ResourceDrift) -> list[str]:
     """The service (metrics label, PagerDuty service) a resource belongs to: its workload's name, else the app's."""
-    if drift.ref.kind in WORKLOAD_KINDS:
-        return list(dict.fromkeys([drift.ref.name, report.application]))
+    owner = workload(drift)
+    if owner is not None:
+        return list(dict.fromkeys([owner[1], report.application]))
     return [report.application]
 
 
@@ -77,25 +85,30 @@ def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
 
     earliest = now
     operational = False
+    trusted = trusted_registries(report.drifts)
     for drift in report.drifts:
         changes = classify(drift)
         ns = drift.ref.namespace or report.destination_namespace
         if ns and ns not in report.namespace_labels:
             add("kubernetes", "namespace", None, ns, name=ns)
-        plain_config = [p for p in changes.config_paths if not is_security_path(p)]
-        if drift.ref.kind == "Secret" or (not changes.deltas and not plain_config):
-            continue  # security-only or Secret drift: decided without live evidence
+        if drift.ref.kind == "Secret" or (not changes.deltas and not changes.config_paths):
+            continue  # a Secret's drift is escalated whatever the metrics say
+        if widening_findings(drift, trusted):
+            continue  # widened privilege or exposure is reverted whatever the metrics say
         operational = True
         at = change_time(drift, now)
         earliest = min(earliest, at)
         for service in service_names(report, drift):
             add("pagerduty", "incidents", ns, service, service=service, since=_ts(now - LOOKBACK), until=_ts(now))
-        if drift.ref.kind not in WORKLOAD_KINDS or not changes.deltas:
+        owner = workload(drift)
+        if owner is None or not changes.deltas:
             continue
-        name = drift.ref.name
         start, end = baseline_window(at, now)
-        add("prometheus", "workload_traffic", ns, name, namespace=ns, service=name, at=_ts(now),
+        add("prometheus", "workload_traffic", ns, owner[1], namespace=ns, service=owner[1], at=_ts(now),
             baseline_start=_ts(start), baseline_end=_ts(end))
+        if drift.ref.kind not in WORKLOAD_KINDS:
+            continue  # an autoscaler's bounds: the scaled workload's traffic is what judges them
+        name = drift.ref.name
         add("kubernetes", "events_for", ns, name, kind=drift.ref.kind, name=name, namespace=ns,
             since=_ts(now - LOOKBACK))
         add("kubernetes", "field_managers", ns, name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -77,6 +78,37 @@ def to_event(raw: Obj) -> KubeEvent:
     )
 
 
+TERMINATION_REASONS = frozenset({"OOMKilled"})
+"""Container terminations a pod's status keeps (lastState) that matter as much as an Event: Events expire
+after an hour and are often not emitted for OOM kills, the pod status keeps the last one."""
+
+
+def pod_terminations(pod: Obj) -> list[KubeEvent]:
+    """One KubeEvent per container whose current or last termination is an OOM kill, from the pod's status."""
+    name = str((pod.get("metadata") or {}).get("name") or "")
+    out = []
+    status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(key) or []:
+            if not isinstance(cs, dict):
+                continue
+            for where in ("state", "lastState"):
+                term = (cs.get(where) or {}).get("terminated") if isinstance(cs.get(where), dict) else None
+                if not isinstance(term, dict) or term.get("reason") not in TERMINATION_REASONS:
+                    continue
+                restarts = int(cs.get("restartCount") or 0)
+                out.append(KubeEvent(
+                    reason=str(term["reason"]), type="Warning", count=max(restarts, 1),
+                    message=f"container {cs.get('name')} {'last ' if where == 'lastState' else ''}terminated: "
+                            f"{term['reason']} (exit code {term.get('exitCode')}), {restarts} restart(s)",
+                    involved_kind="Pod", involved_name=name,
+                    first_seen=_time(term.get("startedAt")), last_seen=_time(term.get("finishedAt")),
+                    source="pod status",
+                ))
+                break
+    return out
+
+
 def _owned_name(name: str, candidate: str) -> bool:
     """Pods and ReplicaSets a workload controller creates are named <workload>-<suffix>."""
     return candidate.startswith(name + "-")
@@ -146,11 +178,17 @@ def build_server(
         namespace: Annotated[Name, Field(description="the object's namespace")],
         since: Annotated[AwareDatetime | None, Field(description="only events last seen at or after this")] = None,
     ) -> KubeEvents:
-        with span("kubernetes.events_for", kind=kind):
-            raw = await backend.client.list("v1", "Event", namespace)
         # A workload's own events say little; its pods' (OOMKilled, BackOff) and ReplicaSets' say more.
         owned_kinds = {"Pod", "ReplicaSet"} if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job") else set()
-        events = []
+        with span("kubernetes.events_for", kind=kind):
+            if owned_kinds:
+                raw, pods = await asyncio.gather(backend.client.list("v1", "Event", namespace),
+                                                 backend.client.list("v1", "Pod", namespace))
+            else:
+                raw, pods = await backend.client.list("v1", "Event", namespace), []
+        events = [e for pod in pods if _owned_name(name, str((pod.get("metadata") or {}).get("name") or ""))
+                  for e in pod_terminations(pod)
+                  if since is None or (e.last_seen is not None and e.last_seen >= since)]
         for item in raw:
             event = to_event(item)
             direct = event.involved_kind == kind and event.involved_name == name
@@ -263,7 +301,8 @@ def build_server(
     add_read_only_tool(
         server, events_for, title="Events of an object",
         description="Events about an object, newest first; for a Deployment/StatefulSet/DaemonSet/Job also those "
-        "of its pods and ReplicaSets (e.g. OOMKilling, BackOff, ScalingReplicaSet). `since` limits to recent ones.",
+        "of its pods and ReplicaSets (e.g. OOMKilling, BackOff, ScalingReplicaSet), plus OOM kills its pods' status "
+        "still records (reason OOMKilled, source 'pod status'). `since` limits to recent ones.",
     )
     add_read_only_tool(
         server, field_managers, title="Who manages which fields",

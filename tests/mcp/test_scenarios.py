@@ -101,7 +101,11 @@ async def test_v11_memory_near_the_old_limit(stack: Stack, pool: McpPool) -> Non
     assert all(p.max_bytes is not None and p.max_bytes > old_limit for p in memory.pods)
     events = value(await call(pool, "kubernetes", "events_for", kind="Deployment", name="recommender",
                               namespace="storefront"))
-    assert {e.reason for e in events.events} == {"OOMKilling"}  # its pods' events count for the workload
+    # its pods' events count for the workload, and so do the OOM kills their status records
+    assert {(e.reason, e.source) for e in events.events} == {("OOMKilling", "kernel-monitor"),
+                                                              ("OOMKilled", "pod status")}
+    assert {e.involved_name for e in events.events if e.source == "pod status"} == {
+        "recommender-7c9d8-abcde", "recommender-7c9d8-fghij", "recommender-7c9d8-klmno"}
 
 
 async def test_v06_hpa_owns_the_replicas(stack: Stack, pool: McpPool) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agents.drift.evidence_plan import change_time, service_names
+from agents.drift.evidence_plan import change_time, service_names, workload
 from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
 from agents.drift.reasoning.changes import ResourceChanges, classify
 from agents.drift.reasoning.evidence_view import EvidenceView
@@ -174,26 +174,45 @@ def _namespaces(report: DriftReport) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _regime(inp: ReasoningInput, view: EvidenceView, namespace: str) -> tuple[str | None, list[str]]:
+def _regime(inp: ReasoningInput, view: EvidenceView, namespace: str) -> tuple[str | None, list[str], str | None]:
+    """(regime or None, evidence ids, why the labels cannot be read — None when they could)."""
+    known = namespace in inp.report.namespace_labels
     labels = dict(inp.report.namespace_labels.get(namespace, {}))
     refs: list[str] = []
     got = view.namespace(namespace)
     if got.value is not None:
         labels.update(got.value.labels)
         refs += list(got.ids)
+        known = True
+    elif got.failed:
+        refs += list(got.ids)
     regime = labels.get(COMPLIANCE_LABEL)
-    return (regime or None), refs
+    unreadable = None if known or not got.failed else "; ".join(got.errors)
+    return (regime or None), refs, unreadable
 
 
 def _freeze(inp: ReasoningInput) -> _Opinion | None:
     report, view = inp.report, EvidenceView(inp.evidence)
     regulated: list[tuple[str, str]] = []
+    unreadable: list[tuple[str, str]] = []
     refs: list[str] = []
     for ns in _namespaces(report):
-        regime, ns_refs = _regime(inp, view, ns)
+        regime, ns_refs, error = _regime(inp, view, ns)
         refs += ns_refs
         if regime:
             regulated.append((ns, regime))
+        elif error is not None:
+            unreadable.append((ns, error))
+    # Rule 3 hinges on the namespace's labels only while a freeze holds: then unreadable labels are rule 7.
+    blind = [(ns, error) for ns, error in unreadable
+             if in_freeze(report.sync_windows, inp.now, report.application, ns, report.destination_server)]
+    if blind and not any(in_freeze(report.sync_windows, inp.now, report.application, ns, report.destination_server)
+                         for ns, _ in regulated):
+        where = "; ".join(f"namespace {ns} ({error})" for ns, error in blind)
+        return _Opinion(Action.ESCALATE, 0.85, [
+            f"Rule 7 (the evidence the decision hinges on cannot be had -> escalate): a change freeze (deny window) "
+            f"is active at {inp.now.isoformat()}, and whether the drift is in a regulated scope (rule 3) cannot be "
+            f"read: {where}."], refs=refs)
     if not regulated:
         return None
     frozen = [(ns, regime) for ns, regime in regulated
@@ -279,6 +298,7 @@ class _Signals:
     refs: list[str] = field(default_factory=list)
     rate_change: float | None = None
     traffic_known: bool = False
+    error_spike: str | None = None  # 5xx share far above baseline: justifies more capacity, condemns less
 
 
 def _assess(inp: ReasoningInput, view: EvidenceView, rc: ResourceChanges, config: RulesConfig) -> _Opinion:
@@ -333,14 +353,15 @@ def _assess(inp: ReasoningInput, view: EvidenceView, rc: ResourceChanges, config
                 f"incident {i.id} ({i.status}) opened {i.created_at.isoformat()}, after the change "
                 f"{cite(incidents.ids)}")
 
-    _traffic(view, ns, ref.name, config, sig)
+    owner = workload(drift)
+    _traffic(view, ns, owner[1] if owner else ref.name, config, sig)
     if rc.replicas_changed:
         _autoscalers(view, ns, rc, sig)
     if any(d.what == "memory" for d in rc.deltas) or ups:
         _memory(view, ns, rc, config, sig)
 
     if downs:
-        return _assess_down(head, rc, sig, findings)
+        return _assess_down(head, rc, sig, findings, config)
     return _assess_up(head, sig, findings)
 
 
@@ -373,7 +394,8 @@ def _traffic(view: EvidenceView, ns: str, name: str, config: RulesConfig, sig: _
         sig.context.append(f"traffic steady: {desc}")
     er, ber = t.error_ratio, t.baseline_error_ratio
     if er is not None and er >= config.error_spike_ratio and (ber is None or er >= 3 * max(ber, 1e-9)):
-        sig.strong.append(f"5xx share {er:.1%} (baseline {ber if ber is None else f'{ber:.1%}'}) [{got.ids[0]}]")
+        sig.error_spike = f"5xx share {er:.1%} (baseline {ber if ber is None else f'{ber:.1%}'}) [{got.ids[0]}]"
+        sig.strong.append(sig.error_spike)
 
 
 def _autoscalers(view: EvidenceView, ns: str, rc: ResourceChanges, sig: _Signals) -> None:
@@ -463,7 +485,30 @@ def _assess_up(head: str, sig: _Signals, findings: list[Finding]) -> _Opinion:
         "-> defer to the next allow window): " + ("; ".join(facts) or "no live signal") + "."], sig.refs, findings)
 
 
-def _assess_down(head: str, rc: ResourceChanges, sig: _Signals, findings: list[Finding]) -> _Opinion:
+def _load_follows(rc: ResourceChanges, sig: _Signals, config: RulesConfig) -> str | None:
+    """Why a replica cut is justified by the load, or None: the load fell at least as much as the replicas did.
+
+    Only replica counts qualify (a smaller limit is not answered by less traffic), only when traffic fell
+    well below the baseline taken before the change, nothing else speaks for the cut or against it, and
+    each remaining replica carries no more than each replica did at the baseline.
+    """
+    if not rc.down or any(d.what != "replicas" for d in rc.down) or rc.up:
+        return None
+    if not sig.traffic_known or sig.rate_change is None or sig.against or sig.missing or sig.error_spike:
+        return None
+    cut = rc.down[0]
+    if not isinstance(cut.before, int) or not isinstance(cut.after, int) or cut.before <= 0:
+        return None
+    share = cut.after / cut.before
+    if sig.rate_change > config.drop_ratio or sig.rate_change > share:
+        return None
+    fell = next((w for w in sig.weak if w.startswith("load fell")), f"request rate x{sig.rate_change:.2f}")
+    return (f"{fell}; replicas cut to {share:.0%} of Git's ({cut.before} -> {cut.after}) while the load is "
+            f"{sig.rate_change:.0%} of its baseline, so each replica carries no more than before")
+
+
+def _assess_down(head: str, rc: ResourceChanges, sig: _Signals, findings: list[Finding],
+                 config: RulesConfig) -> _Opinion:
     facts = sig.context
     owned = [s for s in sig.strong if "owned by" in s]
     only_replicas = all(d.what == "replicas" for d in rc.down)
@@ -471,6 +516,9 @@ def _assess_down(head: str, rc: ResourceChanges, sig: _Signals, findings: list[F
         return _Opinion(Action.ALLOW, 0.9, [
             f"{head} Rule 4 (the field belongs to a controller -> allow): " + "; ".join(owned) + "."],
             sig.refs, findings)
+    if sig.error_spike:
+        # Errors far above the baseline taken before the cut: the service is failing with less capacity.
+        sig.against.append(f"the service is failing: {sig.error_spike}")
     if sig.against:
         return _Opinion(Action.ENFORCE, 0.9, [
             f"{head} Rule 5 (capacity/resilience lowered and the service degraded after it -> enforce): "
@@ -479,6 +527,11 @@ def _assess_down(head: str, rc: ResourceChanges, sig: _Signals, findings: list[F
         return _Opinion(Action.ESCALATE, 0.85, [
             f"{head} Rule 7 (the evidence the decision hinges on cannot be had -> escalate): "
             + "; ".join(sig.missing) + ". Whether the cut is explained depends on it."], sig.refs, findings)
+    follows = _load_follows(rc, sig, config)
+    if follows:
+        return _Opinion(Action.ALLOW, 0.85, [
+            f"{head} Rule 4 (an operational change live evidence justifies -> allow): {follows}"
+            + ("; " + "; ".join(facts) if facts else "") + "."], sig.refs, findings)
     reasons = [s for s in sig.strong if "owned by" not in s and "load spike" not in s] + sig.weak
     if reasons:
         return _Opinion(Action.ALLOW, 0.65, [

@@ -118,3 +118,24 @@ def registry(image: str) -> str:
 def replicas(obj: dict[str, Any] | None) -> int | None:
     value = dig(obj, "spec", "replicas")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+SCALER_TARGET_POINTERS = (("spec", "scaleTargetRef"), ("spec", "targetRef"))
+"""Where an autoscaler names the workload it scales: HPA and KEDA ScaledObject (scaleTargetRef), VPA (targetRef)."""
+
+
+def workload_of(kind: str, name: str, target: dict[str, Any] | None, live: dict[str, Any] | None
+                ) -> tuple[str, str] | None:
+    """(kind, name) of the workload whose pods a drifted resource runs or scales; None when it names none.
+
+    A workload is itself; an autoscaler stands for the workload it scales, so that its bounds are
+    judged against that workload's traffic and incidents (the metrics and PagerDuty name the workload).
+    """
+    if kind in WORKLOAD_KINDS:
+        return kind, name
+    for obj in (live, target):
+        for pointer in SCALER_TARGET_POINTERS:
+            ref = dig(obj, *pointer)
+            if isinstance(ref, dict) and isinstance(ref.get("name"), str) and ref["name"]:
+                return str(ref.get("kind") or "Deployment"), ref["name"]
+    return None
