@@ -46,6 +46,9 @@ class EventStore:
         # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
         self._db = await aiosqlite.connect(self._path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives any crash of this process (kill -9 included); only an OS crash can
+        # lose the newest commits. That is the crash the outbox guards against, at 0.1 ms a commit, not 4.5.
+        await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=30000")
         await self._db.executescript(_SCHEMA)
 
