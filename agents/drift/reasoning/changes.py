@@ -1,8 +1,8 @@
 """What kind of change each drifted resource carries: capacity up or down, a Secret value, or plain configuration.
 
 Directions come from comparing Git's and the cluster's values (replicas, resource quantities,
-autoscaler bounds, disruption budgets, probes), so that any workload and any magnitude is read
-the same way.
+autoscaler bounds, disruption budgets, probes, how pods are spread over nodes and zones, how many
+may be down during a rollout), so that any workload and any magnitude is read the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Delta:
     before: Any
     after: Any
     up: bool
-    what: str  # "replicas" | "cpu" | "memory" | "autoscaler" | "disruption" | "probe" | resource name
+    what: str  # "replicas" | "cpu" | "memory" | "autoscaler" | "disruption" | "probe" | "spreading" | "rollout"
+    # | another resource name
 
     def describe(self) -> str:
         return f"{self.path} {self.before} -> {self.after}"
@@ -72,7 +73,8 @@ def classify(drift: ResourceDrift) -> ResourceChanges:
     if drift.ref.kind == "Secret":
         out.secret_values = [c.path for c in drift.changes
                              if c.redacted or c.path.startswith(("/data", "/stringData"))]
-    out.deltas = _replica_deltas(target, live) + _resource_deltas(target, live) + _probe_deltas(target, live)
+    out.deltas = (_replica_deltas(target, live) + _resource_deltas(target, live) + _probe_deltas(target, live)
+                  + _spreading_deltas(target, live) + _rollout_deltas(drift.ref.kind, target, live))
     if drift.ref.kind == "HorizontalPodAutoscaler":
         out.deltas += _bound_deltas(target, live)
     if drift.ref.kind == "PodDisruptionBudget":
@@ -168,3 +170,87 @@ def _pdb_number(value: Any) -> float | None:
     if isinstance(value, str) and value.endswith("%"):
         return quantity(value[:-1])
     return quantity(value)
+
+
+# --- spreading: how far one node's or zone's failure reaches -----------------------------------------
+
+_HARD, _SOFT = "requiredDuringSchedulingIgnoredDuringExecution", "preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def _anti_affinity_terms(spec: dict[str, Any]) -> tuple[int, int]:
+    """(required, preferred) pod anti-affinity terms: both keep replicas apart, required ones for sure."""
+    anti = dig(spec, "affinity", "podAntiAffinity") or {}
+    hard, soft = anti.get(_HARD), anti.get(_SOFT)
+    return (len(hard) if isinstance(hard, list) else 0), (len(soft) if isinstance(soft, list) else 0)
+
+
+def _spread_strength(spec: dict[str, Any]) -> dict[str, tuple[int, float]]:
+    """Per topology key: (2 when hard else 1, -maxSkew) — bigger is a tighter spread."""
+    out: dict[str, tuple[int, float]] = {}
+    for c in spec.get("topologySpreadConstraints") or []:
+        if not isinstance(c, dict):
+            continue
+        key = str(c.get("topologyKey") or "")
+        hard = 2 if c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule" else 1
+        skew = quantity(c.get("maxSkew")) or 1.0
+        out[key] = max(out.get(key, (0, float("-inf"))), (hard, -skew))
+    return out
+
+
+def _spreading_deltas(target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    t_spec, l_spec = pod_spec(target), pod_spec(live)
+    if t_spec is None or l_spec is None:
+        return []
+    base = pod_spec_pointer(live)
+    out: list[Delta] = []
+    (tb_hard, tb_soft), (la_hard, la_soft) = _anti_affinity_terms(t_spec), _anti_affinity_terms(l_spec)
+    b, a = 2 * tb_hard + tb_soft, 2 * la_hard + la_soft
+    if a != b:
+        out.append(Delta(f"{base}/affinity/podAntiAffinity", f"{tb_hard} required/{tb_soft} preferred term(s)",
+                         f"{la_hard} required/{la_soft} preferred term(s)", a > b, "spreading"))
+    t_spread, l_spread = _spread_strength(t_spec), _spread_strength(l_spec)
+    weaker = [k for k, v in t_spread.items() if l_spread.get(k, (0, float("-inf"))) < v]
+    stronger = [k for k, v in l_spread.items() if t_spread.get(k, (0, float("-inf"))) < v]
+    if weaker or stronger:
+        out.append(Delta(f"{base}/topologySpreadConstraints",
+                         sorted(t_spread) or None, sorted(l_spread) or None, not weaker, "spreading"))
+    return out
+
+
+# --- rollouts: how many replicas may be down at once ----------------------------------------------
+
+_STRATEGY: dict[str, tuple[str, Any]] = {
+    "Deployment": ("strategy", "25%"), "StatefulSet": ("updateStrategy", 1), "DaemonSet": ("updateStrategy", 1),
+}
+"""Where each kind keeps its rollout strategy, and Kubernetes' default maxUnavailable."""
+
+
+def _unavailable(value: Any, replicas_: int) -> float | None:
+    if isinstance(value, str) and value.endswith("%"):
+        pct = quantity(value[:-1])
+        return None if pct is None else int(pct * replicas_ / 100)  # Kubernetes rounds maxUnavailable down
+    return quantity(value)
+
+
+def _rollout_deltas(kind: str, target: dict[str, Any], live: dict[str, Any]) -> list[Delta]:
+    if kind not in _STRATEGY:
+        return []
+    field_, default = _STRATEGY[kind]
+    t_strat, l_strat = dig(target, "spec", field_) or {}, dig(live, "spec", field_) or {}
+    if t_strat == l_strat:
+        return []
+    t_type = t_strat.get("type") or ("RollingUpdate" if kind == "Deployment" else None)
+    l_type = l_strat.get("type") or ("RollingUpdate" if kind == "Deployment" else None)
+    if kind == "Deployment" and t_type != l_type:
+        # Recreate takes every replica down before the new ones start.
+        return [Delta(f"/spec/{field_}/type", t_type, l_type, l_type != "Recreate", "rollout")]
+    t_val = dig(t_strat, "rollingUpdate", "maxUnavailable")
+    l_val = dig(l_strat, "rollingUpdate", "maxUnavailable")
+    if t_val == l_val:
+        return []
+    n = replicas(live) or replicas(target) or 100
+    b = _unavailable(default if t_val is None else t_val, n)
+    a = _unavailable(default if l_val is None else l_val, n)
+    if a is None or b is None or a == b:
+        return []
+    return [Delta(f"/spec/{field_}/rollingUpdate/maxUnavailable", t_val, l_val, a < b, "rollout")]

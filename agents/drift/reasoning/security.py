@@ -33,6 +33,7 @@ SECURITY_PATH_WORDS = (
     "securityContext", "image", "serviceAccount", "automountServiceAccountToken", "hostNetwork", "hostPID",
     "hostIPC", "hostPath", "hostPort", "volumes", "capabilities", "privileged", "runAsUser", "runAsNonRoot",
     "seccompProfile", "appArmor", "apparmor", "procMount", "externalIPs", "loadBalancerSourceRanges",
+    "pod-security.kubernetes.io", "source-range", "ingress.kubernetes.io",
 )
 """Path fragments with security meaning in any kind (a path containing one is security-relevant)."""
 
@@ -67,8 +68,15 @@ def widening_findings(drift: ResourceDrift, trusted_registries: set[str]) -> lis
         out += _netpol_findings(drift, target, live)
     elif kind == "Service":
         out += _service_findings(drift, target, live)
-    elif kind == "Ingress" and dig(live, "spec") != dig(target, "spec"):
+    elif kind == "Ingress":
         out += _ingress_findings(drift, target, live)
+    elif kind == "Namespace":
+        out += _pod_security_findings(drift, target, live)
+    elif kind == "ServiceAccount" and target.get("automountServiceAccountToken") is False \
+            and live.get("automountServiceAccountToken") is not False:
+        # Every pod of the account now carries API credentials Git keeps out of them.
+        out.append(_finding("security.token_mount", Severity.HIGH, drift, "/automountServiceAccountToken",
+                            "service account token automounted although Git disables it"))
     return out
 
 
@@ -157,9 +165,10 @@ def _context_findings(drift: ResourceDrift, t: dict[str, Any], live: dict[str, A
                                 "root filesystem made writable"))
         if live.get("procMount") == "Unmasked" and t.get("procMount") != "Unmasked":
             out.append(_finding("security.proc_mount", Severity.HIGH, drift, f"{path}/procMount", "/proc unmasked"))
-    if dig(live, "seccompProfile", "type") == "Unconfined" and dig(t, "seccompProfile", "type") != "Unconfined":
-        out.append(_finding("security.seccomp", Severity.MEDIUM, drift, f"{path}/seccompProfile",
-                            "seccomp profile set to Unconfined"))
+    for profile in ("seccompProfile", "appArmorProfile"):
+        if dig(live, profile, "type") == "Unconfined" and dig(t, profile, "type") != "Unconfined":
+            out.append(_finding("security.seccomp", Severity.MEDIUM, drift, f"{path}/{profile}",
+                                f"{profile} set to Unconfined"))
     return out
 
 
@@ -214,6 +223,25 @@ def _binding_findings(drift: ResourceDrift, target: dict[str, Any], live: dict[s
     return out
 
 
+# --- namespaces ---------------------------------------------------------------------------------
+
+PSA_LEVELS = {"privileged": 0, "baseline": 1, "restricted": 2}
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+def _pod_security_findings(drift: ResourceDrift, target: dict[str, Any], live: dict[str, Any]) -> list[Finding]:
+    """Pod Security Admission enforce level lowered (no label = privileged, the admission default)."""
+    t_level = (dig(target, "metadata", "labels") or {}).get(PSA_ENFORCE)
+    l_level = (dig(live, "metadata", "labels") or {}).get(PSA_ENFORCE)
+    if t_level is None or t_level == l_level:
+        return []
+    if PSA_LEVELS.get(str(l_level), 0) >= PSA_LEVELS.get(str(t_level), 0):
+        return []
+    return [_finding("security.pod_security_lowered", Severity.HIGH, drift,
+                     "/metadata/labels/" + PSA_ENFORCE.replace("/", "~1"),
+                     f"pod security enforce level {t_level} -> {l_level or 'unset (privileged)'}")]
+
+
 # --- network exposure --------------------------------------------------------------------------
 
 
@@ -245,13 +273,30 @@ def _service_findings(drift: ResourceDrift, target: dict[str, Any], live: dict[s
                             f"service exposed as {l_type} (Git: {t_type})"))
     if set(dig(live, "spec", "externalIPs") or []) - set(dig(target, "spec", "externalIPs") or []):
         out.append(_finding("security.exposure", Severity.HIGH, drift, "/spec/externalIPs", "external IPs added"))
+    t_ranges = dig(target, "spec", "loadBalancerSourceRanges") or []
+    l_ranges = dig(live, "spec", "loadBalancerSourceRanges") or []
+    if exposure.get(l_type, 0) >= 2 and (set(l_ranges) - set(t_ranges) or (t_ranges and not l_ranges)):
+        # No source ranges at all means any address may connect.
+        out.append(_finding("security.exposure", Severity.HIGH, drift, "/spec/loadBalancerSourceRanges",
+                            f"load balancer source ranges {t_ranges} -> {l_ranges or 'any address'}"))
     return out
+
+
+ACCESS_ANNOTATION_WORDS = ("whitelist-source-range", "allowlist-source-range", "auth-url", "auth-type",
+                           "auth-secret", "auth-tls")
+"""Ingress-controller annotations that restrict who may reach the routes (nginx and alikes)."""
 
 
 def _ingress_findings(drift: ResourceDrift, target: dict[str, Any], live: dict[str, Any]) -> list[Finding]:
     t_rules = dig(target, "spec", "rules") or []
     added = [r for r in dig(live, "spec", "rules") or [] if r not in t_rules]
     out: list[Finding] = []
+    t_ann, l_ann = dig(target, "metadata", "annotations") or {}, dig(live, "metadata", "annotations") or {}
+    for key, value in t_ann.items():
+        if any(w in key for w in ACCESS_ANNOTATION_WORDS) and l_ann.get(key) != value:
+            out.append(_finding("security.exposure", Severity.HIGH, drift,
+                                "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"),
+                                f"access restriction {key} {'removed' if key not in l_ann else 'changed'}"))
     if added:
         out.append(_finding("security.exposure", Severity.HIGH, drift, "/spec/rules", "ingress routes added"))
     if dig(target, "spec", "tls") and not dig(live, "spec", "tls"):
