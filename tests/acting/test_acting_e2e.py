@@ -445,7 +445,8 @@ def test_kill9_during_a_burst_decides_each_event_once_and_syncs_once(stack: Stac
         # nothing lost: every enforce decided was carried out, once
         if verdict is not None and verdict.action == Action.ENFORCE and d.state == DecisionState.DONE:
             assert per_app[d.event.notification.app] == 1, d.event.notification.app
-            assert kinds[d.event.event_id].count("apply") == 1
+            assert kinds[d.event.event_id].count("apply") == 1, (
+                kinds[d.event.event_id], d.state, [(a.kind, a.executed) for a in d.applied], d.timings_ms)
     done = sum(1 for d in decisions if d.state == DecisionState.DONE)
     print(f"\nburst of 200: {killed_at} synced before kill -9, all final after restart in {elapsed:.1f}s; "
           f"{done} done, {len(per_app)} synced")
