@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from agents.drift.config import DriftConfig
+from agents.drift.errors import StoreError
 from agents.drift.store import EventStore
 from protocol.models import ArgoNotification, Decision, DriftEvent
 
@@ -111,7 +112,12 @@ def webhook_endpoint(
             received_at=datetime.now(UTC),
             notification=notification,
         )
-        decision, duplicate = await store.accept(event, datetime.now(UTC))
+        try:
+            decision, duplicate = await store.accept(event, datetime.now(UTC))
+        except StoreError as exc:
+            # nothing was stored: Argo CD's notification controller retries a failed delivery
+            log.warning("webhook for %s not stored: %s", event.idempotency_key, exc)
+            return error(503, f"the event store is busy, nothing was stored; retry the delivery ({exc})")
         if not duplicate:
             await on_accepted(decision)
         log.info("webhook %s for %s (duplicate=%s)", decision.event.event_id, event.idempotency_key, duplicate)

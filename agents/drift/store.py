@@ -63,6 +63,19 @@ class EventStore:
             raise StoreError("event store is not open")
         return self._db
 
+    async def _begin_immediate(self, attempts: int = 6) -> None:
+        """Take the write lock; SQLite can answer "locked" at once (not after busy_timeout) under contention."""
+        for attempt in range(attempts):
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == attempts - 1:
+                    raise StoreError(f"event store {self._path} stayed locked: {exc}") from exc
+                await asyncio.sleep(0.02 * 2**attempt)
+
     async def accept(self, event: DriftEvent, now: datetime) -> tuple[Decision, bool]:
         """Persist a new event as a `received` decision, or join the open one of the same application.
 
@@ -70,7 +83,7 @@ class EventStore:
         """
         decision = Decision(event=event, state=DecisionState.RECEIVED, updated_at=now)
         async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+            await self._begin_immediate()
             try:
                 await self.db.execute(
                     "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 1, ?, ?, ?)",

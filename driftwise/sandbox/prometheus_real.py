@@ -79,6 +79,7 @@ class RealPrometheus:
         self._proc: asyncio.subprocess.Process | None = None
         self._port: int | None = None
         self._key: str | None = None
+        self._world: World | None = None
         self._build_locks: dict[str, asyncio.Lock] = {}
         self._switch_lock = asyncio.Lock()
         self._http = httpx.AsyncClient(timeout=30.0)
@@ -138,6 +139,7 @@ class RealPrometheus:
             start = time.perf_counter()
             key = world_key(world)
             if key == self._key and self._proc is not None and self._proc.returncode is None:
+                self._world = world
                 return
             folder = await self.blocks_for(world)
             await self._stop()
@@ -153,6 +155,7 @@ class RealPrometheus:
                 log_file.close()
             await self._wait_ready(folder)
             self._key = key
+            self._world = world
             self.last_switch_s = time.perf_counter() - start
             log.info("prometheus serving world %s on port %d (switch took %.2fs)", key, self._port,
                      self.last_switch_s)
@@ -194,7 +197,9 @@ class RealPrometheus:
     # --- proxy --------------------------------------------------------------------------
 
     async def handle(self, request: Request, world: World, now_s: float) -> Response:
-        if self._proc is None or self._proc.returncode is not None or self._key != world_key(world):
+        # hashing a world's series costs O(series): only when the world object is not the one served
+        served = world is self._world or self._key == world_key(world)
+        if self._proc is None or self._proc.returncode is not None or not served:
             return Response("prometheus is not serving the active world\n", status_code=503)
         params = list(request.query_params.multi_items())
         body = await request.body() if request.method == "POST" else None
