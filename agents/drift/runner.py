@@ -79,6 +79,11 @@ def report_digest(report: dict[str, Any] | None) -> str | None:
     return hashlib.sha256(json.dumps(report, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# A step's checkpoint is written while the next step runs: a crash can lose the newest one, and that
+# step then runs again on resume, which every node tolerates (reads, signing, the outbox-guarded apply).
+_DURABILITY = "async"
+
+
 def final_state(verdict: Verdict) -> DecisionState:
     """For a decision outside the graph (no thread to resume): a verdict a human must confirm waits for one."""
     if verdict.requires_approval or verdict.action == Action.ESCALATE:
@@ -282,13 +287,14 @@ class DecisionRunner:
         """Run the thread as far as it goes now: to its end, or to the approval interrupt."""
         snapshot = await self._graph.aget_state(config)
         if not snapshot.values:
-            await self._graph.ainvoke({"event": decision.event.model_dump(mode="json")}, config)
+            await self._graph.ainvoke({"event": decision.event.model_dump(mode="json")}, config, durability=_DURABILITY)
         elif _interrupted(snapshot):
             if decision.approval is None:
                 return dict(snapshot.values)  # still waiting for a human (a replay after a crash)
-            await self._graph.ainvoke(Command(resume=decision.approval.model_dump(mode="json")), config)
+            await self._graph.ainvoke(Command(resume=decision.approval.model_dump(mode="json")), config,
+                                     durability=_DURABILITY)
         elif snapshot.next:
-            await self._graph.ainvoke(None, config)  # resumes from the last checkpoint
+            await self._graph.ainvoke(None, config, durability=_DURABILITY)  # from the last checkpoint
         return dict((await self._graph.aget_state(config)).values)
 
     async def _through_approval(
