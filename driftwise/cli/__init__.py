@@ -48,6 +48,10 @@ def setup_logging(level: str, process: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    # One INFO line per HTTP request costs more than the request on loopback; they stay available at debug.
+    quiet = logging.DEBUG if level == "debug" else logging.WARNING
+    for noisy in ("httpx", "httpx2", "httpcore", "mcp.server.streamable_http_manager", "mcp.server.lowlevel.server"):
+        logging.getLogger(noisy).setLevel(quiet)
 
 
 def _register() -> None:
