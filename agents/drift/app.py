@@ -256,7 +256,7 @@ async def serve(config: DriftConfig) -> None:
                 await runner.record_job(job, action)
 
         rereader = Rereader(store, ArgoCDClient(http, config.argocd.url, _secret(config.argocd.token),
-                                                config.argocd.timeout_s), runner.submit)
+                                                config.argocd.timeout_s), runner.submit, metrics)
 
         async def reread() -> None:
             await rereader.tick(await deps.clock.now())

@@ -35,5 +35,11 @@ class DriftMetrics:
             "driftwise_webhooks", "Webhook requests by outcome", ["outcome"], registry=self.registry,
         )
 
+        self.rereads = Counter(
+            "driftwise_rereads",
+            "Re-reads of governed applications still OutOfSync, by outcome (changed = decided as a new event)",
+            ["outcome"], registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.errors import DriftAgentError
+from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import build_report
 from agents.drift.store import EventStore
 from protocol.models import Decision, DriftEvent, DriftReport
@@ -39,10 +40,16 @@ def changes_digest(report: DriftReport) -> str:
 
 
 class Rereader:
-    def __init__(self, store: EventStore, argocd: ArgoCDClient, submit: Callable[[Decision], Awaitable[None]]) -> None:
+    def __init__(self, store: EventStore, argocd: ArgoCDClient, submit: Callable[[Decision], Awaitable[None]],
+                 metrics: DriftMetrics | None = None) -> None:
         self._store = store
         self._argocd = argocd
         self._submit = submit
+        self._metrics = metrics
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rereads.labels(outcome=outcome).inc()
 
     async def tick(self, now: datetime) -> list[str]:
         """Re-read every governed application once; returns the ids of the new events."""
@@ -54,6 +61,7 @@ class Rereader:
                 event_id = await self._check(last, now)
             except DriftAgentError as exc:
                 log.warning("re-read of %s failed: %s", last.event.notification.app, exc)
+                self._count("failed")
                 continue
             if event_id is not None:
                 started.append(event_id)
@@ -64,19 +72,26 @@ class Rereader:
         n = last.event.notification
         app = await self._argocd.application(n.app, n.app_namespace)
         if (app.status.get("sync") or {}).get("status") != "OutOfSync":
+            self._count("synced")
             return None
         resources = await self._argocd.managed_resources(n.app, n.app_namespace)
         probe = DriftEvent(event_id="reread", idempotency_key=last.event.idempotency_key, received_at=now,
                            notification=n)
         current = build_report(probe, app, None, resources, now)
-        if not current.drifts or changes_digest(current) == changes_digest(last.report):
+        if not current.drifts:
+            self._count("synced")
+            return None
+        if changes_digest(current) == changes_digest(last.report):
+            self._count("unchanged")
             return None
         notification = n.model_copy(update={"revision": app.revision or n.revision, "event": REREAD_EVENT})
         event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(notification),
                            received_at=datetime.now(UTC), notification=notification)
         decision, duplicate = await self._store.accept(event, datetime.now(UTC))
         if duplicate:
+            self._count("joined")  # another path (a webhook) opened a decision for it meanwhile
             return None
+        self._count("changed")
         log.info("drift of %s changed since event %s: deciding it as %s", n.app, last.event.event_id,
                  event.event_id)
         await self._submit(decision)

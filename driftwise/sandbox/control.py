@@ -1,4 +1,20 @@
-"""Sandbox-only endpoints under /sandbox/ on the Argo CD port: clock, scenarios, clones, writes, health."""
+"""Sandbox-only endpoints under /sandbox/ on the Argo CD port: clock, scenarios, clones, writes, live, health.
+
+No auth. The contract:
+- GET  /sandbox/clock -> {"now"}; POST {"now": RFC3339} or {"advance_s": float} -> {"now"}
+- GET  /sandbox/scenarios -> {"active", "scenarios": [{"id", "title", "now", "applications"}]}
+- POST /sandbox/scenarios/load {"path"} -> the listing
+- POST /sandbox/scenarios/activate {"id"} -> {"id", "now", "applications": [{"app", "namespace", "notification"}]}
+- POST /sandbox/clones {"id", "count"} -> the same, the scenario plus `count` clones
+- GET  /sandbox/writes -> {"writes": [...]}; DELETE clears (the writes made through the Argo CD API)
+- POST /sandbox/live {"application", "kind", "name", "namespace"?, "group"?, "patch": JSON merge patch}
+  -> {"application", "group", "kind", "namespace", "name", "resourceVersion", "status", "sync", "live"}:
+  edits a managed resource's LIVE object as someone changing the cluster would (the Kubernetes API and
+  Argo CD's managed-resources diff both show it, the application's sync status is recomputed). A test
+  and demo control, not a Driftwise write: never in /sandbox/writes. 404 names the missing application
+  or resource, 400 a bad body or patch.
+- GET  /sandbox/healthz -> {"ok": true, "active"}
+"""
 
 from __future__ import annotations
 
@@ -11,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from driftwise.sandbox.errors import SandboxError
+from driftwise.sandbox.errors import SandboxError, UnknownResource
 from driftwise.sandbox.http import json_response
 from driftwise.sandbox.state import Sandbox, rfc3339
 
@@ -90,6 +106,42 @@ def routes(sandbox: Sandbox) -> list[Route]:
             sandbox.writes.clear()
         return json_response({"writes": [w.as_json() for w in sandbox.writes]})
 
+    async def live(request: Request) -> Response:
+        try:
+            body = await _body(request)
+        except SandboxError as exc:
+            return _error(400, f"live: {exc}")
+        for key in ("application", "kind", "name"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                return _error(400, f'live: field "{key}" must be a non-empty string; send {{"application", '
+                                   '"kind", "name", "namespace"?, "patch": {...}}')
+        for key in ("namespace", "group"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                return _error(400, f'live: field "{key}" must be a string when given')
+        patch = body.get("patch")
+        if not isinstance(patch, dict):
+            return _error(400, 'live: field "patch" must be a JSON object (a JSON merge patch, RFC 7386), '
+                               'e.g. {"spec": {"replicas": 20}}')
+        world = sandbox.world
+        if world is None:
+            return _error(404, "live: no scenario is active in the sandbox (activate one first)")
+        try:
+            app, resource = world.managed(body["application"], body["kind"], body["name"], body.get("namespace"),
+                                          body.get("group"))
+            world.patch_live(app, resource, patch)
+        except UnknownResource as exc:
+            return _error(404, f"live: {exc}")
+        except SandboxError as exc:
+            return _error(400, f"live: {exc}")
+        return json_response({
+            "application": app.name, "group": resource.group, "kind": resource.kind,
+            "namespace": resource.namespace, "name": resource.name,
+            "resourceVersion": resource.live["metadata"]["resourceVersion"],
+            "status": "OutOfSync" if app.resource_differs(resource) else "Synced",
+            "sync": ((app.application.get("status") or {}).get("sync") or {}).get("status"),
+            "live": world.masked_object(resource.live),
+        })
+
     return [
         Route("/sandbox/healthz", healthz),
         Route("/sandbox/clock", clock, methods=["GET", "POST"]),
@@ -98,4 +150,5 @@ def routes(sandbox: Sandbox) -> list[Route]:
         Route("/sandbox/scenarios/activate", activate, methods=["POST"]),
         Route("/sandbox/clones", clones, methods=["POST"]),
         Route("/sandbox/writes", writes, methods=["GET", "DELETE"]),
+        Route("/sandbox/live", live, methods=["POST"]),
     ]

@@ -17,3 +17,7 @@ class UnknownScenario(SandboxError):
 
 class PrometheusUnavailable(SandboxError):
     """The real Prometheus could not be prepared or started."""
+
+
+class UnknownResource(SandboxError):
+    """The active world has no such application, or the application manages no such resource."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from driftwise.sandbox import diffing
+from driftwise.sandbox.errors import SandboxError, UnknownResource
 from driftwise.sandbox.kinds import split_api_version, type_for
 from driftwise.sandbox.scenario import Scenario
 from driftwise.sandbox.series import Samples, generate
@@ -159,6 +160,51 @@ class World:
             r.live.update(new)  # same dict the Kubernetes API serves
         app.refresh_status()
         return chosen
+
+    def managed(self, application: str, kind: str, name: str, namespace: str | None = None,
+                group: str | None = None) -> tuple[AppState, ManagedState]:
+        """The application and its managed resource so named; UnknownResource naming what is missing."""
+        app = self.apps.get(application)
+        if app is None:
+            raise UnknownResource(f"no application {application!r} in the active world "
+                                  f"(applications: {', '.join(sorted(self.apps)) or 'none'})")
+        found = [r for r in app.resources
+                 if r.kind == kind and r.name == name and (namespace is None or r.namespace == namespace)
+                 and (group is None or r.group == group)]
+        if not found:
+            managed = ", ".join(f"{r.kind} {r.namespace + '/' if r.namespace else ''}{r.name}"
+                                for r in app.resources) or "none"
+            where = f"{namespace}/{name}" if namespace else name
+            raise UnknownResource(f"application {application!r} manages no {kind} {where} (managed: {managed})")
+        if len(found) > 1:
+            raise SandboxError(f"application {application!r} manages several {kind} named {name!r}: "
+                               "send namespace (and group) to pick one")
+        return app, found[0]
+
+    def patch_live(self, app: AppState, resource: ManagedState, patch: Obj) -> None:
+        """Apply a JSON merge patch to the live object, as someone editing the cluster would; Argo CD refreshes.
+
+        The live dict is the one the Kubernetes API serves, so it is updated in place.
+        """
+        updated = diffing.merge_patch(resource.live, patch)
+        identity = [("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")]
+
+        def at(obj: Any, path: tuple[str, ...]) -> Any:
+            for key in path:
+                obj = obj.get(key) if isinstance(obj, dict) else None
+            return obj
+
+        changed = [".".join(p) for p in identity if at(updated, p) != at(resource.live, p)]
+        if changed:
+            raise SandboxError(f"a live patch may not change the object's identity ({', '.join(changed)})")
+        meta = updated["metadata"]
+        meta["resourceVersion"] = self.next_resource_version()
+        # The API server bumps generation when the spec changes, never for metadata or status alone.
+        if isinstance(meta.get("generation"), int) and updated.get("spec") != resource.live.get("spec"):
+            meta["generation"] += 1
+        resource.live.clear()
+        resource.live.update(updated)
+        app.refresh_status()
 
     def object_type(self, obj: Obj) -> Any:
         group, version = split_api_version(obj["apiVersion"])
