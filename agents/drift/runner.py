@@ -95,6 +95,20 @@ def _interrupted(snapshot: Any) -> bool:
     return bool(snapshot.next) and any(getattr(t, "interrupts", ()) for t in snapshot.tasks)
 
 
+def _ended(snapshot: Any) -> bool:
+    """The thread reached END. Not just "no `next`": a live snapshot drops the tasks whose writes are saved,
+    so a step that finished while its checkpoint was lost (a crash with durability="async") shows no `next`
+    either, yet lists its tasks, and the steps after it (guardrail -> apply) have not run."""
+    return not snapshot.next and not snapshot.tasks
+
+
+class ThreadUnsettled(StoreError):
+    """The graph thread is neither at its end nor waiting for a human: the decision must not be recorded yet.
+
+    A StoreError so that `_run` runs the decision again from its checkpoint; after that it stays open and
+    is resumed on the next start, never recorded as final from a partial state."""
+
+
 class DecisionRunner:
     def __init__(
         self,
@@ -164,14 +178,17 @@ class DecisionRunner:
                     try:
                         return await self._decide(decision)
                     except (sqlite3.OperationalError, StoreError) as exc:
-                        # a busy database under a burst: every step is replay-safe (checkpoints, keyed audit
-                        # appends, the outbox), so the decision is simply run again from where it stopped
+                        # a busy database under a burst, or a thread a crash left between steps: every step is
+                        # replay-safe (checkpoints, keyed audit appends, the outbox), so the decision is simply
+                        # run again from where it stopped
                         if attempt == 2:
                             raise
-                        log.warning("decision %s: state store busy (%s); retrying", event_id, exc)
+                        log.warning("decision %s: %s; running it again", event_id, exc)
                         await asyncio.sleep(0.5 * (attempt + 1))
                         fresh = await self._store.get(event_id)
-                        decision = fresh if fresh is not None and not fresh.final else decision
+                        if fresh is not None and fresh.final:
+                            return fresh  # recorded (with its audit records) before the error
+                        decision = fresh or decision
                 raise AssertionError("unreachable")
         except asyncio.CancelledError:
             raise
@@ -279,7 +296,11 @@ class DecisionRunner:
                 self._metrics.failures.labels(kind=failure[0]).inc()
                 values, interrupted = await self._through_approval(config, values, event.notification.project)
             else:
-                interrupted = _interrupted(await self._graph.aget_state(config))
+                snapshot = await self._graph.aget_state(config)
+                interrupted = _interrupted(snapshot)
+                if not interrupted and not _ended(snapshot):
+                    raise ThreadUnsettled(f"decision {event_id}: the graph stopped before its end "
+                                          f"(next {list(snapshot.next)}, {len(snapshot.tasks)} task(s) pending)")
             elapsed_ms = (time.perf_counter() - started) * 1000
             return await self._record(decision, values, failure, elapsed_ms, interrupted)
 
@@ -293,8 +314,9 @@ class DecisionRunner:
                 return dict(snapshot.values)  # still waiting for a human (a replay after a crash)
             await self._graph.ainvoke(Command(resume=decision.approval.model_dump(mode="json")), config,
                                      durability=_DURABILITY)
-        elif snapshot.next:
-            await self._graph.ainvoke(None, config, durability=_DURABILITY)  # from the last checkpoint
+        elif not _ended(snapshot):
+            # from the last checkpoint: finished tasks are not run again, the steps after them are
+            await self._graph.ainvoke(None, config, durability=_DURABILITY)
         return dict((await self._graph.aget_state(config)).values)
 
     async def _through_approval(
