@@ -20,7 +20,7 @@ from typing import Any
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolRequest, CallToolRequestParams, CallToolResult, TextContent
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
@@ -193,7 +193,13 @@ class McpPool:
         try:
             async with asyncio.timeout(deadline):
                 client = await session.client()
-                result = await client.call_tool(tool, args, read_timeout_seconds=deadline)
+                # The session's own call_tool() would also check the result against the tool's JSON
+                # output schema (listing the tools first); ToolResult below is the stricter check,
+                # so the request goes out as a plain tools/call: one round trip, one validation.
+                result = await client.session.send_request(
+                    CallToolRequest(params=CallToolRequestParams(name=tool, arguments=args)), CallToolResult,
+                    request_read_timeout_seconds=deadline,
+                )
         except TimeoutError:  # a slow backend, not a broken session: keep it
             return failed(f"{server}.{tool}: no answer within {deadline:g}s")
         except Exception as exc:  # transport, protocol or session failure: the edge of one call

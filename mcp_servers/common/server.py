@@ -67,8 +67,17 @@ def serve(server: MCPServer[Any], transport: Transport, host: str = "127.0.0.1",
     """Run until interrupted: stdio for a parent process, or streamable HTTP at http://host:port/mcp."""
     if transport == "stdio":
         server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+        return
+    import anyio
+    import uvicorn
+
+    # What MCPServer.run("streamable-http") does, with two costs taken out (measured: ~15% of the
+    # servers' CPU per tool call): a tool answers with one JSON body instead of an SSE stream
+    # (our tools send no progress, so a stream carries nothing more; clients that ask for SSE
+    # still accept JSON), and uvicorn writes no access log line per request.
+    app = server.streamable_http_app(json_response=True, host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower(), access_log=False)
+    anyio.run(uvicorn.Server(config).serve)
 
 
 class Backend(Generic[C]):
