@@ -29,6 +29,7 @@ from agents.drift.a2a_face import a2a_routes, build_card_for
 from agents.drift.config import DriftConfig
 from agents.drift.intake import BodyTooLarge, bearer_ok, error, read_limited, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
+from agents.drift.sqlite import connect
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
@@ -178,7 +179,6 @@ async def _every(interval_s: float, what: str, tick: Callable[[], Awaitable[None
 async def serve(config: DriftConfig) -> None:
     """Run the drift agent until stopped."""
     # Heavy, other-owned parts are imported here so that the app module stays importable on its own.
-    import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from agents.drift.acting.store import ActingStore
@@ -210,12 +210,8 @@ async def serve(config: DriftConfig) -> None:
         acting = ActingStore(config.acting_path)
         await acting.open()
         stack.push_async_callback(acting.close)
-        checkpoints = await stack.enter_async_context(aiosqlite.connect(str(config.checkpoint_path)))
-        # A checkpoint is where a decision resumes, not a promise to anyone: WAL without an fsync per commit
-        # (still safe against a process crash; writes to Argo CD are guarded by the outbox, which keeps FULL).
-        await checkpoints.execute("PRAGMA journal_mode=WAL")
-        await checkpoints.execute("PRAGMA synchronous=NORMAL")
-        await checkpoints.execute("PRAGMA busy_timeout=30000")
+        checkpoints = await connect(config.checkpoint_path, autocommit=False)  # the saver runs its own commits
+        stack.push_async_callback(checkpoints.close)
         saver = AsyncSqliteSaver(checkpoints)
         deps, pool = await build_deps(config, http, acting)
         if pool is not None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import aiosqlite
 from pydantic import BaseModel, Field, ValidationError
 
+from agents.drift.sqlite import connect
 from protocol.models import SCHEMA_VERSION, AuditRecord
 
 GENESIS = "0" * 64
@@ -89,15 +90,8 @@ class AuditLog:
 
     async def open(self) -> None:
         try:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.db_path, isolation_level=None)
-            await self._db.execute("PRAGMA busy_timeout = 5000")
-            # WAL with synchronous=NORMAL: a committed append survives a crash of any process (it is in
-            # the WAL, which the OS holds); only an OS crash or power loss could drop the newest ones,
-            # and the head row goes with them, so the chain still verifies. FULL would fsync every
-            # append (~5 ms on this kind of disk, more under load) on a decision's critical path.
-            await self._db.execute("PRAGMA journal_mode = WAL")
-            await self._db.execute("PRAGMA synchronous = NORMAL")
+            # an OS crash can drop the newest appends, but the head row goes with them: the chain still verifies
+            self._db = await connect(self.db_path)
             await self._db.executescript(_SCHEMA)
         except (OSError, aiosqlite.Error) as exc:
             raise AuditError(f"cannot open the audit log {self.db_path}: {exc}") from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiosqlite
 
 from agents.drift.errors import StoreError
+from agents.drift.sqlite import connect
 from protocol.models import Decision, DecisionState, DriftEvent
 
 _SCHEMA = """
@@ -41,15 +42,9 @@ class EventStore:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit + explicit BEGIN IMMEDIATE: a deferred transaction that reads then writes fails at once
         # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
-        self._db = await aiosqlite.connect(self._path, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a commit survives any crash of this process (kill -9 included); only an OS crash can
-        # lose the newest commits. That is the crash the outbox guards against, at 0.1 ms a commit, not 4.5.
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = await connect(self._path)
         await self._db.executescript(_SCHEMA)
 
     async def close(self) -> None:

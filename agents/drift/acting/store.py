@@ -18,6 +18,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from agents.drift.errors import StoreError
+from agents.drift.sqlite import connect
 
 JobKind = Literal["deferred_sync", "expire_allowance"]
 
@@ -61,16 +62,10 @@ class ActingStore:
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # autocommit: every write is one statement, its own transaction (no deferred read-then-write
             # transaction to fail with "database is locked" under contention)
-            self._db = await aiosqlite.connect(self._path, isolation_level=None)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit survives any crash of this process (kill -9 included); only an OS crash can
-            # lose the newest commits. That is the crash the outbox guards against, at 0.1 ms a commit, not 4.5.
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=30000")
+            self._db = await connect(self._path)
             await self._db.executescript(_SCHEMA)
         except aiosqlite.Error as exc:
             raise StoreError(f"cannot open acting state in {self._path}: {exc}") from exc
