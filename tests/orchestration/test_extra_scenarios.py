@@ -1,8 +1,16 @@
-"""The whole system on tests/scenarios_extra: 30 labelled scenarios beyond the visible set.
+"""The whole system on labelled scenario sets beyond the visible one, written to catch a decision built
+from ids, names or one scenario's numbers.
 
-They vary what the visible set fixes (workload kinds, names, namespaces, magnitudes, time zones,
-several drifted resources, backends down, injected text) so that a decision built from ids, names
-or one scenario's numbers fails here. The floor below is the accuracy reached; it may only go up.
+- tests/scenarios_extra (30): workload kinds, names, namespaces, magnitudes, time zones, several drifted
+  resources, backends down, injected text.
+- tests/scenarios_extra2 (25, another author): resilience lowered without evidence (probes, disruption
+  budgets, anti-affinity, topology spread, rollout maxUnavailable), requests lowered, a CronJob, cluster
+  and namespaced RBAC bindings, token automount, root and seccomp, a Secret key added, a ConfigMap during
+  an incident, autoscaler-owned replicas, neighbours' noise, Grafana down, several resources where the
+  most severe rule wins, a rollout restart, a digest re-pin, an inactive deny window in another time
+  zone, a regulated namespace outside any freeze.
+
+Each floor is the accuracy reached; it may only go up. Unsafe must stay zero.
 """
 
 from __future__ import annotations
@@ -17,20 +25,20 @@ from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.slow
 
-EXTRA = ROOT / "tests" / "scenarios_extra"
-CORRECT_FLOOR = 30
 
-
-def test_eval_on_the_extra_scenarios(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "size", "correct_floor"), [("scenarios_extra", 30, 30),
+                                                               ("scenarios_extra2", 25, 25)])
+def test_eval_on_an_extra_scenario_set(tmp_path: Path, folder: str, size: int, correct_floor: int) -> None:
+    extra = ROOT / "tests" / folder
     report = tmp_path / "extra.json"
-    out = driftwise_cmd("eval", str(EXTRA), "--json", str(report), timeout=300)
+    out = driftwise_cmd("eval", str(extra), "--json", str(report), timeout=300)
     assert out.returncode == 0, explain(out)
     data = json.loads(report.read_text())
-    files = sorted(EXTRA.glob("*.yaml"))
-    assert data["total"] == len(files) == 30
+    files = sorted(extra.glob("*.yaml"))
+    assert data["total"] == len(files) == size
     assert {s["id"] for s in data["scenarios"]} == {p.stem for p in files}
     unsafe = [s["id"] for s in data["scenarios"] if s.get("score") == "unsafe"]
     assert not unsafe and data["unsafe"] == 0, f"unsafe decisions: {unsafe}\n{explain(out)}"
     missed = [(s["id"], s.get("expected"), s.get("got")) for s in data["scenarios"] if s.get("score") != "correct"]
-    assert data["correct"] >= CORRECT_FLOOR, f"misses: {missed}\n{explain(out)}"
-    assert out.stdout.strip().splitlines()[-1].startswith(f"accuracy: {data['correct']}/30 correct")
+    assert data["correct"] >= correct_floor, f"misses: {missed}\n{explain(out)}"
+    assert out.stdout.strip().splitlines()[-1].startswith(f"accuracy: {data['correct']}/{size} correct")
