@@ -9,7 +9,6 @@ elsewhere.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from agents.drift.diff import clean, field_managers, is_secret, owners, resource_changes
 from agents.drift.evidence_plan import PlannedCall
 from protocol.context import (
     Annotation,
@@ -35,12 +35,9 @@ from protocol.context import (
     TrafficReport,
 )
 from protocol.models import (
-    REDACTED,
     Domain,
     DriftReport,
     Evidence,
-    FieldChange,
-    FieldManager,
     Finding,
     Recommendation,
     ResourceDrift,
@@ -70,60 +67,6 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _esc(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def diff(a: Any, b: Any, path: str = "") -> list[FieldChange]:
-    """RFC 6901 paths where Git (a) and the cluster (b) differ; lists of equal length element-wise."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[FieldChange] = []
-        for k in sorted(set(a) | set(b)):
-            if k in NOISE and path in ("", "/metadata"):
-                continue
-            p = f"{path}/{_esc(k)}"
-            if k not in a:
-                out.append(FieldChange(path=p, op="add", after=b[k]))
-            elif k not in b:
-                out.append(FieldChange(path=p, op="remove", before=a[k]))
-            else:
-                out += diff(a[k], b[k], p)
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [c for i, (x, y) in enumerate(zip(a, b, strict=True)) for c in diff(x, y, f"{path}/{i}")]
-    if a != b:
-        return [FieldChange(path=path, op="replace", before=a, after=b)]
-    return []
-
-
-def _fields_paths(fields: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, sub in fields.items():
-        if key == ".":
-            continue
-        name = key[2:] if key.startswith(("f:", "k:", "v:")) else key
-        p = f"{prefix}/{_esc(name if key.startswith('f:') else '*')}"
-        if isinstance(sub, dict) and any(k != "." for k in sub):
-            out += _fields_paths(sub, p)
-        else:
-            out.append(p)
-    return out
-
-
-def _overlap(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
-
-
-def _redact(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    if obj is None:
-        return None
-    obj = copy.deepcopy(obj)
-    for section in ("data", "stringData"):
-        if isinstance(obj.get(section), dict):
-            obj[section] = {k: REDACTED for k in obj[section]}
-    return obj
-
-
 def report_for(s: dict[str, Any], event_id: str = "evt-test") -> DriftReport:
     app = s["argocd"]["application"]
     project = s["argocd"]["project"]
@@ -134,27 +77,19 @@ def report_for(s: dict[str, Any], event_id: str = "evt-test") -> DriftReport:
         ns = r.get("namespace") or ((live or target or {}).get("metadata") or {}).get("namespace")
         ref = ResourceRef(group=r.get("group", ""), version=r.get("version", "v1"), kind=r["kind"],
                           namespace=ns, name=r["name"])
-        changes = diff(target or {}, live or {})
-        if r["kind"] == "Secret":
-            changes = [
-                c.model_copy(update={"before": REDACTED, "after": REDACTED, "redacted": True})
-                if c.path.startswith(("/data", "/stringData")) else c
-                for c in changes
-            ]
-            target, live = _redact(target), _redact(live)
-        managers = [
-            FieldManager(manager=m["manager"], operation=m.get("operation", ""),
-                         time=_dt(m["time"]) if m.get("time") else None,
-                         paths=_fields_paths(m.get("fieldsV1") or {}))
-            for m in ((live or {}).get("metadata") or {}).get("managedFields") or []
-        ]
-        writers = [m for m in managers if "argocd" not in m.manager
-                   and any(_overlap(p, c.path) for p in m.paths for c in changes)]
+        secret = is_secret(r.get("group", ""), r["kind"])
+        changes = resource_changes(target, live, secret=secret)
+        managers = field_managers(live)
+        changed_by: list[str] = []
+        for change in changes:
+            for m in owners(change.path, managers):
+                if m.manager not in changed_by:
+                    changed_by.append(m.manager)
+        times = [m.time for m in managers if m.manager in changed_by and m.time is not None]
         drifts.append(ResourceDrift(
-            ref=ref, changes=changes, managers=managers,
-            changed_by=[m.manager for m in writers],
-            changed_at=max((m.time for m in writers if m.time), default=None),
-            target=target, live=live,
+            ref=ref, changes=changes, managers=managers, changed_by=changed_by,
+            changed_at=max(times) if times else None,
+            target=clean(target, secret=secret), live=clean(live, secret=secret),
         ))
     labels = {
         o["metadata"]["name"]: dict(o["metadata"].get("labels") or {})
@@ -282,10 +217,9 @@ def _call(s: dict[str, Any], call: PlannedCall) -> Any:
     if call.tool == "field_managers":
         for r in s["argocd"]["resources"]:
             if r["kind"] == a["kind"] and r["name"] == a["name"] and r.get("live"):
-                mf = r["live"]["metadata"].get("managedFields") or []
                 return FieldManagers(found=True, managers=[
-                    ManagedField(manager=m["manager"], operation=m.get("operation", ""), time=m.get("time"),
-                                 paths=_fields_paths(m.get("fieldsV1") or {})) for m in mf])
+                    ManagedField(manager=m.manager, operation=m.operation, time=m.time, paths=m.paths)
+                    for m in field_managers(r["live"])])
         return FieldManagers(found=False)
     if call.tool == "namespace":
         for o in _objects(s, "Namespace"):
