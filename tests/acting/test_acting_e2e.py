@@ -277,9 +277,14 @@ def test_autonomous_enforce_is_one_dry_run_one_sync_and_the_annotation(stack: St
 
     # one trace for the decision, across the drift agent, MCP servers, specialists; every node and hop
     def whole() -> bool:
-        names = {(s["service"], s["name"]) for s in stack.collector.trace_of(event_id)}
+        # spans arrive in per-process batches; the trace is whole once every node and hop is in and
+        # nothing still points at a parent not yet exported (drift.decision ends, and ships, last)
+        spans = stack.collector.trace_of(event_id)
+        names = {(s["service"], s["name"]) for s in spans}
         services = {svc for svc, _ in names}
-        return ({"driftwise-drift", "driftwise-security"} <= services
+        ids = {s["span"] for s in spans}
+        return (sum(s["parent"] not in ids for s in spans) == 1
+                and {"driftwise-drift", "driftwise-security"} <= services
                 and any(svc.startswith("mcp-") for svc in services)
                 and {f"drift.{n}" for n in ("observe", "gather", "delegate", "reason", "sign", "guardrail",
                                             "apply")} <= {n for _, n in names}
