@@ -11,6 +11,7 @@ import json
 import httpx
 from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError, ClientCallContext, ClientConfig
 from a2a.client.client_factory import ClientFactory
+from a2a.client.errors import AgentCardResolutionError
 from a2a.helpers import new_message
 from a2a.types import AgentCard, Part, Role, SendMessageRequest, Task, TaskState
 from a2a.utils.constants import TransportProtocol
@@ -26,16 +27,38 @@ JWT = "application/jwt"
 __all__ = ["PeerClient"]
 
 
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status behind an a2a-sdk error: on the error itself or on the httpx error it wraps."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AgentCardResolutionError) and seen.status_code is not None:
+            return seen.status_code
+        if isinstance(seen, httpx.HTTPStatusError):
+            return seen.response.status_code
+        seen = seen.__cause__
+    return None
+
+
+def _transport_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.TransportError | OSError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 def _classify(url: str, exc: Exception) -> PeerError:
     text = str(exc)
     if isinstance(exc, A2AClientTimeoutError | httpx.TimeoutException | TimeoutError):
         return PeerTimeout(url, "no answer in time")
-    if "401" in text or "403" in text:
-        return PeerAuthError(url, f"credentials refused ({text[:200]})")
-    if isinstance(exc, httpx.TransportError) or "Network communication error" in text:
+    status = _status_of(exc)
+    if status in (401, 403):
+        return PeerAuthError(url, f"credentials refused (HTTP {status}: {text[:200]})")
+    if status is None and _transport_failure(exc):
         return PeerUnreachable(url, f"unreachable ({text[:200]})")
-    if "HTTP Error" in text:
-        return PeerProtocolError(url, text[:300])
+    if status is not None:
+        return PeerProtocolError(url, f"HTTP {status}: {text[:300]}")
     return PeerProtocolError(url, f"{type(exc).__name__}: {text[:300]}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agents.kit.deadline import Degradation, apply_degradations
@@ -93,3 +94,28 @@ def test_degradation_lowers_confidence_and_names_the_dependency() -> None:
     out = apply_degradations(rec, [Degradation("compliance", "no answer within 1.00s", 0.3)])
     assert out.confidence == pytest.approx(0.65) and "compliance: no answer within 1.00s" in out.reasoning
     assert apply_degradations(rec, []) is rec
+
+
+def test_peer_failures_are_classified_by_type_not_by_digits_in_the_url() -> None:
+    """A refused connection to port 34019 once read as "credentials refused" because the URL holds "401"."""
+    from a2a.client.errors import AgentCardResolutionError
+
+    from agents.kit.client import _classify
+    from agents.kit.errors import PeerAuthError, PeerProtocolError, PeerUnreachable
+
+    url = "http://127.0.0.1:34019"
+    request = httpx.Request("GET", f"{url}/.well-known/agent-card.json")
+
+    def wrapped(cause: Exception, message: str, status: int | None = None) -> Exception:
+        try:
+            raise AgentCardResolutionError(message, status_code=status) from cause
+        except AgentCardResolutionError as exc:
+            return exc
+
+    refused = wrapped(httpx.ConnectError("All connection attempts failed", request=request),
+                      f"Network communication error fetching agent card from {url}: All connection attempts failed")
+    assert isinstance(_classify(url, refused), PeerUnreachable)
+    for status, kind in ((401, PeerAuthError), (403, PeerAuthError), (500, PeerProtocolError)):
+        response = httpx.Response(status, request=request)
+        cause = httpx.HTTPStatusError("status", request=request, response=response)
+        assert type(_classify(url, wrapped(cause, f"HTTP {status} from {url}", status))) is kind
