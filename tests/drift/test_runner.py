@@ -99,7 +99,7 @@ async def harness(tmp_path: Path):
     trust.add("drift", key)
     config = DriftConfig(state_dir=tmp_path, private_key_path=tmp_path / "k", trust_store_path=tmp_path / "t",
                          argocd=ArgoCDConfig(url="http://127.0.0.1:1"), approvals_token=SecretStr("a"),
-                         decision_deadline_s=0.5)
+                         decision_deadline_s=30.0)
     store = EventStore(config.db_path)
     await store.open()
     audit = AuditLog(config.db_path)
@@ -108,15 +108,16 @@ async def harness(tmp_path: Path):
     async with httpx.AsyncClient() as http, AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as saver:
         clock = FixedClock(http, None)
 
-        def make(observer: Any = None, reasoner: Any = None) -> DecisionRunner:
+        def make(observer: Any = None, reasoner: Any = None, deadline_s: float | None = None) -> DecisionRunner:
+            cfg = config if deadline_s is None else config.model_copy(update={"decision_deadline_s": deadline_s})
             deps = GraphDeps(
-                config=config, clock=clock,
+                config=cfg, clock=clock,
                 observer=observer or FakeObserver(),  # type: ignore[arg-type]
                 tools=None, plan=lambda r, n: [], peers=None,  # type: ignore[arg-type]
                 wants=lambda k, p, r: False, reasoner=reasoner or FakeReasoner(), signer=signer,
                 verifier=Verifier(trust, "drift", replay=None), guardrail=FakeGuardrail(),
             )
-            return DecisionRunner(config, compile_graph(deps, saver), store, audit, signer, clock, DriftMetrics())
+            return DecisionRunner(cfg, compile_graph(deps, saver), store, audit, signer, clock, DriftMetrics())
 
         yield make, store, audit, trust
     await audit.close()
@@ -148,8 +149,8 @@ async def test_normal_decision_is_signed_persisted_and_audited(harness) -> None:
 async def test_deadline_ends_in_escalation_that_says_so(harness) -> None:
     make, store, audit, _ = harness
     started = asyncio.get_running_loop().time()
-    final = await _run(make(reasoner=FakeReasoner(hang=True)), store, _event())
-    assert asyncio.get_running_loop().time() - started < 2.0
+    final = await _run(make(reasoner=FakeReasoner(hang=True), deadline_s=0.5), store, _event())
+    assert asyncio.get_running_loop().time() - started < 3.0  # the 0.5 s deadline, not the 30 s default
     assert final is not None and final.state == DecisionState.AWAITING_APPROVAL
     verdict = final.verdict.verdict
     assert verdict.action == Action.ESCALATE and verdict.requires_approval
