@@ -12,7 +12,6 @@ the demo and the benchmark share.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import time
@@ -31,6 +30,8 @@ from protocol.models import Action, ArgoNotification, Decision, LlmUsage
 Score = Literal["correct", "safe", "wrong", "unsafe"]
 SCORES: tuple[Score, ...] = ("correct", "safe", "wrong", "unsafe")
 NO_DECISION = "none"
+MAX_WAIT_S = 30.0
+"""The longest one long-poll asks the drift agent to hold (it allows 60 s)."""
 """What `got` says when the system produced no verdict (failed, timed out, refused the event)."""
 
 
@@ -252,9 +253,13 @@ class SystemClient:
         except (KeyError, TypeError) as exc:
             raise EvalError(f"drift webhook answered without an event_id: {str(body)[:200]}") from exc
 
-    async def decision(self, event_id: str) -> Decision:
+    async def decision(self, event_id: str, *, wait_s: float | None = None, until: str = "final") -> Decision:
+        """The decision as it stands; with `wait_s`, once it is final (or has its verdict, `until="verdict"`),
+        the drift agent holding the request for at most `wait_s` seconds."""
+        params = {"wait": f"{wait_s:.3f}", "until": until} if wait_s is not None else None
         body = await self._call("GET", f"{self.endpoints.drift_url}/v1/decisions/{event_id}", "decisions API",
-                                headers=self._api_headers)
+                                headers=self._api_headers, params=params,
+                                timeout=wait_s + 10.0 if wait_s else httpx.USE_CLIENT_DEFAULT)
         try:
             return Decision.model_validate(body)
         except ValidationError as exc:
@@ -262,24 +267,18 @@ class SystemClient:
             raise EvalError(f"decisions API: decision {event_id} is not a valid Decision: "
                             f"{_loc(err['loc'])}: {err['msg']}") from None
 
-    async def wait_final(
-        self, event_id: str, timeout_s: float, poll_s: float = 0.01, max_poll_s: float = 0.1
-    ) -> Decision:
-        """Poll until the decision is final (awaiting approval counts); EvalError after `timeout_s`.
-
-        The interval grows from `poll_s` to `max_poll_s`: a measured latency is late by at most one
-        interval, and a tight cap costs the drift agent requests while it decides.
-        """
+    async def wait_final(self, event_id: str, timeout_s: float, *, until: str = "final") -> Decision:
+        """The decision once final (awaiting approval counts), or once it has its verdict (`until="verdict"`);
+        EvalError after `timeout_s`. The drift agent holds each request until then (a long poll), so the
+        answer comes as soon as the decision is there, and waiting costs it no requests."""
         deadline = time.monotonic() + timeout_s
-        delay = poll_s
         while True:
-            decision = await self.decision(event_id)
-            if decision.state.final:
+            remaining = deadline - time.monotonic()
+            decision = await self.decision(event_id, wait_s=min(max(remaining, 0.01), MAX_WAIT_S), until=until)
+            if decision.state.final or (until == "verdict" and decision.verdict is not None):
                 return decision
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 raise EvalError(f"decision {event_id} still {decision.state.value} after {timeout_s:.0f}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.3, max_poll_s)
 
     async def reject(self, event_id: str, comment: str) -> None:
         await self._call("POST", f"{self.endpoints.drift_url}/v1/decisions/{event_id}/reject", "approvals API",
@@ -313,7 +312,7 @@ async def run_scenario(client: SystemClient, scenario: LabelledScenario, timeout
     try:
         ack = await submit(client, scenario.notification.model_dump(mode="json", by_alias=True))
         base.event_id = ack.event_id
-        decision = await client.wait_final(ack.event_id, timeout_s, max_poll_s=0.02)
+        decision = await client.wait_final(ack.event_id, timeout_s)
     except SystemUnavailable:
         raise
     except EvalError as exc:

@@ -59,6 +59,12 @@ class PeerAuth:
 
 Resume = Callable[[str, Approval], Awaitable[Decision]]
 """Takes a human's answer for an event and returns the decision after it (DecisionRunner.resume)."""
+Wait = Callable[[str, float, bool], Awaitable[Decision | None]]
+"""Waits up to the seconds given for an event's decision to be final, or (True) to have its verdict
+(DecisionRunner.wait); returns it as it then stands."""
+MAX_WAIT_S = 60.0
+"""The longest a `GET /v1/decisions/{id}?wait=S` holds its request open."""
+UNTIL = ("final", "verdict")
 
 
 def create_app(
@@ -69,6 +75,7 @@ def create_app(
     *,
     ask: Callable[[ArgoNotification], Awaitable[Decision | None]] | None = None,
     resume: Resume | None = None,
+    wait: Wait | None = None,
     card: AgentCard | None = None,
     jwks: dict[str, Any] | None = None,
     instrument: Callable[[Starlette], None] | None = None,
@@ -93,7 +100,24 @@ def create_app(
     async def get_decision(request: Request) -> Response:
         if not bearer_ok(request.headers.get("authorization"), token):
             return error(401, "send Authorization: Bearer <drift.approvals_token>")
-        found = await store.get(request.path_params["event_id"])
+        event_id = request.path_params["event_id"]
+        params = request.query_params
+        until = params.get("until") or "final"
+        if until not in UNTIL:
+            return error(400, f"until={until!r}: use until=final (the default) or until=verdict")
+        if params.get("wait"):
+            try:
+                wait_s = float(params["wait"])
+            except ValueError:
+                wait_s = -1.0
+            if not 0 < wait_s <= MAX_WAIT_S:
+                return error(400, f"wait={params['wait']!r}: give the seconds to wait for the decision, "
+                                  f"a number above 0 and at most {MAX_WAIT_S:g}")
+            if wait is None:
+                return error(503, "this drift agent does not wait for decisions; poll without ?wait=")
+            found = await wait(event_id, wait_s, until == "verdict")
+        else:
+            found = await store.get(event_id)
         if found is None:
             return error(404, f"no decision for event {request.path_params['event_id']}")
         return JSONResponse(found.model_dump(mode="json"))
@@ -237,7 +261,10 @@ async def serve(config: DriftConfig) -> None:
 
         base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
         card = build_card_for(config.agent_id, base_url, deps.signer.key)
-        app = create_app(config, store, metrics, runner.submit, ask=ask, resume=resume, card=card,
+        async def wait(event_id: str, timeout_s: float, until_verdict: bool) -> Decision | None:
+            return await runner.wait(event_id, timeout_s, until_verdict=until_verdict)
+
+        app = create_app(config, store, metrics, runner.submit, ask=ask, resume=resume, wait=wait, card=card,
                          jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app)
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())

@@ -130,6 +130,9 @@ class DecisionRunner:
         self._sem = asyncio.Semaphore(config.max_concurrent_decisions)
         self._tasks: dict[str, asyncio.Task[Decision]] = {}
         self._done: dict[str, asyncio.Event] = {}
+        # set once the guardrail's verdict is recorded (before acting on it), and when the decision ends
+        self._verdicts: dict[str, asyncio.Event] = {}
+        self._verdict_ms: dict[str, float] = {}
         # AuditLog appends on one connection must not interleave (each is a BEGIN IMMEDIATE transaction).
         self._audit_lock = asyncio.Lock()
         self._approval_locks: dict[str, asyncio.Lock] = {}
@@ -139,13 +142,15 @@ class DecisionRunner:
         if event_id in self._tasks:
             return
         self._done.setdefault(event_id, asyncio.Event())
+        self._verdicts.setdefault(event_id, asyncio.Event())
         task = asyncio.create_task(self._run(decision), name=f"decision-{event_id}")
         self._tasks[event_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(event_id, None))
 
-    async def wait(self, event_id: str, timeout_s: float) -> Decision | None:
-        """The decision once final (or its current state after `timeout_s`)."""
-        done = self._done.get(event_id)
+    async def wait(self, event_id: str, timeout_s: float, *, until_verdict: bool = False) -> Decision | None:
+        """The decision once final, or with `until_verdict` once its verdict is recorded (before it is acted
+        on); its current state after `timeout_s`. None if there is no such event."""
+        done = (self._verdicts if until_verdict else self._done).get(event_id)
         if done is not None:
             try:
                 async with asyncio.timeout(timeout_s):
@@ -196,9 +201,11 @@ class DecisionRunner:
             log.exception("decision %s could not be recorded", event_id)
             raise
         finally:
-            done = self._done.pop(event_id, None)
-            if done is not None:
-                done.set()
+            self._verdict_ms.pop(event_id, None)
+            for events in (self._verdicts, self._done):
+                done = events.pop(event_id, None)
+                if done is not None:
+                    done.set()
 
     async def resume(self, event_id: str, approval: Approval, timeout_s: float) -> Decision:
         """A human's answer: recorded in the audit chain, then the interrupted thread resumes with it."""
@@ -308,7 +315,11 @@ class DecisionRunner:
         """Run the thread as far as it goes now: to its end, or to the approval interrupt."""
         snapshot = await self._graph.aget_state(config)
         if not snapshot.values:
-            await self._graph.ainvoke({"event": decision.event.model_dump(mode="json")}, config, durability=_DURABILITY)
+            first = {"event": decision.event.model_dump(mode="json")}
+            async for update in self._graph.astream(first, config, durability=_DURABILITY, stream_mode="updates"):
+                verdict = update.get("guardrail", {}).get("verdict") if isinstance(update, dict) else None
+                if verdict is not None:
+                    await self._verdict_reached(decision, verdict)
         elif _interrupted(snapshot):
             if decision.approval is None:
                 return dict(snapshot.values)  # still waiting for a human (a replay after a crash)
@@ -318,6 +329,18 @@ class DecisionRunner:
             # from the last checkpoint: finished tasks are not run again, the steps after them are
             await self._graph.ainvoke(None, config, durability=_DURABILITY)
         return dict((await self._graph.aget_state(config)).values)
+
+    async def _verdict_reached(self, decision: Decision, verdict: dict[str, Any]) -> None:
+        """Record the guardrail's verdict before the graph acts on it: it is the decision; acting can take a while."""
+        event_id = decision.event.event_id
+        ms = round((datetime.now(UTC) - decision.event.received_at).total_seconds() * 1000, 2)
+        self._verdict_ms[event_id] = ms
+        await self._store.save(decision.model_copy(update={
+            "state": DecisionState.DECIDING, "verdict": SignedVerdict.model_validate(verdict),
+            "timings_ms": {**decision.timings_ms, "webhook_to_verdict": ms}, "updated_at": datetime.now(UTC)}))
+        reached = self._verdicts.get(event_id)
+        if reached is not None:
+            reached.set()
 
     async def _through_approval(
         self, config: dict[str, Any], values: dict[str, Any], project: str
@@ -390,6 +413,8 @@ class DecisionRunner:
         resumed = decision.approval is not None
         timings = {**decision.timings_ms, **(values.get("timings_ms") or {})}
         timings["apply" if resumed else "decision"] = round(elapsed_ms, 2)
+        if event.event_id in self._verdict_ms:
+            timings["webhook_to_verdict"] = self._verdict_ms[event.event_id]
         if not resumed:
             timings["webhook_to_final"] = round((datetime.now(UTC) - event.received_at).total_seconds() * 1000, 2)
         report = values.get("report")

@@ -4,9 +4,9 @@ Starts the whole system as separate processes (sandbox with builtin Prometheus, 
 security, compliance, drift agent; driftwise.supervisor), then for each chosen scenario clones it
 (POST /sandbox/clones) and posts the clones' notifications one at a time (concurrency 1). Prints:
 
-- webhook -> final as the client sees it (post -> first poll that sees a final state; polled every
-  `--poll-ms`, so it is late by at most that) and as the drift agent stamps it
-  (Decision.timings_ms["webhook_to_final"]: received_at -> decision recorded);
+- webhook -> final as the client sees it (post -> the decisions API's long poll answers) and as the
+  drift agent stamps it (Decision.timings_ms["webhook_to_final"]: received_at -> decision recorded;
+  "webhook_to_verdict": received_at -> the guardrail's verdict recorded, before it is acted on);
 - a per-stage breakdown from Decision.timings_ms (one entry per graph node), plus two derived
   stages: `checkpoints+graph` (the decision's time outside its nodes: LangGraph, its SQLite
   checkpoint writes, the `deciding` save) and `intake+record` (webhook_to_final minus the decision:
@@ -70,27 +70,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
-POLLS: list[int] = []
-"""How many decision GETs each measured decision took (their CPU is in the drift agent's figure)."""
-
-
-async def one(client: SystemClient, notification: dict[str, Any], poll_s: float, timeout_s: float
-              ) -> tuple[float, Decision]:
+async def one(client: SystemClient, notification: dict[str, Any], timeout_s: float) -> tuple[float, Decision]:
     started = time.perf_counter()
-    polls = 0
     ack = await client.notify(notification)
     if ack.duplicate:
         raise RuntimeError(f"notification for {notification.get('app')} taken as a duplicate")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        decision = await client.decision(ack.event_id)
-        polls += 1
-        if decision.state.final:
-            POLLS.append(polls)
-            return (time.perf_counter() - started) * 1000, decision
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"decision {ack.event_id} still {decision.state.value} after {timeout_s}s")
-        await asyncio.sleep(poll_s)
+    decision = await client.wait_final(ack.event_id, timeout_s)  # a long poll: no polling lag, no GET load
+    return (time.perf_counter() - started) * 1000, decision
 
 
 def stages(decision: Decision) -> dict[str, float]:
@@ -195,6 +181,7 @@ class Measured:
     scenarios: list[str]
     latencies: list[float] = dataclasses.field(default_factory=list)
     server: list[float] = dataclasses.field(default_factory=list)
+    verdict: list[float] = dataclasses.field(default_factory=list)
     per_stage: dict[str, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
     per_scenario: dict[str, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
     cpu: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
@@ -224,21 +211,22 @@ async def measure(options: argparse.Namespace, state: Path) -> Measured:
             got = Measured(state, options.scenario or [s["id"] for s in listing["scenarios"]])
             profiler = Profiler(supervisor.pids(), state, options.rate, options.gil) if options.profile else None
             timeout = settings.drift.decision_deadline_s * 2 + 5
-            poll_s = options.poll_ms / 1000
             for index, scenario in enumerate(got.scenarios):
                 apps = await client.clones(scenario, options.events + options.warmup)
                 notes = [a["notification"] for a in apps]
                 for note in notes[: options.warmup]:  # lazy imports, sessions, caches
-                    await one(client, note, poll_s, timeout)
+                    await one(client, note, timeout)
                 if profiler is not None and index == 0:
                     await asyncio.to_thread(profiler.start)
                 before = cpu_seconds(supervisor.pids())
                 for note in notes[options.warmup: options.warmup + options.events]:
-                    ms, decision = await one(client, note, poll_s, timeout)
+                    ms, decision = await one(client, note, timeout)
                     got.latencies.append(ms)
                     got.per_scenario[scenario].append(ms)
                     if "webhook_to_final" in decision.timings_ms:
                         got.server.append(decision.timings_ms["webhook_to_final"])
+                    if "webhook_to_verdict" in decision.timings_ms:
+                        got.verdict.append(decision.timings_ms["webhook_to_verdict"])
                     for stage, value in stages(decision).items():
                         got.per_stage[stage].append(value)
                     action = final_action(decision)
@@ -254,13 +242,15 @@ async def measure(options: argparse.Namespace, state: Path) -> Measured:
 
 def report(options: argparse.Namespace, got: Measured) -> None:
     latencies, server, n = got.latencies, got.server, len(got.latencies)
-    print(f"\nwebhook -> final, concurrency 1, {n} decisions over {len(got.scenarios)} scenario(s), "
-          f"poll {options.poll_ms} ms")
+    print(f"\nwebhook -> final, concurrency 1, {n} decisions over {len(got.scenarios)} scenario(s)")
     print(f"  client-observed: p50 {pct(latencies, 50):7.1f}  p95 {pct(latencies, 95):7.1f}  "
           f"p99 {pct(latencies, 99):7.1f}  mean {statistics.mean(latencies):7.1f} ms")
     if server:
         print(f"  agent-stamped:   p50 {pct(server, 50):7.1f}  p95 {pct(server, 95):7.1f}  "
               f"p99 {pct(server, 99):7.1f}  mean {statistics.mean(server):7.1f} ms")
+    if got.verdict:
+        print(f"  to the verdict:  p50 {pct(got.verdict, 50):7.1f}  p95 {pct(got.verdict, 95):7.1f}  "
+              f"p99 {pct(got.verdict, 99):7.1f}  mean {statistics.mean(got.verdict):7.1f} ms (agent-stamped)")
     print("\nstage breakdown (ms)              p50     p95     p99    mean   runs")
     for stage in [*NODES, "checkpoints+graph", "intake+record"]:
         values = got.per_stage.get(stage)
@@ -275,8 +265,7 @@ def report(options: argparse.Namespace, got: Measured) -> None:
     for name, used in sorted(got.cpu.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<16} {used * 1000 / max(n, 1):7.1f}")
     print(f"  {'total':<16} {sum(got.cpu.values()) * 1000 / max(n, 1):7.1f}")
-    print(f"  (the drift agent's figure includes ~{statistics.mean(POLLS):.0f} decision GETs per decision "
-          "from this client's polling)")
+    print("  (the drift agent's figure includes the one long-poll GET per decision of this client)")
     print(f"\nfinal actions: {dict(got.actions)}")
     for path in sorted(got.state.glob("*.collapsed")):
         print(f"\nprofile {path.stem}:")
@@ -312,7 +301,6 @@ def main() -> None:
     parser.add_argument("--scenario", action="append", help="scenario id to clone (repeat; default: every one)")
     parser.add_argument("--mode", default=None, choices=["shadow", "advisory", "autonomous"])
     parser.add_argument("--prometheus", default="builtin", choices=["auto", "real", "builtin"])
-    parser.add_argument("--poll-ms", type=float, default=5.0, help="decision polling interval")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--profile", action="store_true", help="py-spy every process while measuring")
     parser.add_argument("--gil", action="store_true", help="py-spy samples only threads holding the GIL")

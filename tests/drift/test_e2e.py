@@ -358,3 +358,30 @@ def test_a2a_face_answers_with_the_signed_verdict(system: System) -> None:
     assert verdict.model_dump_json() == verdict_json
     assert verdict.action == Action(scenario["expect"]["action"])
 
+
+
+def test_long_poll_answers_with_the_verdict_then_the_final_decision(system: System) -> None:
+    scenario = yaml.safe_load((SCENARIOS / "v01-payments-emergency-scale-up.yaml").read_text())
+    system.sandbox.activate(scenario["id"])
+    auth = {"Authorization": f"Bearer {APPROVALS}"}
+    r = httpx.post(f"{system.drift.url}/v1/webhooks/argocd", json=scenario["notification"],
+                   headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=10)
+    assert r.status_code == 202, r.text
+    url = f"{system.drift.url}/v1/decisions/{r.json()['event_id']}"
+    # one request each, held by the drift agent until the decision has got that far
+    wait = {"wait": DEADLINE_S + 5}
+    at_verdict = Decision.model_validate(
+        httpx.get(url, params={**wait, "until": "verdict"}, headers=auth, timeout=DEADLINE_S + 10).json())
+    assert at_verdict.verdict is not None and "webhook_to_verdict" in at_verdict.timings_ms
+    verify_signatures(at_verdict, system.trust)
+    final = Decision.model_validate(
+        httpx.get(url, params=wait, headers=auth, timeout=DEADLINE_S + 10).json())
+    assert final.final and final.verdict == at_verdict.verdict
+    assert final.timings_ms["webhook_to_verdict"] <= final.timings_ms["webhook_to_final"]
+    for params, named in (({"wait": "soon"}, "wait='soon'"), ({"wait": "0"}, "wait='0'"),
+                          ({"wait": "61"}, "at most 60"), ({"wait": "1", "until": "done"}, "until=verdict")):
+        bad = httpx.get(url, params=params, headers=auth, timeout=5)
+        assert bad.status_code == 400 and named in bad.text, (params, bad.text)
+    missing = httpx.get(f"{system.drift.url}/v1/decisions/no-such-event", params={"wait": "0.2"}, headers=auth,
+                        timeout=5)
+    assert missing.status_code == 404
