@@ -181,7 +181,9 @@ class DecisionRunner:
             async with self._sem:
                 for attempt in range(3):
                     try:
-                        return await self._decide(decision)
+                        # a first attempt at an event never started has no thread yet: nothing to look up
+                        fresh = attempt == 0 and decision.state == DecisionState.RECEIVED
+                        return await self._decide(decision, fresh=fresh)
                     except (sqlite3.OperationalError, StoreError) as exc:
                         # a busy database under a burst, or a thread a crash left between steps: every step is
                         # replay-safe (checkpoints, keyed audit appends, the outbox), so the decision is simply
@@ -264,7 +266,7 @@ class DecisionRunner:
             await self._audit.append(event_id, kind, payload)
         return True
 
-    async def _decide(self, decision: Decision) -> Decision:
+    async def _decide(self, decision: Decision, *, fresh: bool = False) -> Decision:
         event = decision.event
         event_id = event.event_id
         config = {"configurable": {"thread_id": event_id}}
@@ -275,12 +277,16 @@ class DecisionRunner:
         await self._store.save(decision)
         failure: tuple[str, str] | None = None
         values: dict[str, Any] = {}
+        settled: bool | None = None
         with _tracer.start_as_current_span("drift.decision", attributes={
                 "driftwise.event_id": event_id, "driftwise.application": event.notification.app,
                 "driftwise.resumed": resuming}):
             try:
                 async with asyncio.timeout(self._cfg.decision_deadline_s):
-                    values = await self._advance(config, decision)
+                    if fresh and not resuming:
+                        values, settled = await self._first_run(config, decision)
+                    else:
+                        values = await self._advance(config, decision)
             except TimeoutError:
                 failure = ("deadline", f"the decision did not finish within drift.decision_deadline_s="
                                        f"{self._cfg.decision_deadline_s}s")
@@ -302,6 +308,8 @@ class DecisionRunner:
                 values["verdict"] = (await self._fallback_verdict(event_id, values, failure)).model_dump(mode="json")
                 self._metrics.failures.labels(kind=failure[0]).inc()
                 values, interrupted = await self._through_approval(config, values, event.notification.project)
+            elif settled is not None:
+                interrupted = settled  # the run streamed to its end or to the interrupt
             else:
                 snapshot = await self._graph.aget_state(config)
                 interrupted = _interrupted(snapshot)
@@ -311,15 +319,28 @@ class DecisionRunner:
             elapsed_ms = (time.perf_counter() - started) * 1000
             return await self._record(decision, values, failure, elapsed_ms, interrupted)
 
+    async def _first_run(self, config: dict[str, Any], decision: Decision) -> tuple[dict[str, Any], bool]:
+        """Run a new thread to its end or to the approval interrupt, recording the verdict as soon as the
+        guardrail gives it; the state and whether it was interrupted come from the stream itself."""
+        values: dict[str, Any] = {}
+        interrupted = False
+        first = {"event": decision.event.model_dump(mode="json")}
+        async for mode, chunk in self._graph.astream(first, config, durability=_DURABILITY,
+                                                     stream_mode=["updates", "values"]):
+            if mode == "values":
+                values = dict(chunk)
+            elif "__interrupt__" in chunk:
+                interrupted = True
+            elif (verdict := (chunk.get("guardrail") or {}).get("verdict")) is not None:
+                await self._verdict_reached(decision, verdict)
+        return values, interrupted
+
     async def _advance(self, config: dict[str, Any], decision: Decision) -> dict[str, Any]:
-        """Run the thread as far as it goes now: to its end, or to the approval interrupt."""
+        """Run an existing thread on (after a crash, or with a human's answer) as far as it goes now."""
         snapshot = await self._graph.aget_state(config)
         if not snapshot.values:
-            first = {"event": decision.event.model_dump(mode="json")}
-            async for update in self._graph.astream(first, config, durability=_DURABILITY, stream_mode="updates"):
-                verdict = update.get("guardrail", {}).get("verdict") if isinstance(update, dict) else None
-                if verdict is not None:
-                    await self._verdict_reached(decision, verdict)
+            await self._graph.ainvoke({"event": decision.event.model_dump(mode="json")}, config,
+                                      durability=_DURABILITY)
         elif _interrupted(snapshot):
             if decision.approval is None:
                 return dict(snapshot.values)  # still waiting for a human (a replay after a crash)

@@ -30,8 +30,7 @@ def status_error(code: int, message: str, details: Obj | None = None) -> Respons
 def _types(world: World) -> list[ResourceType]:
     """Every resource type served: the well-known ones plus whatever the world holds."""
     types = list(KNOWN)
-    for obj in world.objects.values():
-        t = world.object_type(obj)
+    for t in world.object_types():
         if not any(k.group == t.group and k.version == t.version and k.kind == t.kind for k in types):
             types.append(t)
     return types
@@ -205,11 +204,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
                                 {"name": name or "", "group": group, "kind": plural})
         if namespace is not None and not rtype.namespaced:
             return status_error(404, "the server could not find the requested resource")
-        candidates = [
-            o for o in world.objects.values()
-            if o["kind"] == rtype.kind and world.object_type(o).group == group
-            and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)
-        ]
+        candidates = world.objects_of(group, rtype.kind, namespace)
         if name is not None:
             found = next((o for o in candidates if o["metadata"]["name"] == name), None)
             if found is None or (rtype.namespaced and namespace is None):

@@ -98,6 +98,10 @@ class World:
     dashboards: list[Obj] = field(default_factory=list)
     datasources: list[Obj] = field(default_factory=list)
     resource_version: int = 100000
+    # Objects are added only by `build` and never change identity afterwards (patch_live refuses it):
+    # an index built on first use stays right, and keeps a lookup from scanning every clone's objects.
+    _index: dict[tuple[str, str, str | None], list[Obj]] | None = field(default=None, init=False, repr=False)
+    _types: list[Any] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(cls, scenarios: list[Scenario]) -> World:
@@ -205,6 +209,28 @@ class World:
         resource.live.clear()
         resource.live.update(updated)
         app.refresh_status()
+
+    def objects_of(self, group: str, kind: str, namespace: str | None = None) -> list[Obj]:
+        """The objects of one kind (API group + kind), in one namespace or (None) in all."""
+        if self._index is None:
+            index: dict[tuple[str, str, str | None], list[Obj]] = {}
+            for obj in self.objects.values():
+                key = (self.object_type(obj).group, obj["kind"])
+                index.setdefault((*key, None), []).append(obj)
+                if ns := (obj.get("metadata") or {}).get("namespace"):
+                    index.setdefault((*key, ns), []).append(obj)
+            self._index = index
+        return self._index.get((group, kind, namespace), [])
+
+    def object_types(self) -> list[Any]:
+        """The distinct resource types of the objects held, in first-seen order."""
+        if self._types is None:
+            seen: dict[tuple[str, str, str], Any] = {}
+            for obj in self.objects.values():
+                t = self.object_type(obj)
+                seen.setdefault((t.group, t.version, t.kind), t)
+            self._types = list(seen.values())
+        return self._types
 
     def object_type(self, obj: Obj) -> Any:
         group, version = split_api_version(obj["apiVersion"])

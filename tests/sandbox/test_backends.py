@@ -158,7 +158,12 @@ async def test_clones_serve_disjoint_data(sb: Clients) -> None:
         assert [x["metric"]["namespace"] for x in res] == [a["namespace"]]
         deps = (await sb.kubernetes.get(f"/apis/apps/v1/namespaces/{a['namespace']}/deployments",
                                         headers=KUBE)).json()["items"]
-        assert len(deps) == 1
+        assert [d["metadata"]["namespace"] for d in deps] == [a["namespace"]]
+    everywhere = (await sb.kubernetes.get("/apis/apps/v1/deployments", headers=KUBE)).json()["items"]
+    assert sorted(d["metadata"]["namespace"] for d in everywhere) == sorted(a["namespace"] for a in apps)
+    namespaces = [n["metadata"]["name"] for n in
+                  (await sb.kubernetes.get("/api/v1/namespaces", headers=KUBE)).json()["items"]]
+    assert len(namespaces) == len(set(namespaces)) and {a["namespace"] for a in apps} <= set(namespaces)
     incidents = (await sb.pagerduty.get("/incidents", headers=PD, params={"limit": 100})).json()["incidents"]
     assert len({i["id"] for i in incidents}) == 4
     listing = (await sb.argocd.get("/sandbox/scenarios")).json()
