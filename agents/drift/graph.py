@@ -162,9 +162,9 @@ def build_graph(deps: GraphDeps) -> StateGraph:
 
     async def observe(state: DriftState) -> dict[str, Any]:
         event = DriftEvent.model_validate(state["event"])
-        now = await deps.clock.now()
-        report, evidence = await deps.observer.observe(event, now)
-        return {"now": now.isoformat(), "report": _dump(report), "evidence": [_dump(e) for e in evidence]}
+        report, evidence = await deps.observer.observe(event, deps.clock.now)
+        return {"now": report.observed_at.isoformat(), "report": _dump(report),
+                "evidence": [_dump(e) for e in evidence]}
 
     async def gather(state: DriftState) -> dict[str, Any]:
         report = DriftReport.model_validate(state["report"])

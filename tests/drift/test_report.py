@@ -31,6 +31,10 @@ def _at(doc: Any, pointer: str) -> Any:
     return doc
 
 
+async def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _event(notification: dict) -> DriftEvent:
     n = ArgoNotification.model_validate(notification)
     return DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(n),
@@ -54,8 +58,8 @@ async def test_report_from_sandbox(sandbox: SandboxProc, path) -> None:
     async with httpx.AsyncClient() as http:
         clock = Clock(http, f"{sandbox.argocd}/sandbox/clock")
         observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0), tools=None)
-        now = await clock.now()
-        report, evidence = await observer.observe(_event(scenario["notification"]), now)
+        report, evidence = await observer.observe(_event(scenario["notification"]), clock.now)
+        now = report.observed_at
     assert evidence == []
     assert now == datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
     assert report.observed_at == now
@@ -101,11 +105,11 @@ async def test_unknown_application_is_a_named_observe_error(sandbox: SandboxProc
     async with httpx.AsyncClient() as http:
         observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0), tools=None)
         with pytest.raises(ObserveError) as err:
-            await observer.observe(_event({**scenario["notification"], "app": "no-such-app"}), datetime.now(UTC))
+            await observer.observe(_event({**scenario["notification"], "app": "no-such-app"}), _utc_now)
         assert err.value.kind == "argocd_not_found"
         bad = Observer(ArgoCDClient(http, sandbox.argocd, "wrong", 5.0), tools=None)
         with pytest.raises(ObserveError) as err:
-            await bad.observe(_event(scenario["notification"]), datetime.now(UTC))
+            await bad.observe(_event(scenario["notification"]), _utc_now)
         assert err.value.kind == "argocd_auth"
 
 
@@ -115,3 +119,18 @@ def test_report_json_is_stable() -> None:
 
     a = {"b": 1, "a": [1, {"y": 2, "x": 1}]}
     assert report_digest(a) == report_digest(json.loads(json.dumps(a, sort_keys=True)))
+
+
+async def test_the_applications_own_project_wins_over_the_notifications(sandbox: SandboxProc) -> None:
+    """The project is read alongside the application, by the name the notification gives; when that
+    name is wrong (or names a project that does not exist), the application's own project is read."""
+    scenario = yaml.safe_load((SCENARIOS / "v02-configmap-environment-tuning.yaml").read_text())
+    sandbox.activate(scenario["id"])
+    windows = scenario["argocd"]["project"]["spec"].get("syncWindows") or []
+    assert windows  # the scenario chosen for having sync windows
+    async with httpx.AsyncClient() as http:
+        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0), tools=None)
+        for named in ("no-such-project", scenario["notification"]["project"]):
+            report, _ = await observer.observe(_event({**scenario["notification"], "project": named}), _utc_now)
+            assert report.project == scenario["argocd"]["project"]["metadata"]["name"]
+            assert len(report.sync_windows) == len(windows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ class FakeObserver:
         self.fail = fail
         self.calls = 0
 
-    async def observe(self, event: DriftEvent, now: datetime) -> tuple[DriftReport, list]:
+    async def observe(self, event: DriftEvent, clock: Callable[[], Awaitable[datetime]]) -> tuple[DriftReport, list]:
         self.calls += 1
+        now = await clock()
         if self.fail:
             raise ObserveError("argocd_unreachable", "Argo CD http://argocd: ConnectError")
         n = event.notification
