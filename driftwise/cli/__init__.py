@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 
 from driftwise.settings import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="driftwise",
@@ -39,6 +43,17 @@ def fail(message: str, code: int = 1) -> None:
     """End a command with a one-line error (never a traceback)."""
     typer.echo(f"driftwise: {message}", err=True)
     raise typer.Exit(code)
+
+
+def serve_forever(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server process's main coroutine on uvloop: the same asyncio API, with a faster event loop
+    and socket layer (the loop's own overhead was ~15% of the drift agent's CPU per decision)."""
+    import asyncio
+
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def setup_logging(level: str, process: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,7 +69,7 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOption,
     ) -> None:
         """Run agent NAME as an A2A server (signed card, JWKS, bearer auth) until interrupted."""
-        from driftwise.cli import fail, settings_or_exit, setup_logging
+        from driftwise.cli import fail, serve_forever, settings_or_exit, setup_logging
 
         settings = settings_or_exit(config)
         setup_logging(settings.log_level, f"agent-{name}")
@@ -95,7 +94,7 @@ def register(app: typer.Typer) -> None:
             fail(f"specialists.{name}.module: {exc}", code=2)
             return
         try:
-            asyncio.run(serve(cls, kit_config(settings, name, port, cls)))
+            serve_forever(serve(cls, kit_config(settings, name, port, cls)))
         except KitConfigError as exc:
             fail(str(exc))
         except KeyboardInterrupt:

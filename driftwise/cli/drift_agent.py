@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from driftwise.settings import Settings
@@ -69,7 +68,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
 def run_drift_agent(settings: Settings, port: int | None = None) -> None:
     """Serve the drift agent until stopped (called by `driftwise agent drift`)."""
     from agents.drift.app import serve
-    from driftwise.cli import fail, setup_logging
+    from driftwise.cli import fail, serve_forever, setup_logging
     from protocol.errors import KeyStoreError
 
     setup_logging(settings.log_level, "drift")
@@ -79,7 +78,7 @@ def run_drift_agent(settings: Settings, port: int | None = None) -> None:
             fail(f"drift agent {what} {path} does not exist: run `driftwise keys generate --agent drift "
                  f"--out {settings.keys_dir} --trust {settings.trust_store_path}`")
     try:
-        asyncio.run(serve(config))
+        serve_forever(serve(config))
     except KeyStoreError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
 import typer
 
-from driftwise.cli import ConfigOption, fail, settings_or_exit, setup_logging
+from driftwise.cli import ConfigOption, fail, serve_forever, settings_or_exit, setup_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +64,7 @@ def register(app: typer.Typer) -> None:
             log_level=settings.log_level, kube_anonymous=kube_anonymous,
         )
         try:
-            asyncio.run(run(cfg))
+            serve_forever(run(cfg))
         except SandboxError as exc:
             fail(str(exc))
         except OSError as exc:

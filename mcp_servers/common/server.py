@@ -77,7 +77,7 @@ def serve(server: MCPServer[Any], transport: Transport, host: str = "127.0.0.1",
     # still accept JSON), and uvicorn writes no access log line per request.
     app = server.streamable_http_app(json_response=True, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower(), access_log=False)
-    anyio.run(uvicorn.Server(config).serve)
+    anyio.run(uvicorn.Server(config).serve, backend_options={"use_uvloop": True})
 
 
 class Backend(Generic[C]):
