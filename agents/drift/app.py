@@ -9,6 +9,7 @@ expiries, on Driftwise's clock) and the re-read of governed applications, then s
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -291,6 +292,9 @@ async def serve(config: DriftConfig) -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                                access_log=False, lifespan="off"))
         log.info("drift agent serving on %s (state %s)", base_url, config.state_dir)
+        # what start-up built lives for the whole process: keep it out of every full GC pass
+        # (one took 123 ms in the middle of a decision)
+        gc.freeze()
         await server.serve()
 
 

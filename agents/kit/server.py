@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import httpx
@@ -68,6 +69,7 @@ async def serve(specialist_cls: type[Specialist], config: KitConfig) -> None:
                 lifespan="off",
             ))
             log.info("%s serving A2A on %s", config.agent, config.base_url)
+            gc.freeze()  # what start-up built lives for the whole process: keep it out of every full GC pass
             await server.serve()
         finally:
             await specialist.close()

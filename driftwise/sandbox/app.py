@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ async def serve(apps: dict[str, Starlette], host: str, base_port: int, log_level
             raise OSError(f"a sandbox backend could not start on {host} ports {base_port}-{base_port + 4} "
                           "(port in use? pass another --port)")
         await asyncio.sleep(0.01)
+    gc.freeze()  # what start-up built lives for the whole process: keep it out of every full GC pass
     if on_started:
         await on_started()
     return served

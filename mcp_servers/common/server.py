@@ -3,6 +3,7 @@ registration, a readiness route, and running over stdio or streamable HTTP."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar
@@ -77,6 +78,7 @@ def serve(server: MCPServer[Any], transport: Transport, host: str = "127.0.0.1",
     # still accept JSON), and uvicorn writes no access log line per request.
     app = server.streamable_http_app(json_response=True, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level=server.settings.log_level.lower(), access_log=False)
+    gc.freeze()  # what start-up built lives for the whole process: keep it out of every full GC pass
     anyio.run(uvicorn.Server(config).serve, backend_options={"use_uvloop": True})
 
 
