@@ -7,7 +7,8 @@ may own its replicas, its events and field managers; for every other non-secret 
 widens nothing (configuration, metadata, an image from a registry Git already uses): the open
 incidents of its service, and the annotations people wrote around the change. A drift that
 widens privilege or exposure, or a Secret's, needs no live evidence (it is reverted or escalated
-whatever the metrics say). Evidence ids are stable: `<server>.<tool>:<namespace>/<name>`.
+whatever the metrics say). Always: the labels of every namespace the drift touches (a regulated
+or frozen namespace changes the answer). Evidence ids are stable: `<server>.<tool>:<namespace>/<name>`.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
     earliest = now
     operational = False
     trusted = trusted_registries(report.drifts)
-    for drift in report.drifts:
-        changes = classify(drift)
-        ns = drift.ref.namespace or report.destination_namespace
+    # every namespace the drift touches, and the destination's: their labels say regulated or frozen
+    touched = [*(d.ref.namespace or report.destination_namespace for d in report.drifts), report.destination_namespace]
+    for ns in dict.fromkeys(touched):
         if ns and ns not in report.namespace_labels:
             add("kubernetes", "namespace", None, ns, name=ns)
+    for drift in report.drifts:
+        changes = classify(drift)
         if drift.ref.kind == "Secret" or (not changes.deltas and not changes.config_paths):
             continue  # a Secret's drift is escalated whatever the metrics say
         if widening_findings(drift, trusted):

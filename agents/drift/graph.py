@@ -34,7 +34,7 @@ from agents.drift.acting.applier import Mode, needs_approval
 from agents.drift.acting.errors import ApplyError
 from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig
-from agents.drift.observe import Observer, ToolCaller
+from agents.drift.observe import Observer, ToolCaller, namespace_labels
 from agents.drift.reasoning.base import Reasoner, ReasoningInput
 from protocol.errors import VerificationError
 from protocol.models import (
@@ -162,9 +162,8 @@ def build_graph(deps: GraphDeps) -> StateGraph:
 
     async def observe(state: DriftState) -> dict[str, Any]:
         event = DriftEvent.model_validate(state["event"])
-        report, evidence = await deps.observer.observe(event, deps.clock.now)
-        return {"now": report.observed_at.isoformat(), "report": _dump(report),
-                "evidence": [_dump(e) for e in evidence]}
+        report = await deps.observer.observe(event, deps.clock.now)
+        return {"now": report.observed_at.isoformat(), "report": _dump(report), "evidence": []}
 
     async def gather(state: DriftState) -> dict[str, Any]:
         report = DriftReport.model_validate(state["report"])
@@ -188,10 +187,13 @@ def build_graph(deps: GraphDeps) -> StateGraph:
                                 observed_at=now, error=f"{type(exc).__name__}: {exc}"[:500])
 
         results = await asyncio.gather(*(call(c) for c in plan))
-        # One entry per evidence id: a planned call supersedes observe's call of the same id.
+        # One entry per evidence id: a call made now supersedes an earlier one of the same id.
         by_id = {e["id"]: e for e in evidence}
         by_id.update({e.id: _dump(e) for e in results})
-        return {"evidence": list(by_id.values())}
+        # the namespaces' labels (regulated? frozen?) were read with the rest: the report carries them
+        labels = {**report.namespace_labels, **namespace_labels(results)}
+        return {"evidence": list(by_id.values()),
+                "report": _dump(report.model_copy(update={"namespace_labels": labels}))}
 
     async def delegate(state: DriftState) -> dict[str, Any]:
         report = DriftReport.model_validate(state["report"])

@@ -27,7 +27,7 @@ Now = Callable[[], Awaitable[datetime]]
 
 
 class ToolCaller(Protocol):
-    """The slice of agents.kit.mcp_pool.McpPool that observe and gather use."""
+    """The slice of agents.kit.mcp_pool.McpPool that gather uses."""
 
     async def call(
         self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str, observed_at: datetime,
@@ -133,12 +133,12 @@ def touched_namespaces(report: DriftReport) -> list[str]:
 
 
 class Observer:
-    def __init__(self, argocd: ArgoCDClient, tools: ToolCaller | None, namespace_timeout_s: float = 2.0) -> None:
-        self._argocd = argocd
-        self._tools = tools
-        self._ns_timeout = namespace_timeout_s
+    """The Argo CD side of a drift; the cluster's side (namespace labels included) is gather's, over MCP."""
 
-    async def observe(self, event: DriftEvent, clock: Now) -> tuple[DriftReport, list[Evidence]]:
+    def __init__(self, argocd: ArgoCDClient) -> None:
+        self._argocd = argocd
+
+    async def observe(self, event: DriftEvent, clock: Now) -> DriftReport:
         """Read the application, its resources, its project (the one the notification names, checked
         against the application's own) and the clock at once: one round trip instead of three."""
         n = event.notification
@@ -162,22 +162,13 @@ class Observer:
                     t.cancel()
                 elif not t.cancelled():
                     t.exception()  # retrieved: a read we stopped caring about must not log as unhandled
-        report = build_report(event, app, project, resources, now)
-        evidence = await self._namespaces(report, now)
-        labels = {
-            ev.value.name: dict(ev.value.labels)
-            for ev in evidence
-            if isinstance(ev.value, NamespaceInfo) and ev.value.found
-        }
-        return report.model_copy(update={"namespace_labels": labels}), evidence
+        return build_report(event, app, project, resources, now)
 
-    async def _namespaces(self, report: DriftReport, now: datetime) -> list[Evidence]:
-        if self._tools is None:
-            return []
-        tools = self._tools
-        calls = [
-            tools.call("kubernetes", "namespace", {"name": ns}, evidence_id=f"kubernetes.namespace:-/{ns}",
-                       observed_at=now, timeout_s=self._ns_timeout)
-            for ns in touched_namespaces(report)
-        ]
-        return list(await asyncio.gather(*calls))
+
+def namespace_labels(evidence: list[Evidence]) -> dict[str, dict[str, str]]:
+    """The labels of every namespace the evidence found (kubernetes.namespace calls)."""
+    return {
+        ev.value.name: dict(ev.value.labels)
+        for ev in evidence
+        if isinstance(ev.value, NamespaceInfo) and ev.value.found
+    }

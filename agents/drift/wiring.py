@@ -114,7 +114,7 @@ async def build_deps(
     deps = GraphDeps(
         config=config,
         clock=clock,
-        observer=Observer(argocd, pool, namespace_timeout_s=config.mcp_call_timeout_s),
+        observer=Observer(argocd),
         tools=pool,
         plan=plan_evidence,
         peers=PeerClient(http),

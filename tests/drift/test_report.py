@@ -57,10 +57,9 @@ async def test_report_from_sandbox(sandbox: SandboxProc, path) -> None:
     sandbox.activate(scenario["id"])
     async with httpx.AsyncClient() as http:
         clock = Clock(http, f"{sandbox.argocd}/sandbox/clock")
-        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0), tools=None)
-        report, evidence = await observer.observe(_event(scenario["notification"]), clock.now)
+        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0))
+        report = await observer.observe(_event(scenario["notification"]), clock.now)
         now = report.observed_at
-    assert evidence == []
     assert now == datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
     assert report.observed_at == now
     assert report.application == scenario["notification"]["app"]
@@ -103,11 +102,11 @@ async def test_unknown_application_is_a_named_observe_error(sandbox: SandboxProc
     scenario = yaml.safe_load(SCENARIO_FILES[0].read_text())
     sandbox.activate(scenario["id"])
     async with httpx.AsyncClient() as http:
-        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0), tools=None)
+        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0))
         with pytest.raises(ObserveError) as err:
             await observer.observe(_event({**scenario["notification"], "app": "no-such-app"}), _utc_now)
         assert err.value.kind == "argocd_not_found"
-        bad = Observer(ArgoCDClient(http, sandbox.argocd, "wrong", 5.0), tools=None)
+        bad = Observer(ArgoCDClient(http, sandbox.argocd, "wrong", 5.0))
         with pytest.raises(ObserveError) as err:
             await bad.observe(_event(scenario["notification"]), _utc_now)
         assert err.value.kind == "argocd_auth"
@@ -129,8 +128,8 @@ async def test_the_applications_own_project_wins_over_the_notifications(sandbox:
     windows = scenario["argocd"]["project"]["spec"].get("syncWindows") or []
     assert windows  # the scenario chosen for having sync windows
     async with httpx.AsyncClient() as http:
-        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0), tools=None)
+        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0))
         for named in ("no-such-project", scenario["notification"]["project"]):
-            report, _ = await observer.observe(_event({**scenario["notification"], "project": named}), _utc_now)
+            report = await observer.observe(_event({**scenario["notification"], "project": named}), _utc_now)
             assert report.project == scenario["argocd"]["project"]["metadata"]["name"]
             assert len(report.sync_windows) == len(windows)

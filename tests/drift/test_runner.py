@@ -45,13 +45,13 @@ class FakeObserver:
         self.fail = fail
         self.calls = 0
 
-    async def observe(self, event: DriftEvent, clock: Callable[[], Awaitable[datetime]]) -> tuple[DriftReport, list]:
+    async def observe(self, event: DriftEvent, clock: Callable[[], Awaitable[datetime]]) -> DriftReport:
         self.calls += 1
         now = await clock()
         if self.fail:
             raise ObserveError("argocd_unreachable", "Argo CD http://argocd: ConnectError")
         n = event.notification
-        return DriftReport(event_id=event.event_id, application=n.app, project=n.project, observed_at=now), []
+        return DriftReport(event_id=event.event_id, application=n.app, project=n.project, observed_at=now)
 
 
 class FakeReasoner:
