@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +40,12 @@ DEMO_SCENARIOS = ("v01-payments-emergency-scale-up", "v02-configmap-environment-
 
 
 def default_scenarios_dir() -> Path:
-    """The repository's scenarios/ folder, next to the driftwise package."""
-    return Path(__file__).resolve().parents[1] / "scenarios"
+    """The visible scenarios: the repository's scenarios/ next to the driftwise package (a source checkout or
+    an editable install), else <prefix>/share/driftwise/scenarios (where a wheel installs them)."""
+    candidates = [Path(__file__).resolve().parents[1] / "scenarios",
+                  *(Path(p) / "share" / "driftwise" / "scenarios"
+                    for p in dict.fromkeys((sysconfig.get_path("data"), sys.prefix)))]
+    return next((p for p in candidates if p.is_dir()), candidates[0])
 
 
 # --- signatures ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 import re
+import sys
+import sysconfig
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -42,12 +44,16 @@ class PolicyEngine(Protocol):
 
 
 def default_policy_dir() -> Path:
-    """<repo>/policies, found next to the agents/ package (a source checkout or an editable install)."""
-    root = Path(__file__).resolve().parents[3]
-    path = root / "policies"
-    if not path.is_dir():
-        raise PolicyLoadError(f"no policies/ folder at {path}: set policy.policy_dir to the folder of Rego files")
-    return path
+    """The shipped policies: <repo>/policies next to the agents/ package (a source checkout or an editable
+    install), else <prefix>/share/driftwise/policies (where a wheel installs them)."""
+    candidates = [Path(__file__).resolve().parents[3] / "policies",
+                  *(Path(p) / "share" / "driftwise" / "policies"
+                    for p in dict.fromkeys((sysconfig.get_path("data"), sys.prefix)))]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise PolicyLoadError(f"no policies folder at {' or '.join(map(str, candidates))}: "
+                          "set policy.policy_dir to the folder of Rego files")
 
 
 def policy_files(policy_dir: Path, *, tests: bool = False) -> list[Path]:
