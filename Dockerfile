@@ -15,6 +15,9 @@ COPY protocol ./protocol
 COPY agents ./agents
 COPY mcp_servers ./mcp_servers
 COPY driftwise ./driftwise
+# The wheel carries these too (share/driftwise/): the guardrail's default policies, the demo's scenarios.
+COPY policies ./policies
+COPY scenarios ./scenarios
 RUN /opt/driftwise/bin/pip install .
 
 FROM python:3.11-slim
