@@ -7,26 +7,23 @@ agent runs (or joins) the decision for it and answers with a completed Task whos
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, ClassVar, cast
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, cast
 
 from a2a.helpers import new_task_from_user_message, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
-from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
-from a2a.types import AgentCard, Message, Part, SendMessageRequest, Task, TaskState
-from a2a.utils.errors import InvalidParamsError
+from a2a.types import AgentCard, Message, Part, TaskState
 from joserfc.jwk import OKPKey
-from pydantic import ValidationError
 from starlette.routing import BaseRoute
 
 from agents.kit.card import JSON, JSONRPC_PATH, JWT, REST_PREFIX, build_card, sign_card
+from agents.kit.executor import ValidatingRequestHandler
 from agents.kit.specialist import Skill, Specialist
+from agents.kit.validation import parse_model
 from protocol.models import ArgoNotification, Decision
 
 log = logging.getLogger(__name__)
@@ -54,27 +51,8 @@ class _DriftCard:
     )
 
 
-class InvalidAsk(Exception):
-    pass
-
-
 def parse_notification(message: Message | None) -> ArgoNotification:
-    if message is None:
-        raise InvalidAsk("no message: send an ArgoNotification as an application/json text part")
-    texts = [p for p in message.parts if p.HasField("text")]
-    parts = [p for p in texts if p.media_type == JSON] or [p for p in texts if not p.media_type]
-    if not parts:
-        raise InvalidAsk("the message holds no application/json text part with an ArgoNotification")
-    try:
-        payload: Any = json.loads(parts[0].text)
-    except json.JSONDecodeError as exc:
-        raise InvalidAsk(f"the application/json part is not JSON ({exc.msg})") from None
-    try:
-        return ArgoNotification.model_validate(payload)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        raise InvalidAsk(f"not a valid ArgoNotification: {field}: {err['msg']}") from None
+    return parse_model(message, ArgoNotification)
 
 
 Ask = Callable[[ArgoNotification], Awaitable[Decision | None]]
@@ -118,30 +96,13 @@ class DriftExecutor(AgentExecutor):
             await updater.update_status(TaskState.TASK_STATE_CANCELED)
 
 
-def _check(params: SendMessageRequest) -> None:
-    try:
-        parse_notification(params.message if params.HasField("message") else None)
-    except InvalidAsk as exc:
-        raise InvalidParamsError(message=str(exc)) from None
-
-
-class _Handler(DefaultRequestHandler):
-    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
-        _check(params)
-        return await super().on_message_send(params, context)
-
-    async def on_message_send_stream(self, params: SendMessageRequest, context: ServerCallContext) -> AsyncGenerator:
-        _check(params)
-        async for event in super().on_message_send_stream(params, context):
-            yield event
-
-
 def build_card_for(agent: str, base_url: str, key: OKPKey) -> AgentCard:
     return sign_card(build_card(cast(type[Specialist], _DriftCard), agent, base_url), key, base_url)
 
 
 def a2a_routes(card: AgentCard, ask: Ask) -> list[BaseRoute]:
-    handler = _Handler(agent_executor=DriftExecutor(ask), task_store=InMemoryTaskStore(), agent_card=card)
+    handler = ValidatingRequestHandler(agent_executor=DriftExecutor(ask), task_store=InMemoryTaskStore(),
+                                       agent_card=card, parse=parse_notification)
     return [
         *create_agent_card_routes(card),
         *create_jsonrpc_routes(handler, rpc_url=JSONRPC_PATH),

@@ -2,7 +2,8 @@
 
 KitError
  ├── KitConfigError          a key, trust store or setting the kit needs is missing or wrong
- ├── InvalidAnalysisRequest  an incoming A2A message does not hold a valid AnalysisRequest
+ ├── InvalidMessage          an incoming A2A message does not hold the JSON model its skill takes
+ │    └── InvalidAnalysisRequest   ... a specialist's: an AnalysisRequest
  └── PeerError               calling another agent failed; the message names the peer and the cause
       ├── PeerUnreachable    connection refused / DNS / network
       ├── PeerTimeout        no answer within the timeout
@@ -21,7 +22,11 @@ class KitConfigError(KitError):
     """Something the kit needs to start is missing; the message says how to fix it."""
 
 
-class InvalidAnalysisRequest(KitError):
+class InvalidMessage(KitError):
+    """The A2A message does not hold the model its skill takes; the message says which field and why."""
+
+
+class InvalidAnalysisRequest(InvalidMessage):
     """The A2A message is not a valid AnalysisRequest; the message says which field and why."""
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from a2a.helpers import new_task_from_user_message, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -20,7 +21,7 @@ from a2a.utils.input_mode_validator import validate_input_modes
 
 from agents.kit.card import JSON, JWT
 from agents.kit.deadline import analysis_scope, apply_degradations
-from agents.kit.errors import InvalidAnalysisRequest
+from agents.kit.errors import InvalidMessage
 from agents.kit.runtime import Runtime
 from agents.kit.specialist import Specialist
 from agents.kit.telemetry import tracer
@@ -88,19 +89,17 @@ class SpecialistExecutor(AgentExecutor):
             await updater.update_status(TaskState.TASK_STATE_CANCELED)
 
 
-def _check(params: SendMessageRequest) -> None:
-    try:
-        parse_request(params.message if params.HasField("message") else None)
-    except InvalidAnalysisRequest as exc:
-        raise InvalidParamsError(message=str(exc)) from None
-
-
 class ValidatingRequestHandler(DefaultRequestHandler):
-    """Rejects a message that is not a valid AnalysisRequest before any task exists (JSON-RPC -32602)."""
+    """Rejects a message whose payload is not what the skill takes (by default an AnalysisRequest) before any
+    task exists (JSON-RPC -32602)."""
+
+    def __init__(self, *args: Any, parse: Callable[[Message | None], object] = parse_request, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parse = parse
 
     async def _precheck(self, params: SendMessageRequest, context: ServerCallContext) -> None:
         # Protocol errors come before payload errors (A2A 1.0 §3.1.1, §3.4.2): an undeclared media
-        # type, an unknown task, a finished task; only then is the payload an AnalysisRequest or not.
+        # type, an unknown task, a finished task; only then is the payload checked.
         if params.HasField("message"):
             validate_input_modes(params.message, self._agent_card)
             if params.message.task_id:
@@ -109,7 +108,10 @@ class ValidatingRequestHandler(DefaultRequestHandler):
                     raise TaskNotFoundError(message=f"task {params.message.task_id} does not exist")
                 if task.status.state in TERMINAL_TASK_STATES:
                     raise UnsupportedOperationError(message=f"task {task.id} is already finished; start a new task")
-        _check(params)
+        try:
+            self._parse(params.message if params.HasField("message") else None)
+        except InvalidMessage as exc:
+            raise InvalidParamsError(message=str(exc)) from None
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
         await self._precheck(params, context)

@@ -359,6 +359,21 @@ def test_a2a_face_answers_with_the_signed_verdict(system: System) -> None:
     assert verdict.action == Action(scenario["expect"]["action"])
 
 
+def test_a2a_face_names_a_wrong_message_before_any_task(system: System) -> None:
+    """The kit's checks, on the drift agent's face too: protocol errors first, then the payload's."""
+    headers = {"Authorization": f"Bearer {APPROVALS}", "A2A-Version": "1.0"}
+
+    def send(parts: list[dict]) -> dict:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+                "params": {"message": {"messageId": "m1", "role": "ROLE_USER", "parts": parts}}}
+        return httpx.post(f"{system.drift.url}/", json=body, headers=headers, timeout=10).json()["error"]
+
+    err = send([{"text": "app,project", "mediaType": "text/csv"}])
+    assert err["code"] == -32005, err
+    err = send([{"text": json.dumps({"app": "payments-api"}), "mediaType": "application/json"}])
+    assert err["code"] == -32602 and "not a valid ArgoNotification" in err["message"], err
+    assert "project" in err["message"], err
+
 
 def test_long_poll_answers_with_the_verdict_then_the_final_decision(system: System) -> None:
     scenario = yaml.safe_load((SCENARIOS / "v01-payments-emergency-scale-up.yaml").read_text())
