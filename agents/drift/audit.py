@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import aiosqlite
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.drift.sqlite import connect
+from agents.drift.sqlite import SqliteFile
 from protocol.models import SCHEMA_VERSION, AuditRecord
 
 GENESIS = "0" * 64
@@ -79,40 +78,19 @@ def _body(seq: int, event_id: str, kind: str, at: str, schema_version: str, payl
             "payload": payload}
 
 
-class AuditLog:
-    """`async with AuditLog(path) as audit: await audit.append(event_id, "decision", payload)`."""
+class AuditLog(SqliteFile):
+    """`async with AuditLog(path) as audit: await audit.append(event_id, "decision", payload)`.
+
+    An OS crash can drop the newest appends, but the head row goes with them: the chain still verifies."""
+
+    SCHEMA = _SCHEMA
+    WHAT = "the audit log"
+    ERROR = AuditError
 
     def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        self._db: aiosqlite.Connection | None = None
+        super().__init__(db_path)
         # one connection: concurrent appends in this process must not interleave their transactions
         self._lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        try:
-            # an OS crash can drop the newest appends, but the head row goes with them: the chain still verifies
-            self._db = await connect(self.db_path)
-            await self._db.executescript(_SCHEMA)
-        except (OSError, aiosqlite.Error) as exc:
-            raise AuditError(f"cannot open the audit log {self.db_path}: {exc}") from exc
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    async def __aenter__(self) -> AuditLog:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise AuditError("the audit log is not open: call open() first")
-        return self._db
 
     async def append(
         self, event_id: str, kind: Kind, payload: dict[str, Any], *, at: datetime | None = None

@@ -10,6 +10,7 @@ audit log, acting store and checkpoints (separate connections) wait for each oth
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Self
 
 import aiosqlite
 
@@ -28,3 +29,42 @@ async def connect(path: Path, *, autocommit: bool = True) -> aiosqlite.Connectio
         await db.close()
         raise
     return db
+
+
+class SqliteFile:
+    """One of the drift agent's SQLite files: opened with `connect`, its schema applied, closed once.
+
+    A subclass names its SCHEMA, what it is (WHAT, for messages) and the ERROR it raises."""
+
+    SCHEMA: ClassVar[str]
+    WHAT: ClassVar[str]
+    ERROR: ClassVar[type[Exception]]
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        try:
+            self._db = await connect(self.db_path)
+            await self._db.executescript(self.SCHEMA)
+        except (OSError, aiosqlite.Error) as exc:
+            raise self.ERROR(f"cannot open {self.WHAT} {self.db_path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise self.ERROR(f"{self.WHAT} is not open: call open() first")
+        return self._db
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

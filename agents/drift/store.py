@@ -12,10 +12,8 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-import aiosqlite
-
 from agents.drift.errors import StoreError
-from agents.drift.sqlite import connect
+from agents.drift.sqlite import SqliteFile
 from protocol.models import Decision, DecisionState, DriftEvent
 
 _SCHEMA = """
@@ -35,28 +33,16 @@ CREATE INDEX IF NOT EXISTS drift_decisions_app ON drift_decisions(application, r
 """
 
 
-class EventStore:
+class EventStore(SqliteFile):
+    # autocommit + explicit BEGIN IMMEDIATE: a deferred transaction that reads then writes fails at once
+    # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
+    SCHEMA = _SCHEMA
+    WHAT = "the event store"
+    ERROR = StoreError
+
     def __init__(self, db_path: Path) -> None:
-        self._path = db_path
-        self._db: aiosqlite.Connection | None = None
+        super().__init__(db_path)
         self._lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        # autocommit + explicit BEGIN IMMEDIATE: a deferred transaction that reads then writes fails at once
-        # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
-        self._db = await connect(self._path)
-        await self._db.executescript(_SCHEMA)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("event store is not open")
-        return self._db
 
     async def _begin_immediate(self, attempts: int = 6) -> None:
         """Take the write lock; SQLite can answer "locked" at once (not after busy_timeout) under contention."""
@@ -68,7 +54,7 @@ class EventStore:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 if attempt == attempts - 1:
-                    raise StoreError(f"event store {self._path} stayed locked: {exc}") from exc
+                    raise StoreError(f"event store {self.db_path} stayed locked: {exc}") from exc
                 await asyncio.sleep(0.02 * 2**attempt)
 
     async def accept(self, event: DriftEvent, now: datetime) -> tuple[Decision, bool]:

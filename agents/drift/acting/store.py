@@ -12,13 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
-import aiosqlite
-
 from agents.drift.errors import StoreError
-from agents.drift.sqlite import connect
+from agents.drift.sqlite import SqliteFile
 
 JobKind = Literal["deferred_sync", "expire_allowance"]
 
@@ -56,30 +53,12 @@ class Job:
     attempts: int
 
 
-class ActingStore:
-    def __init__(self, db_path: Path) -> None:
-        self._path = db_path
-        self._db: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        try:
-            # autocommit: every write is one statement, its own transaction (no deferred read-then-write
-            # transaction to fail with "database is locked" under contention)
-            self._db = await connect(self._path)
-            await self._db.executescript(_SCHEMA)
-        except aiosqlite.Error as exc:
-            raise StoreError(f"cannot open acting state in {self._path}: {exc}") from exc
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError("acting store used before open()")
-        return self._db
+class ActingStore(SqliteFile):
+    # autocommit: every write is one statement, its own transaction (no deferred read-then-write
+    # transaction to fail with "database is locked" under contention)
+    SCHEMA = _SCHEMA
+    WHAT = "the acting state"
+    ERROR = StoreError
 
     # --- outbox -------------------------------------------------------------------------------
 
