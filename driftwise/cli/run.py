@@ -24,6 +24,17 @@ PortBaseOption = typer.Option(
 )
 
 
+def _scenario_folder(scenarios: Path | None) -> Path:
+    """The folder given, else the shipped scenarios; a folder that is not there stops the command."""
+    from driftwise.cli import fail
+    from driftwise.demo import default_scenarios_dir
+
+    folder = (scenarios or default_scenarios_dir()).resolve()
+    if not folder.is_dir():
+        fail(f"scenario folder {folder} does not exist (pass --scenarios DIR)", 2)
+    return folder
+
+
 def _ports(settings: Any, port_base: int | None) -> int | None:
     from driftwise.supervisor import free_port_block, ports_needed
 
@@ -95,14 +106,12 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from driftwise.cli import fail, settings_or_exit
-        from driftwise.demo import DEMO_SCENARIOS, default_scenarios_dir, run_demo
+        from driftwise.demo import DEMO_SCENARIOS, run_demo
         from driftwise.evaluation import EvalError
         from driftwise.supervisor import SupervisorError, prepare_settings
 
         settings = settings_or_exit(config)
-        folder = (scenarios or default_scenarios_dir()).resolve()
-        if not folder.is_dir():
-            fail(f"scenario folder {folder} does not exist (pass --scenarios DIR)", 2)
+        folder = _scenario_folder(scenarios)
         console = Console(width=None if sys.stdout.isatty() else 110)
         started = time.perf_counter()
         with scratch_state("driftwise-demo-", keep_state) as state:
@@ -139,12 +148,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from driftwise.cli import fail, settings_or_exit
-        from driftwise.demo import default_scenarios_dir
         from driftwise.evaluation import EvalError
         from driftwise.supervisor import SupervisorError, prepare_settings
 
         settings = settings_or_exit(config)
-        folder = (scenarios or default_scenarios_dir()).resolve()
+        folder = _scenario_folder(scenarios)
         console = Console(stderr=True)
         with scratch_state("driftwise-bench-", keep_state) as state:
             try:
