@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from protocol.models import REDACTED, FieldChange, FieldManager
+from protocol.models import REDACTED, FieldChange, FieldManager, ResourceDrift, ResourceRef
 
 NOISE_PATHS = frozenset(
     {
@@ -236,3 +236,19 @@ def owners(change_path: str, managers: list[FieldManager]) -> list[FieldManager]
     # Co-owners of one path: the latest writer is the one who changed it (the applier wrote Git's value).
     latest = max((m.time for m in tied if m.time is not None), default=None)
     return [m for m in tied if latest is None or m.time == latest]
+
+
+def resource_drift(ref: ResourceRef, target: dict[str, Any] | None, live: dict[str, Any] | None,
+                   changes: list[FieldChange], *, secret: bool) -> ResourceDrift:
+    """One drifted resource: its changes, who wrote them and when (the live object's managedFields), and
+    both sides cleaned (Secret values redacted)."""
+    managers = field_managers(live)
+    changed_by: list[str] = []
+    for change in changes:
+        for m in owners(change.path, managers):
+            if m.manager not in changed_by:
+                changed_by.append(m.manager)
+    times = [m.time for m in managers if m.manager in changed_by and m.time is not None]
+    return ResourceDrift(ref=ref, changes=changes, managers=managers, changed_by=changed_by,
+                         changed_at=max(times) if times else None,
+                         target=clean(target, secret=secret), live=clean(live, secret=secret))

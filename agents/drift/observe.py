@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from agents.drift.argocd_client import AppProject, ArgoApplication, ArgoCDClient, ManagedResource
-from agents.drift.diff import clean, field_managers, is_secret, owners, resource_changes
+from agents.drift.diff import is_secret, resource_changes, resource_drift
 from agents.drift.errors import ObserveError
 from protocol.context import NamespaceInfo
 from protocol.models import DriftEvent, DriftReport, Evidence, ResourceDrift, ResourceRef, SyncWindow
@@ -68,25 +68,8 @@ def build_report(
         if not drifted:
             continue
         version = res.version or (known.version if known else "") or _version_of(live or target)
-        managers = field_managers(live)
-        changed_by: list[str] = []
-        for change in changes:
-            for m in owners(change.path, managers):
-                if m.manager not in changed_by:
-                    changed_by.append(m.manager)
-        times = [m.time for m in managers if m.manager in changed_by and m.time is not None]
-        drifts.append(
-            ResourceDrift(
-                ref=ResourceRef(group=res.group or "", version=version or "v1", kind=res.kind, namespace=ns,
-                                name=res.name),
-                changes=changes,
-                managers=managers,
-                changed_by=changed_by,
-                changed_at=max(times) if times else None,
-                target=clean(target, secret=secret),
-                live=clean(live, secret=secret),
-            )
-        )
+        ref = ResourceRef(group=res.group or "", version=version or "v1", kind=res.kind, namespace=ns, name=res.name)
+        drifts.append(resource_drift(ref, target, live, changes, secret=secret))
     windows: list[SyncWindow] = []
     for w in project.sync_windows if project else []:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from agents.drift.diff import clean, field_managers, is_secret, owners, resource_changes
+from agents.drift.diff import field_managers, is_secret, resource_changes, resource_drift
 from agents.drift.evidence_plan import PlannedCall
 from protocol.context import (
     Annotation,
@@ -40,7 +40,6 @@ from protocol.models import (
     Evidence,
     Finding,
     Recommendation,
-    ResourceDrift,
     ResourceRef,
     Severity,
     SyncWindow,
@@ -78,19 +77,7 @@ def report_for(s: dict[str, Any], event_id: str = "evt-test") -> DriftReport:
         ref = ResourceRef(group=r.get("group", ""), version=r.get("version", "v1"), kind=r["kind"],
                           namespace=ns, name=r["name"])
         secret = is_secret(r.get("group", ""), r["kind"])
-        changes = resource_changes(target, live, secret=secret)
-        managers = field_managers(live)
-        changed_by: list[str] = []
-        for change in changes:
-            for m in owners(change.path, managers):
-                if m.manager not in changed_by:
-                    changed_by.append(m.manager)
-        times = [m.time for m in managers if m.manager in changed_by and m.time is not None]
-        drifts.append(ResourceDrift(
-            ref=ref, changes=changes, managers=managers, changed_by=changed_by,
-            changed_at=max(times) if times else None,
-            target=clean(target, secret=secret), live=clean(live, secret=secret),
-        ))
+        drifts.append(resource_drift(ref, target, live, resource_changes(target, live, secret=secret), secret=secret))
     labels = {
         o["metadata"]["name"]: dict(o["metadata"].get("labels") or {})
         for o in (s.get("kubernetes") or {}).get("objects") or [] if o["kind"] == "Namespace"
