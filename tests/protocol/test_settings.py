@@ -67,3 +67,12 @@ def test_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "drift.mode" in lines[0]
+
+
+def test_the_prometheus_query_defaults_match_the_mcp_servers_own() -> None:
+    """Settings keep their own copy of the workload PromQL (importing the MCP server costs every CLI ~0.5 s):
+    the two sets of defaults must not drift apart."""
+    from driftwise.settings import PrometheusQueries
+    from mcp_servers.prometheus import WorkloadQueries
+
+    assert PrometheusQueries().model_dump() == WorkloadQueries().model_dump()
