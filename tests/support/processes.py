@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from driftwise.supervisor import free_port_block as free_port_block  # the product's own, re-exported for tests
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 
@@ -29,25 +31,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def free_port_block(n: int) -> int:
-    """A base port whose next n-1 ports are free too (the sandbox serves five backends)."""
-    for _ in range(200):
-        base = free_port()
-        if base + n >= 65535:
-            continue
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + i))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no block of free ports found")
 
 
 class Proc:
