@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.kit.datafile import load_yaml_model
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
@@ -31,12 +32,4 @@ class CompliancePolicy(BaseModel):
 
 
 def load_policy(path: Path = DEFAULT_POLICY) -> CompliancePolicy:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"compliance policy {path} cannot be read: {exc}") from exc
-    try:
-        return CompliancePolicy.model_validate(data or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise PolicyError(f"compliance policy {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
+    return load_yaml_model(path, CompliancePolicy, what="compliance policy", error=PolicyError, empty_is_default=True)

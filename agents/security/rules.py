@@ -14,9 +14,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agents.kit.datafile import load_yaml_model
 from agents.kit.pointers import MISSING, get, matches, walk
 from protocol.models import DriftReport, Finding, ResourceDrift, Severity
 
@@ -78,16 +78,7 @@ class RuleSet(BaseModel):
 
 
 def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RulesError(f"security rules {path} cannot be read: {exc}") from exc
-    try:
-        return RuleSet.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(map(str, err["loc"]))
-        raise RulesError(f"security rules {path}: {where}: {err['msg']}") from exc
+    return load_yaml_model(path, RuleSet, what="security rules", error=RulesError)
 
 
 # --- images -------------------------------------------------------------------------------------

@@ -119,3 +119,23 @@ def test_peer_failures_are_classified_by_type_not_by_digits_in_the_url() -> None
         response = httpx.Response(status, request=request)
         cause = httpx.HTTPStatusError("status", request=request, response=response)
         assert type(_classify(url, wrapped(cause, f"HTTP {status} from {url}", status))) is kind
+
+
+def test_data_files_load_as_models_or_name_the_file_and_field(tmp_path: Path) -> None:
+    from agents.compliance.policy import CompliancePolicy, PolicyError, load_policy
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_policy(empty) == CompliancePolicy()  # the compliance policy's defaults
+    with pytest.raises(RulesError, match=r"security rules .*empty.yaml: "):
+        load_rules(empty)  # security rules must name their rules
+    with pytest.raises(PolicyError, match="cannot be read"):
+        load_policy(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: {not: [a list}\n")
+    with pytest.raises(RulesError, match="cannot be read"):
+        load_rules(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("rules: 3\n")
+    with pytest.raises(RulesError, match=r"wrong.yaml: [a-z_.0-9]+: "):
+        load_rules(wrong)

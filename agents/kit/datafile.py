@@ -1,0 +1,29 @@
+"""A specialist's judgement as data: one YAML file read into a pydantic model, or an error naming the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], *, what: str, error: type[Exception],
+                    empty_is_default: bool = False) -> M:
+    """`path` as a `model`; `what` names the file in messages ("security rules"), raised as `error`.
+
+    With `empty_is_default`, an empty file means the model's defaults."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{what} {path} cannot be read: {exc}") from exc
+    if empty_is_default and not data:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise error(f"{what} {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
