@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agents.drift.guardrail import Guardrail, PolicyEvaluationError, PolicyUnavailable, RegoEngine
@@ -63,8 +63,17 @@ def _run(keys: Keys, engine: Any, c: dict[str, Any]):
     return out, proposal, specs
 
 
+_BINDING = {"agent": "security", "action": Action.ENFORCE, "confidence": 1.0, "domain": Domain.SECURITY,
+            "corrupt": None}
+
+
 @SETTINGS
 @given(c=case)
+# the two corners a random run once found: a binding security enforce beside a weak or a tampered proposal
+@example(c={"proposal_action": Action.ENFORCE, "proposal_confidence": 0.0, "proposal_corrupt": None,
+            "specialists": [_BINDING], "threshold": 0.5, "freeze": False, "second": None})
+@example(c={"proposal_action": Action.ALLOW, "proposal_confidence": 0.0, "proposal_corrupt": "tamper",
+            "specialists": [_BINDING], "threshold": 0.5, "freeze": False, "second": None})
 def test_invariants_hold(keys: Keys, engine: RegoEngine, c: dict[str, Any]) -> None:
     out, proposal, specs = _run(keys, engine, c)
     v = out.verdict
@@ -76,15 +85,19 @@ def test_invariants_hold(keys: Keys, engine: RegoEngine, c: dict[str, Any]) -> N
     assert len([d for d in v.discarded if d.reason != "duplicate"]) == corrupted
     accepted = [r for r, s in zip(specs, c["specialists"], strict=True) if not s["corrupt"]]
     assert all(a in accepted for a in out.accepted)
-    if c["proposal_corrupt"]:
+    # a verified security enforce binds, and the verdict's confidence is then its own (policies/guardrail.rego:
+    # a widening drift is reverted now, never left waiting); without one, the proposal's invariants hold
+    binding = any(a.kind == "recommendation" and a.domain == Domain.SECURITY and a.action == Action.ENFORCE
+                  for a in out.accepted)
+    if c["proposal_corrupt"] and not binding:
         assert v.action == Action.ESCALATE or (v.action == Action.ENFORCE and v.requires_approval)
     # low confidence -> a human
-    if not c["proposal_corrupt"] and c["proposal_confidence"] < c["threshold"] and v.action == proposal.action:
+    if (not c["proposal_corrupt"] and not binding and c["proposal_confidence"] < c["threshold"]
+            and v.action == proposal.action):
         assert v.requires_approval
     assert v.confidence >= v.threshold or v.requires_approval
     # a security enforce is never weakened to allow/defer, nor can an approver pick those
-    if any(a.kind == "recommendation" and a.domain == Domain.SECURITY and a.action == Action.ENFORCE
-           for a in out.accepted):
+    if binding:
         assert v.action in (Action.ENFORCE, Action.ESCALATE)
         assert set(v.allowed_actions) <= {Action.ENFORCE, Action.ESCALATE}
     # an enforce the windows refuse is never taken now
