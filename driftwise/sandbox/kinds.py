@@ -18,6 +18,8 @@ class ResourceType:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     verbs: tuple[str, ...] = field(default=("get", "list"))
+    singular: str = ""
+    categories: tuple[str, ...] = ()
 
     @property
     def group_version(self) -> str:

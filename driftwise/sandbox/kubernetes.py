@@ -28,9 +28,9 @@ def status_error(code: int, message: str, details: Obj | None = None) -> Respons
 
 
 def _types(world: World) -> list[ResourceType]:
-    """Every resource type served: the well-known ones plus whatever the world holds."""
+    """Every resource type served: the well-known ones, those the world's CRDs define, then whatever it holds."""
     types = list(KNOWN)
-    for t in world.object_types():
+    for t in [*world.crds.types(), *world.object_types()]:
         if not any(k.group == t.group and k.version == t.version and k.kind == t.kind for k in types):
             types.append(t)
     return types
@@ -40,8 +40,9 @@ def _resource_list(t_list: list[ResourceType], group_version: str) -> Obj:
     return {
         "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
         "resources": [
-            {"name": t.plural, "singularName": t.kind.lower(), "namespaced": t.namespaced, "kind": t.kind,
-             "verbs": list(t.verbs), **({"shortNames": list(t.short_names)} if t.short_names else {})}
+            {"name": t.plural, "singularName": t.singular or t.kind.lower(), "namespaced": t.namespaced,
+             "kind": t.kind, "verbs": list(t.verbs), **({"shortNames": list(t.short_names)} if t.short_names else {}),
+             **({"categories": list(t.categories)} if t.categories else {})}
             for t in t_list
         ],
     }
@@ -232,8 +233,23 @@ def routes(sandbox: Sandbox) -> list[Route]:
     async def grouped(request: Request, world: World) -> Response:
         return await serve(request, world, request.path_params["group"], request.path_params["version"])
 
+    @api
+    async def openapi_discovery(request: Request, world: World) -> Response:
+        return json_response(world.crds.discovery())
+
+    @api
+    async def openapi_document(request: Request, world: World) -> Response:
+        g, v = request.path_params["group"], request.path_params["version"]
+        found = world.crds.document(g, v)
+        if found is None:
+            return status_error(404, f"the server could not find the requested resource (no OpenAPI document for "
+                                     f"apis/{g}/{v})")
+        doc, digest = found
+        return json_response(doc, headers={"ETag": f'"{digest}"'})
+
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
+        Route("/openapi/v3", openapi_discovery), Route("/openapi/v3/apis/{group}/{version}", openapi_document),
         Route("/api", versions), Route("/apis", groups), Route("/api/v1", core_resources),
         Route("/apis/{group}", group), Route("/apis/{group}/{version}", group_resources),
         Route("/api/v1/namespaces/{namespace}/{plural}/{name}", core, methods=methods),

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from driftwise.sandbox.crds import CrdError, is_crd, parse_crd
 from driftwise.sandbox.errors import ScenarioError
 
 Obj = dict[str, Any]
@@ -73,6 +74,11 @@ class KubernetesSection(_Fixed):
                     raise ValueError(f"objects[{i}].{key} is missing")
             if not (obj.get("metadata") or {}).get("name"):
                 raise ValueError(f"objects[{i}].metadata.name is missing")
+            if is_crd(obj):
+                try:
+                    parse_crd(obj)  # a malformed CRD fails the load, naming what is wrong
+                except CrdError as exc:
+                    raise ValueError(f"objects[{i}]: {exc}") from None
         return objects
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from driftwise.sandbox import diffing
+from driftwise.sandbox.crds import CrdIndex, is_crd
 from driftwise.sandbox.errors import SandboxError, UnknownResource
 from driftwise.sandbox.kinds import split_api_version, type_for
 from driftwise.sandbox.scenario import Scenario
@@ -102,6 +103,7 @@ class World:
     # an index built on first use stays right, and keeps a lookup from scanning every clone's objects.
     _index: dict[tuple[str, str, str | None], list[Obj]] | None = field(default=None, init=False, repr=False)
     _types: list[Any] | None = field(default=None, init=False, repr=False)
+    _crds: CrdIndex | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(cls, scenarios: list[Scenario]) -> World:
@@ -231,6 +233,13 @@ class World:
                 seen.setdefault((t.group, t.version, t.kind), t)
             self._types = list(seen.values())
         return self._types
+
+    @property
+    def crds(self) -> CrdIndex:
+        """The CustomResourceDefinitions the world holds: their kinds and OpenAPI documents (built on first use)."""
+        if self._crds is None:
+            self._crds = CrdIndex([o for o in self.objects.values() if is_crd(o)])
+        return self._crds
 
     def object_type(self, obj: Obj) -> Any:
         group, version = split_api_version(obj["apiVersion"])
