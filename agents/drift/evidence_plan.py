@@ -8,7 +8,10 @@ widens nothing (configuration, metadata, an image from a registry Git already us
 incidents of its service, and the annotations people wrote around the change. A drift that
 widens privilege or exposure, or a Secret's, needs no live evidence (it is reverted or escalated
 whatever the metrics say). Always: the labels of every namespace the drift touches (a regulated
-or frozen namespace changes the answer). Evidence ids are stable: `<server>.<tool>:<namespace>/<name>`.
+or frozen namespace changes the answer), and for a drifted resource of a kind outside the built-in
+API groups (a custom resource), what its schema says about the drifted paths: the CRD authors'
+descriptions tell a reader what the fields mean. Evidence ids are stable:
+`<server>.<tool>:<namespace>/<name>` (`<kind>/<name>` for the schema, a kind per resource).
 """
 
 from __future__ import annotations
@@ -22,13 +25,25 @@ from agents.drift.reasoning.security import trusted_registries, widening_finding
 from agents.drift.reasoning.workloads import WORKLOAD_KINDS, workload_of
 from protocol.models import DriftReport, ResourceDrift
 
-__all__ = ["PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names", "workload"]
+__all__ = ["BUILTIN_GROUPS", "PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names",
+           "workload"]
 
 LOOKBACK = timedelta(hours=6)
 """How far back incidents, memory and annotations are read (the metric backends keep at least this)."""
 BASELINE = timedelta(hours=3)
 BASELINE_GAP = timedelta(minutes=15)
 """The baseline ends this long before the change, so that a spike that prompted the change is not in it."""
+BUILTIN_GROUPS = frozenset({
+    "", "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io", "apps",
+    "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch", "certificates.k8s.io",
+    "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "flowcontrol.apiserver.k8s.io",
+    "internal.apiserver.k8s.io", "networking.k8s.io", "node.k8s.io", "policy", "rbac.authorization.k8s.io",
+    "resource.k8s.io", "scheduling.k8s.io", "storage.k8s.io", "storagemigration.k8s.io",
+})
+"""The API groups the Kubernetes API server itself serves. Listed, not matched by suffix: gateway.networking.k8s.io
+and snapshot.storage.k8s.io are CRDs."""
+MAX_SCHEMA_PATHS = 50
+"""Drifted paths asked about per resource (the Kubernetes MCP server's answer is bounded the same way)."""
 
 
 class PlannedCall(BaseModel):
@@ -93,6 +108,11 @@ def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
         if ns and ns not in report.namespace_labels:
             add("kubernetes", "namespace", None, ns, name=ns)
     for drift in report.drifts:
+        ref = drift.ref
+        if ref.group not in BUILTIN_GROUPS and drift.changes:
+            add("kubernetes", "field_descriptions", ref.namespace, f"{ref.kind}/{ref.name}",
+                api_version=f"{ref.group}/{ref.version}", kind=ref.kind,
+                paths=list(dict.fromkeys(c.path for c in drift.changes))[:MAX_SCHEMA_PATHS])
         changes = classify(drift)
         if drift.ref.kind == "Secret" or (not changes.deltas and not changes.config_paths):
             continue  # a Secret's drift is escalated whatever the metrics say

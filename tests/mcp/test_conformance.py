@@ -25,7 +25,8 @@ CONTRACT = {
     "prometheus": {"query", "workload_traffic", "workload_memory"},
     "grafana": {"annotations", "search_dashboards"},
     "pagerduty": {"incidents", "incident"},
-    "kubernetes": {"get_object", "events_for", "field_managers", "autoscalers_for", "rbac_for", "namespace"},
+    "kubernetes": {"get_object", "events_for", "field_managers", "autoscalers_for", "rbac_for", "namespace",
+                   "field_descriptions"},
 }
 NOW, EARLIER = "2026-11-20T16:30:00Z", "2026-11-20T14:30:00Z"
 VALID_CALLS: dict[str, dict[str, dict[str, Any]]] = {
@@ -44,6 +45,8 @@ VALID_CALLS: dict[str, dict[str, dict[str, Any]]] = {
         "autoscalers_for": {"kind": "Deployment", "name": "b", "namespace": "a"},
         "rbac_for": {"namespace": "a", "service_account": "b"},
         "namespace": {"name": "a"},
+        "field_descriptions": {"api_version": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+                               "paths": ["/spec/action"]},
     },
 }
 ALL_TOOLS = [(server, tool) for server, tools in VALID_CALLS.items() for tool in tools]

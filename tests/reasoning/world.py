@@ -18,11 +18,13 @@ import yaml
 
 from agents.drift.diff import field_managers, is_secret, resource_changes, resource_drift
 from agents.drift.evidence_plan import PlannedCall
+from mcp_servers.kubernetes.schema import SchemaWalker
 from protocol.context import (
     Annotation,
     Annotations,
     Autoscaler,
     Autoscalers,
+    FieldDescriptions,
     FieldManagers,
     Incident,
     Incidents,
@@ -214,7 +216,27 @@ def _call(s: dict[str, Any], call: PlannedCall) -> Any:
                 return NamespaceInfo(name=a["name"], found=True, labels=o["metadata"].get("labels") or {},
                                      annotations=o["metadata"].get("annotations") or {})
         return NamespaceInfo(name=a["name"], found=False)
+    if call.tool == "field_descriptions":
+        return _field_descriptions(s, str(a["api_version"]), str(a["kind"]), [str(p) for p in a["paths"]])
     raise AssertionError(f"the plan asked for a tool the test world does not know: {call.server}.{call.tool}")
+
+
+def _field_descriptions(s: dict[str, Any], api_version: str, kind: str, paths: list[str]) -> FieldDescriptions:
+    """The schema walk the Kubernetes MCP server makes, over the scenario's CRD objects."""
+    group, _, version = api_version.rpartition("/")
+    for crd in _objects(s, "CustomResourceDefinition"):
+        spec = crd.get("spec") or {}
+        if spec.get("group") != group or (spec.get("names") or {}).get("kind") != kind:
+            continue
+        for v in spec.get("versions") or []:
+            schema = (v.get("schema") or {}).get("openAPIV3Schema")
+            if v.get("name") == version and v.get("served") and schema:
+                walker = SchemaWalker(schema)
+                return FieldDescriptions(api_version=api_version, resource_kind=kind, schema_found=True,
+                                         source=f"customresourcedefinitions/{crd['metadata']['name']}",
+                                         fields=[walker.describe(p) for p in paths])
+    return FieldDescriptions(api_version=api_version, resource_kind=kind, schema_found=False,
+                             note=f"the scenario holds no CustomResourceDefinition for {kind} ({api_version})")
 
 
 def gather(s: dict[str, Any], plan: list[PlannedCall]) -> list[Evidence]:
