@@ -1,9 +1,10 @@
-"""Sandbox fixtures: an in-process sandbox (ASGI clients, fast) over the visible scenarios."""
+"""Sandbox fixtures: an in-process sandbox (ASGI clients, fast) over the visible scenarios and the CRD fixtures."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ ARGO = {"Authorization": "Bearer sandbox-argocd-token"}
 KUBE = {"Authorization": "Bearer sandbox-kube-token"}
 GRAFANA = {"Authorization": "Bearer sandbox-grafana-token"}
 PD = {"Authorization": "Token token=sandbox-pagerduty-token"}
+CRD_SCENARIOS = Path(__file__).parent / "fixtures" / "crds"
+"""Scenarios of custom resources with the CRDs the cluster serves (test fixtures, not a labelled set)."""
 
 
 @dataclass
@@ -36,7 +39,7 @@ class Clients:
 @pytest.fixture
 async def sb() -> AsyncIterator[Clients]:
     sandbox = Sandbox()
-    sandbox.load([SCENARIOS])
+    sandbox.load([SCENARIOS, CRD_SCENARIOS])
     apps = build_apps(sandbox)
     clients = {
         name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")

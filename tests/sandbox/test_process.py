@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.sandbox.conftest import ARGO, PD
+from tests.sandbox.conftest import ARGO, CRD_SCENARIOS, PD
 from tests.support.processes import ROOT, SCENARIOS, driftwise, free_port_block
 
 pytestmark = pytest.mark.slow
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def base() -> Iterator[int]:
     port = free_port_block(5)
-    with driftwise("sandbox", str(SCENARIOS), "--port", str(port), "--prometheus", "builtin", name="sandbox",
-                   ready_url=f"http://127.0.0.1:{port}/sandbox/healthz"):
+    with driftwise("sandbox", str(SCENARIOS), str(CRD_SCENARIOS), "--port", str(port), "--prometheus", "builtin",
+                   name="sandbox", ready_url=f"http://127.0.0.1:{port}/sandbox/healthz"):
         yield port
 
 
@@ -55,6 +56,38 @@ def test_kubectl_lists_deployments_against_the_sandbox(base: int) -> None:
     out = subprocess.run([kubectl, "--server", server, "delete", "deploy", "payments-api", "-n", "payments"],
                          capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode != 0 and "Forbidden" in out.stderr
+
+
+def test_kubectl_gets_and_explains_custom_resources_offline(base: int, tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    _activate(base, "c01-istio-authorizationpolicy-opened")
+    server = ["--server", f"http://127.0.0.1:{base + 1}"]
+
+    def run(*args: str, cache: str = "c01") -> subprocess.CompletedProcess[str]:
+        # a discovery cache per scenario: kubectl keeps one for minutes, and each scenario is another cluster
+        return subprocess.run([kubectl, *server, "--cache-dir", str(tmp_path / cache), *args], capture_output=True,
+                              text=True, timeout=30, check=False)
+
+    out = run("get", "authorizationpolicies.security.istio.io", "-A", "-o", "name")
+    assert out.returncode == 0 and out.stdout.strip() == "authorizationpolicy.security.istio.io/payments-api-callers", \
+        out.stderr
+    out = run("get", "ap", "payments-api-callers", "-n", "payments", "-o",
+              "jsonpath={.spec.rules[0].to[0].operation.methods}")
+    assert out.stdout == '["POST","GET"]', out.stderr
+    out = run("get", "crd", "-o", "name")
+    assert out.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/authorizationpolicies.security.istio.io"
+    # kubectl explain reads /openapi/v3 and the group version's document, as against a real cluster
+    out = run("explain", "authorizationpolicies.spec.rules.from.source.principals")
+    assert out.returncode == 0, out.stderr
+    assert "FIELD: principals <[]string>" in out.stdout and "derived from the peer certificate" in out.stdout
+    out = run("explain", "ap.spec.action")
+    assert "ENUM:" in out.stdout and "CUSTOM" in out.stdout and "Valid Options: ALLOW, DENY" in out.stdout
+    _activate(base, "c02-kyverno-clusterpolicy-audit")
+    out = run("explain", "cpol.spec.validationFailureAction", cache="c02")
+    assert out.returncode == 0 and "block the admission review request (enforce)" in " ".join(out.stdout.split()), \
+        out.stderr
 
 
 def _pd_spec() -> dict[str, Any]:
