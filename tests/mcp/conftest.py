@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from agents.kit.mcp_pool import McpEndpoint
+from tests.sandbox.conftest import CRD_SCENARIOS
 from tests.support.processes import SCENARIOS, driftwise, free_port, free_port_block, http_ok, wait_until
 
 SERVERS = ("prometheus", "grafana", "pagerduty", "kubernetes")
@@ -65,8 +66,8 @@ def stack() -> Iterator[Stack]:
     base = free_port_block(5)
     with tempfile.TemporaryDirectory() as state, ExitStack() as processes:
         sandbox = processes.enter_context(driftwise(
-            "sandbox", str(SCENARIOS), "--port", str(base), "--prometheus", "builtin", name="sandbox",
-            env={"DRIFTWISE_STATE_DIR": state},
+            "sandbox", str(SCENARIOS), str(CRD_SCENARIOS), "--port", str(base), "--prometheus", "builtin",
+            name="sandbox", env={"DRIFTWISE_STATE_DIR": state},
         ))
         endpoints = start_servers(processes, backend_env(base, state))
         ready = f"http://127.0.0.1:{base}/sandbox/healthz"

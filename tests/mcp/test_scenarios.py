@@ -13,6 +13,7 @@ from protocol.context import (
     Annotations,
     Autoscalers,
     Dashboards,
+    FieldDescriptions,
     FieldManagers,
     IncidentDetail,
     Incidents,
@@ -160,3 +161,61 @@ async def test_missing_objects_are_typed_not_errors(stack: Stack, pool: McpPool)
     assert absent.found is False and absent.object is None
     ns = value(await call(pool, "kubernetes", "namespace", name="nope"))
     assert ns.found is False
+
+
+async def test_field_descriptions_of_a_custom_resource_from_its_crd(stack: Stack, pool: McpPool) -> None:
+    stack.activate("c01-istio-authorizationpolicy-opened")
+    paths = ["/spec/rules/0/from", "/spec/action", "/spec/rules/0/to/0/operation/methods/1",
+             "/spec/selector/matchLabels/app", "/spec/rules/0/fromm", "/status/conditions/0", "/metadata/labels/team"]
+    got = value(await call(pool, "kubernetes", "field_descriptions", api_version="security.istio.io/v1",
+                           kind="AuthorizationPolicy", paths=paths))
+    assert isinstance(got, FieldDescriptions) and got.schema_found and not got.truncated
+    assert got.source == "customresourcedefinitions/authorizationpolicies.security.istio.io"
+    by_path = {f.path: f for f in got.fields}
+    assert list(by_path) == paths  # every path asked is answered, in order
+    source = by_path["/spec/rules/0/from"]
+    assert (source.status, source.schema_path, source.type) == ("described", "spec.rules[].from", "[]object")
+    assert source.description == "Optional. `from` specifies the source of a request."
+    action = by_path["/spec/action"]
+    assert action.enum == ["ALLOW", "DENY", "AUDIT", "CUSTOM"] and "Default is ALLOW" in action.description
+    method = by_path["/spec/rules/0/to/0/operation/methods/1"]
+    assert (method.schema_path, method.type) == ("spec.rules[].to[].operation.methods[]", "string")
+    assert method.description == "Optional. A list of methods as specified in the HTTP request."  # the list's
+    label = by_path["/spec/selector/matchLabels/app"]
+    assert label.schema_path == "spec.selector.matchLabels[app]" and "pods/VMs" in label.description
+    typo = by_path["/spec/rules/0/fromm"]
+    assert (typo.status, typo.schema_path, typo.description) == ("not_in_schema", "spec.rules[]", "")
+    assert "'fromm'" in typo.note
+    status = by_path["/status/conditions/0"]
+    assert status.status == "free_form" and status.schema_path == "status"
+    assert by_path["/metadata/labels/team"].status == "described"
+
+
+async def test_field_descriptions_of_a_cluster_scoped_kind_with_defaults(stack: Stack, pool: McpPool) -> None:
+    stack.activate("c02-kyverno-clusterpolicy-audit")
+    got = value(await call(pool, "kubernetes", "field_descriptions", api_version="kyverno.io/v1",
+                           kind="ClusterPolicy", paths=["/spec/validationFailureAction", "/spec/background",
+                                                        "/spec/rules/0/validate/pattern/spec"]))
+    assert isinstance(got, FieldDescriptions) and got.description.startswith("ClusterPolicy declares validation")
+    mode, background, pattern = got.fields
+    assert mode.default == "Audit" and mode.enum == ["audit", "enforce", "Audit", "Enforce"]
+    assert "block the admission review request (enforce)" in mode.description
+    assert background.default is True and background.type == "boolean"
+    assert pattern.status == "free_form" and pattern.description.startswith("Pattern specifies an overlay-style")
+
+
+async def test_a_kind_without_a_crd_is_a_typed_no_schema_answer(stack: Stack, pool: McpPool) -> None:
+    stack.activate("c01-istio-authorizationpolicy-opened")
+    for api_version, kind in (("acme.example.com/v1", "Widget"), ("security.istio.io/v2", "AuthorizationPolicy"),
+                              ("apps/v1", "Deployment")):
+        got = value(await call(pool, "kubernetes", "field_descriptions", api_version=api_version, kind=kind,
+                               paths=["/spec/a"]))
+        assert isinstance(got, FieldDescriptions) and got.schema_found is False and got.fields == []
+        assert got.note.startswith(f"the cluster serves no schema for {kind} ({api_version})")
+        assert "/openapi/v3 lists no document" in got.note
+    widget = value(await call(pool, "kubernetes", "field_descriptions", api_version="acme.example.com/v1",
+                              kind="Widget", paths=["/spec/a"]))
+    assert "no CustomResourceDefinition widgets.acme.example.com" in widget.note
+    wrong_version = value(await call(pool, "kubernetes", "field_descriptions", api_version="security.istio.io/v2",
+                                     kind="AuthorizationPolicy", paths=["/spec/a"]))
+    assert "serves no schema for v2 (served: v1, v1beta1)" in wrong_version.note
