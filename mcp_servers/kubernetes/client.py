@@ -9,7 +9,7 @@ server publishes for its group version (readable by any authenticated user, wher
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -215,15 +215,16 @@ class KubernetesClient:
         if entry is None:
             return KindSchema(misses=[*misses, f"/openapi/v3 lists no document for {key}"])
         url = entry.server_relative_url
-        # The discovery document names a path on this server; anything else is not followed.
-        if not url.startswith("/openapi/v3/") or url.startswith("//"):
+        # The group version's own document on this server (the hash query aside); anything else is not followed.
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc or parts.path != f"/openapi/v3/{key}":
             raise BackendBadResponse(BACKEND, f"/openapi/v3 gives {key} a URL off this server: {url[:100]!r}")
         doc = await get_json(self._http, BACKEND, url, not_found_ok=True)
         if doc is None:
             return KindSchema(misses=[*misses, f"the OpenAPI document for {key} is listed but not served"])
         schemas = parse(BACKEND, _OpenApiDocument, doc, f"/openapi/v3/{key}").components.schemas
         for name, schema in schemas.items():
-            gvks = schema.get("x-kubernetes-group-version-kind") if isinstance(schema, dict) else None
+            gvks = schema.get("x-kubernetes-group-version-kind")
             for gvk in gvks if isinstance(gvks, list) else []:
                 if isinstance(gvk, dict) and (gvk.get("group") or "", gvk.get("version"), gvk.get("kind")) == (
                         group, version, kind):

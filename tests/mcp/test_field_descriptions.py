@@ -69,11 +69,13 @@ async def test_without_crd_access_the_published_openapi_document_answers(kube: h
     assert kind.description.startswith("Kind is a string value representing the REST resource")
 
 
-async def test_an_openapi_url_off_the_server_is_refused(kube: httpx.AsyncBaseTransport) -> None:
+@pytest.mark.parametrize("url", ["http://elsewhere.example/openapi/v3/apis/security.istio.io/v1",
+                                 "//elsewhere.example/openapi/v3/apis/security.istio.io/v1",
+                                 "/openapi/v3/apis/security.istio.io/v1/../../../../api/v1/secrets"])
+async def test_an_openapi_url_off_the_document_is_refused(kube: httpx.AsyncBaseTransport, url: str) -> None:
     def rogue(request: httpx.Request) -> httpx.Response | None:
         if request.url.path == "/openapi/v3":
-            return httpx.Response(200, json={"paths": {"apis/security.istio.io/v1": {
-                "serverRelativeURL": "http://elsewhere.example/openapi/v3/apis/security.istio.io/v1"}}})
+            return httpx.Response(200, json={"paths": {"apis/security.istio.io/v1": {"serverRelativeURL": url}}})
         return _forbid_crds(request)
 
     result = await _describe(_server(_Filtered(kube, rogue)), ["/spec/action"])
