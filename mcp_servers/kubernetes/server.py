@@ -301,15 +301,18 @@ def build_server(
         annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
         return NamespaceInfo(name=name, found=True, labels=_str_map(meta.get("labels")), annotations=annotations)
 
+    def cut(text: str, notes: Notes) -> str:
+        if len(text) <= config.max_description_chars:
+            return text
+        notes.cut(f"descriptions cut to {config.max_description_chars} characters")
+        return text[: config.max_description_chars] + "…[truncated]"
+
     def bounded(field: FieldDescription, notes: Notes) -> FieldDescription:
-        update: dict[str, Any] = {}
-        if len(field.description) > config.max_description_chars:
-            update["description"] = field.description[: config.max_description_chars] + "…[truncated]"
-            notes.cut(f"descriptions cut to {config.max_description_chars} characters")
+        update: dict[str, Any] = {"description": cut(field.description, notes)}
         if len(field.enum) > config.max_enum_values:
             update["enum"] = field.enum[: config.max_enum_values]
             notes.cut(f"enums cut to {config.max_enum_values} values")
-        return field.model_copy(update=update) if update else field
+        return field.model_copy(update=update)
 
     async def field_descriptions(
         api_version: ApiVersion, kind: Kind,
@@ -328,10 +331,7 @@ def build_server(
         notes.cut(note)
         walker = SchemaWalker(found.root, found.components)
         fields = [bounded(walker.describe(p), notes) for p in kept]
-        top = str(walker.root.get("description") or "")
-        if len(top) > config.max_description_chars:
-            top = top[: config.max_description_chars] + "…[truncated]"
-            notes.cut(f"descriptions cut to {config.max_description_chars} characters")
+        top = cut(str(walker.root.get("description") or ""), notes)
         return FieldDescriptions(api_version=api_version, resource_kind=kind, schema_found=True, source=found.source,
                                  description=top, fields=fields, truncated=notes.truncated, note=notes.text)
 
