@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from driftwise.sandbox.crds import is_crd
 from driftwise.sandbox.kinds import is_namespaced, split_api_version
 from driftwise.sandbox.scenario import Scenario
 
@@ -38,7 +39,8 @@ def _tokens(s: Scenario) -> set[str]:
         if meta.get("namespace"):
             names.add(meta["namespace"])
         group, _ = split_api_version(obj["apiVersion"])
-        if not is_namespaced(group, obj["kind"], bool(meta.get("namespace"))):
+        # a CRD's name is its kind's (<plural>.<group>): part of the API every clone shares, never renamed
+        if not is_namespaced(group, obj["kind"], bool(meta.get("namespace"))) and not is_crd(obj):
             names.add(meta["name"])
     for series in s.prometheus.series:
         for key in ("namespace", "service"):

@@ -92,6 +92,16 @@ async def test_openapi_v3_discovery_and_documents_as_the_api_server_publishes_th
     assert absent.status_code == 404 and absent.json()["kind"] == "Status"
 
 
+async def test_clones_share_the_crds_and_keep_their_own_custom_resources(sb: Clients) -> None:
+    r = await sb.argocd.post("/sandbox/clones", json={"id": ISTIO, "count": 2})
+    assert r.status_code == 200, r.text
+    listed = (await sb.kubernetes.get(CRDS, headers=KUBE)).json()["items"]
+    assert [c["metadata"]["name"] for c in listed] == ["authorizationpolicies.security.istio.io"]
+    items = (await sb.kubernetes.get("/apis/security.istio.io/v1/authorizationpolicies", headers=KUBE)).json()
+    assert sorted(i["metadata"]["namespace"] for i in items["items"]) == [
+        "payments", "payments-c0001", "payments-c0002"]
+
+
 async def test_a_world_without_crds_publishes_no_documents(sb: Clients) -> None:
     await sb.activate("v01-payments-emergency-scale-up")
     assert (await sb.kubernetes.get("/openapi/v3", headers=KUBE)).json() == {"paths": {}}
