@@ -154,9 +154,11 @@ def parse_crd(obj: Obj) -> list[ServedVersion]:
         crd = _Crd.model_validate(obj)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "the object"
-        raise CrdError(f"CustomResourceDefinition {(obj.get('metadata') or {}).get('name')!r}: {where}: "
-                       f"{err['msg']}") from None
+        loc = ".".join(str(p) for p in err["loc"])
+        where = f"{loc}: " if loc else ""
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise CrdError(f"CustomResourceDefinition {(obj.get('metadata') or {}).get('name')!r}: {where}{message}") \
+            from None
     names, spec = crd.spec.names, crd.spec
     return [
         ServedVersion(
