@@ -182,6 +182,8 @@ class Endpoints:
 
     @classmethod
     def from_settings(cls, settings: Any, sandbox: bool = True) -> Endpoints:
+        from protocol.tokens import current
+
         drift = settings.drift
         basic = None
         if drift.webhook_basic_user and drift.webhook_basic_password is not None:
@@ -189,9 +191,9 @@ class Endpoints:
         return cls(
             drift_url=f"http://{settings.host}:{drift.port}",
             sandbox_url=settings.argocd.url.rstrip("/") if sandbox else None,
-            webhook_token=drift.webhook_token.get_secret_value() if drift.webhook_token else None,
+            webhook_token=current(drift.webhook_token),
             webhook_basic=basic,
-            approvals_token=drift.approvals_token.get_secret_value(),
+            approvals_token=current(drift.approvals_token),
         )
 
 

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 MCP_SERVERS = ("prometheus", "grafana", "pagerduty", "kubernetes")
 DRIFT = "drift"
 SANDBOX = "sandbox"
+# Who needs whom: the MCP servers read the sandbox's backends, the specialists call the MCP servers
+# (and each other), the drift agent calls them all. Ctrl-C stops them from the top down.
+TIER_SANDBOX, TIER_MCP, TIER_SPECIALISTS, TIER_DRIFT = 0, 1, 2, 3
 
 
 class SupervisorError(Exception):
@@ -76,6 +79,8 @@ class ProcessSpec:
     inherit_env: bool = True
     """False: `env` is the child's whole environment (it already holds what it should inherit)."""
     cwd: Path | None = None
+    tier: int = 0
+    """Dependency order: a process may need those of lower tiers; stop() stops the highest tier first."""
 
 
 class State(StrEnum):
@@ -302,24 +307,35 @@ class Supervisor:
     # --- stop ----------------------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """SIGTERM every child, wait (bounded), SIGKILL what remains; idempotent."""
+        """Stop every child in dependency order, the reverse of `specs` (each waits for the ones after it:
+        the drift agent first, the sandbox last), so that no process loses a peer while it still runs:
+        SIGTERM, wait (bounded), SIGKILL what remains. Idempotent."""
         self._stopping = True
         for task in self._watchers:
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
         self._watchers = []
-        await asyncio.gather(*(self._stop_child(c) for c in self.children.values()))
+        for tier in reversed(self._tiers()):
+            await asyncio.gather(*(self._stop_child(self.children[name]) for name in tier))
         if self._pumps:
             await asyncio.wait(list(self._pumps), timeout=1.0)
         if self._http is not None:
             await self._http.aclose()
             self._http = None
 
+    def _tiers(self) -> list[list[str]]:
+        """Children grouped by `ProcessSpec.tier`, lowest (started as dependencies of the rest) first."""
+        tiers: dict[int, list[str]] = {}
+        for name, child in self.children.items():
+            tiers.setdefault(child.spec.tier, []).append(name)
+        return [tiers[t] for t in sorted(tiers)]
+
     async def _stop_child(self, child: Child) -> None:
         process = child.process
         if process is None or process.returncode is not None:
             child.state = State.STOPPED
             return
+        self._sink("supervisor", f"stopping {child.spec.name}")
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
@@ -513,6 +529,7 @@ def plan_system(
             ready_url=f"http://{host}:{port}/sandbox/healthz",
             env=env,
             inherit_env=False,
+            tier=TIER_SANDBOX,
         ))
     for name in MCP_SERVERS:
         server = getattr(settings.mcp, name)
@@ -523,6 +540,7 @@ def plan_system(
             readiness=Readiness.ANSWERS,
             env=env,
             inherit_env=False,
+            tier=TIER_MCP,
         ))
     for name in enabled_specialists(settings):
         spec = settings.specialists[name]
@@ -532,12 +550,14 @@ def plan_system(
             ready_url=f"{spec.url(host)}/healthz",
             env=env,
             inherit_env=False,
+            tier=TIER_SPECIALISTS,
         ))
     specs.append(ProcessSpec(
         name=DRIFT,
         argv=[*base, "agent", DRIFT, "--port", str(settings.drift.port), *config],
         ready_url=f"http://{host}:{settings.drift.port}/healthz",
         env=env,
+        tier=TIER_DRIFT,
     ))
     return specs
 
@@ -566,6 +586,18 @@ def ensure_keys(settings: Settings) -> list[str]:
         store.add(agent, key)
     store.save(settings.trust_store_path)
     return created
+
+
+def ensure_tokens(settings: Settings) -> Settings:
+    """Settings with a token for every role they leave unset, drawn into <state_dir>/tokens/ on first run."""
+    from driftwise.settings import ConfigError
+    from driftwise.tokens import local_tokens
+
+    try:
+        filled, _ = local_tokens(settings, create=True)
+    except ConfigError as exc:
+        raise SupervisorError(str(exc)) from exc
+    return filled
 
 
 # --- the whole system, for one command --------------------------------------------------------
@@ -636,6 +668,7 @@ async def local_system(
     have taken since), a start that fails on a taken port is retried once on a new free block.
     """
     await asyncio.to_thread(ensure_keys, settings)
+    settings = await asyncio.to_thread(ensure_tokens, settings)
     attempts = 2 if move_ports_on_conflict else 1
     for attempt in range(attempts):
         specs = plan_system(settings, sandbox_paths=sandbox_paths, sandbox_args=sandbox_args,

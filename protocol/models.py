@@ -404,6 +404,23 @@ class AuditRecord(Versioned):
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class AuditCheckpoint(Versioned):
+    """The audit chain's head at one moment, signed by the drift agent and kept outside the database."""
+
+    seq: int = Field(ge=0, description="the last record's seq (0: an empty chain)")
+    head: str = Field(pattern=r"^[0-9a-f]{64}$", description="that record's hash")
+    at: AwareDatetime = Field(description="when the checkpoint was taken")
+
+
+class SignedCheckpoint(BaseModel):
+    """An AuditCheckpoint and its compact JWS (claim `ckp`), as the sinks store and ship it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jws: str
+    checkpoint: AuditCheckpoint
+
+
 JsonObject = Annotated[dict[str, JsonValue], Field(description="a JSON object")]
 
 

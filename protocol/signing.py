@@ -23,7 +23,14 @@ from joserfc.jwk import OKPKey
 from pydantic import BaseModel, ValidationError
 
 from protocol.errors import KeyStoreError, VerificationError, VerifyFailure
-from protocol.models import Recommendation, SignedRecommendation, SignedVerdict, Verdict
+from protocol.models import (
+    AuditCheckpoint,
+    Recommendation,
+    SignedCheckpoint,
+    SignedRecommendation,
+    SignedVerdict,
+    Verdict,
+)
 
 ALG = "Ed25519"
 _ALGS = [ALG]
@@ -178,6 +185,13 @@ class Signer:
     def sign_verdict(self, verdict: Verdict, audience: list[str]) -> SignedVerdict:
         return SignedVerdict(jws=self._sign("vrd", verdict, verdict.event_id, audience), verdict=verdict)
 
+    def sign_checkpoint(self, checkpoint: AuditCheckpoint) -> SignedCheckpoint:
+        """No `exp`: a checkpoint stays evidence for as long as the chain it anchors is kept."""
+        claims = {"iss": self.agent, "iat": int(time.time()), "jti": uuid.uuid4().hex,
+                  "ckp": canonical_json(checkpoint)}
+        jws = jwt.encode({"alg": ALG, "kid": self.key.kid, "typ": "JWT"}, claims, self.key, algorithms=_ALGS)
+        return SignedCheckpoint(jws=jws, checkpoint=checkpoint)
+
 
 class ReplayCache:
     """Remembers seen `jti`s until their tokens expire; bounded so it cannot grow without limit."""
@@ -206,26 +220,7 @@ class Verifier:
     leeway_s: int = 5
 
     def _verify(self, token: str, event_id: str | None, claim: str, model: type[_M]) -> tuple[_M, dict]:
-        try:
-            header = json.loads(_b64url_decode(token.split(".")[0]))
-            kid = header["kid"]
-        except Exception as exc:  # any parse problem of an untrusted token is "malformed"
-            raise VerificationError(VerifyFailure.MALFORMED, f"not a compact JWS with a kid: {exc}") from exc
-        pinned = self.trust.lookup(kid)
-        if pinned is None:
-            raise VerificationError(VerifyFailure.UNKNOWN_KEY, f"no trusted key has kid {kid!r}")
-        owner, key = pinned
-        try:
-            decoded = jwt.decode(token, key, algorithms=_ALGS)
-        except BadSignatureError as exc:
-            raise VerificationError(VerifyFailure.BAD_SIGNATURE, f"signature by kid {kid!r} is invalid") from exc
-        except (DecodeError, JoseError, ValueError) as exc:
-            raise VerificationError(VerifyFailure.MALFORMED, str(exc)) from exc
-        claims = decoded.claims
-        if claims.get("iss") != owner:
-            raise VerificationError(
-                VerifyFailure.WRONG_SIGNER, f"key {kid!r} belongs to {owner!r}, token claims {claims.get('iss')!r}"
-            )
+        owner, claims = _decode_pinned(self.trust, token)
         now = time.time()
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or exp + self.leeway_s < now:
@@ -261,6 +256,44 @@ class Verifier:
     def verify_verdict(self, token: str, event_id: str | None) -> Verdict:
         verdict, _ = self._verify(token, event_id, "vrd", Verdict)
         return verdict
+
+
+def _decode_pinned(trust: TrustStore, token: str) -> tuple[str, dict[str, Any]]:
+    """The claims of a token whose kid the trust store pins and whose signature and `iss` match; its owner."""
+    try:
+        header = json.loads(_b64url_decode(token.split(".")[0]))
+        kid = header["kid"]
+    except Exception as exc:  # any parse problem of an untrusted token is "malformed"
+        raise VerificationError(VerifyFailure.MALFORMED, f"not a compact JWS with a kid: {exc}") from exc
+    pinned = trust.lookup(kid)
+    if pinned is None:
+        raise VerificationError(VerifyFailure.UNKNOWN_KEY, f"no trusted key has kid {kid!r}")
+    owner, key = pinned
+    try:
+        decoded = jwt.decode(token, key, algorithms=_ALGS)
+    except BadSignatureError as exc:
+        raise VerificationError(VerifyFailure.BAD_SIGNATURE, f"signature by kid {kid!r} is invalid") from exc
+    except (DecodeError, JoseError, ValueError) as exc:
+        raise VerificationError(VerifyFailure.MALFORMED, str(exc)) from exc
+    claims = decoded.claims
+    if claims.get("iss") != owner:
+        raise VerificationError(
+            VerifyFailure.WRONG_SIGNER, f"key {kid!r} belongs to {owner!r}, token claims {claims.get('iss')!r}"
+        )
+    return owner, claims
+
+
+def verify_checkpoint(trust: TrustStore, token: str, signer: str) -> AuditCheckpoint:
+    """An audit checkpoint signed by agent `signer` with a key the trust store pins to it."""
+    owner, claims = _decode_pinned(trust, token)
+    if owner != signer:
+        raise VerificationError(VerifyFailure.WRONG_SIGNER, f"checkpoint signed by {owner!r}, not {signer!r}")
+    try:
+        return AuditCheckpoint.model_validate(claims.get("ckp"))
+    except ValidationError as exc:
+        raise VerificationError(
+            VerifyFailure.INVALID_PAYLOAD, f"`ckp` is not a valid AuditCheckpoint: {exc.errors()[0]['msg']}"
+        ) from exc
 
 
 def _b64url_decode(part: str) -> bytes:

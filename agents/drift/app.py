@@ -35,6 +35,7 @@ from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
 from protocol.models import Approval, ArgoNotification, Decision, DecisionState, DriftEvent
+from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ _PUBLIC = frozenset({"/healthz", "/metrics", "/.well-known/agent-card.json", JWK
 
 
 class PeerAuth:
-    """Bearer auth (kit) on the A2A routes only; the webhook and decisions API check their own tokens."""
+    """Bearer auth (kit) on the A2A routes only, with peer id -> tokens (the token names the peer); the
+    webhook and decisions API check their own tokens, so a peer's token never approves and the
+    approvals token never asks as a peer."""
 
-    def __init__(self, app: ASGIApp, tokens: list[str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: dict[str, list[str]]) -> None:
         self._app = app
         self._guarded = BearerAuth(app, tokens, public=_PUBLIC)
 
@@ -81,7 +84,12 @@ def create_app(
     jwks: dict[str, Any] | None = None,
     instrument: Callable[[Starlette], None] | None = None,
 ) -> ASGIApp:
-    token = config.approvals_token.get_secret_value()
+    approvers = accepted(config.approvals_token)
+
+    def approver(request: Request) -> bool:
+        header = request.headers.get("authorization")
+        return any([bearer_ok(header, t) for t in approvers])  # every one compared: no early exit
+
     webhook = webhook_endpoint(config, store, on_accepted)
 
     async def counted_webhook(request: Request) -> Response:
@@ -90,7 +98,7 @@ def create_app(
         return response
 
     async def list_decisions(request: Request) -> Response:
-        if not bearer_ok(request.headers.get("authorization"), token):
+        if not approver(request):
             return error(401, "send Authorization: Bearer <drift.approvals_token>")
         state = request.query_params.get("state") or None
         if state is not None and state not in {s.value for s in DecisionState}:
@@ -99,7 +107,7 @@ def create_app(
         return JSONResponse({"decisions": [d.model_dump(mode="json") for d in found]})
 
     async def get_decision(request: Request) -> Response:
-        if not bearer_ok(request.headers.get("authorization"), token):
+        if not approver(request):
             return error(401, "send Authorization: Bearer <drift.approvals_token>")
         event_id = request.path_params["event_id"]
         params = request.query_params
@@ -129,7 +137,7 @@ def create_app(
 
             from agents.drift.runner import ApprovalConflict
 
-            if not bearer_ok(request.headers.get("authorization"), token):
+            if not approver(request):
                 return error(401, "send Authorization: Bearer <drift.approvals_token>")
             if resume is None:
                 return error(503, "this drift agent does not take approvals")
@@ -185,8 +193,7 @@ def create_app(
     app = Starlette(routes=routes)
     if instrument is not None:
         instrument(app)
-    peer_token = config.peer_token.get_secret_value() if config.peer_token else token
-    return PeerAuth(app, [peer_token])
+    return PeerAuth(app, {peer: accepted(tokens) for peer, tokens in config.peer_tokens.items()})
 
 
 async def _every(interval_s: float, what: str, tick: Callable[[], Awaitable[None]]) -> None:
@@ -207,8 +214,9 @@ async def serve(config: DriftConfig) -> None:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from agents.drift.acting.store import ActingStore
-    from agents.drift.argocd_client import ArgoCDClient
+    from agents.drift.argocd_client import ArgoCDClient, argocd_mounts
     from agents.drift.audit import AuditLog
+    from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
     from agents.drift.reread import Rereader
     from agents.drift.runner import DecisionRunner
@@ -221,7 +229,8 @@ async def serve(config: DriftConfig) -> None:
     provider = setup_tracing(f"driftwise-{config.agent_id}", config.otlp_endpoint, config.service_namespace)
     async with AsyncExitStack() as stack:
         stack.callback(provider.shutdown)  # flushes the last spans
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(5.0)))
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(5.0),
+                                                                   mounts=argocd_mounts(config.argocd)))
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
         from opentelemetry.instrumentation.starlette import StarletteInstrumentor
 
@@ -241,6 +250,7 @@ async def serve(config: DriftConfig) -> None:
         deps, pool = await build_deps(config, http, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
+        await audit.anchor_with(anchor_for(config, deps.signer, http))
         graph = compile_graph(deps, saver)
         runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics)
         stack.push_async_callback(runner.close)

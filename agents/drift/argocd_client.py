@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.drift.config import ArgoCDConfig
 from agents.drift.errors import ObserveError
+from protocol.tls import verify_context
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -101,6 +103,17 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
         return None
     value = json.loads(text)
     return value if isinstance(value, dict) else None
+
+
+def argocd_mounts(config: ArgoCDConfig) -> dict[str, httpx.AsyncBaseTransport]:
+    """Argo CD's own transport for the process's one shared client: its origin verified its way
+    (argocd.verify_tls, argocd.ca_bundle), every other origin the client's default way. Every
+    client of Argo CD in the drift agent (observe, acting, re-read) goes through it."""
+    url = httpx.URL(config.url)
+    if url.scheme != "https":
+        return {}
+    origin = f"https://{url.host}" + (f":{url.port}" if url.port else "")
+    return {origin: httpx.AsyncHTTPTransport(verify=verify_context(config.verify_tls, config.ca_bundle))}
 
 
 class ArgoCDClient:

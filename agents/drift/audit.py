@@ -5,6 +5,9 @@ but the hash; the first record chains from 64 zeros. A one-row head table holds 
 hash, written in the same transaction, so that removing the newest records is detected too.
 Triggers refuse UPDATE and DELETE on the records, and any head update that does not advance by
 one; `verify()` still re-checks the whole chain, since anyone with the file can drop a trigger.
+Someone who can write the file can also cut the newest records and roll the head back with them,
+or empty both tables: an AuditAnchor (audit_anchor.py) signs the head at least every N records
+and on close, outside this database, and `verify(checkpoints)` holds the chain to them.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from agents.drift.sqlite import SqliteFile
-from protocol.models import SCHEMA_VERSION, AuditRecord
+from protocol.models import SCHEMA_VERSION, AuditCheckpoint, AuditRecord
+
+if TYPE_CHECKING:
+    from agents.drift.audit_anchor import AuditAnchor
 
 GENESIS = "0" * 64
 TABLE = "audit"
@@ -91,6 +98,29 @@ class AuditLog(SqliteFile):
         super().__init__(db_path)
         # one connection: concurrent appends in this process must not interleave their transactions
         self._lock = asyncio.Lock()
+        self._anchor: AuditAnchor | None = None
+
+    async def head(self) -> tuple[int, str]:
+        """The head row: the last record's seq and hash ((0, GENESIS) for an empty chain)."""
+        async with self.db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
+            row = await cur.fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    async def anchor_with(self, anchor: AuditAnchor) -> None:
+        """From now on checkpoint through `anchor`; a head the anchor has not signed yet is signed now
+        (the last run may have stopped between checkpoints)."""
+        self._anchor = anchor
+        seq, digest = await self.head()
+        await anchor.checkpoint(seq, digest)
+
+    async def close(self) -> None:
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None and self._db is not None:
+            try:
+                await anchor.checkpoint(*await self.head())
+            finally:
+                await anchor.close()
+        await super().close()
 
     async def append(
         self, event_id: str, kind: Kind, payload: dict[str, Any], *, at: datetime | None = None
@@ -102,7 +132,10 @@ class AuditLog(SqliteFile):
             raise AuditError(f"audit payload for event {event_id} is not JSON: {exc}") from exc
         stamp = (at or datetime.now(UTC)).isoformat()
         async with self._lock:
-            return await self._append_locked(event_id, kind, stamp, payload_json)
+            record = await self._append_locked(event_id, kind, stamp, payload_json)
+        if self._anchor is not None:
+            await self._anchor.after_append(record.seq, record.hash)
+        return record
 
     async def _append_locked(self, event_id: str, kind: Kind, stamp: str, payload_json: str) -> AuditRecord:
         db = self.db
@@ -129,6 +162,15 @@ class AuditLog(SqliteFile):
         return AuditRecord(seq=seq, event_id=event_id, kind=kind, at=stamp, payload=clean, prev_hash=prev,
                            hash=digest)
 
+    async def stream(self) -> AsyncIterator[AuditRecord]:
+        """Every record, oldest first, without holding the whole chain in memory (export)."""
+        async with self.db.execute(
+            f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE} ORDER BY seq"
+        ) as cur:
+            async for r in cur:
+                yield AuditRecord(seq=r[0], event_id=r[1], kind=r[2], at=r[3], schema_version=r[4],
+                                  payload=json.loads(r[5]), prev_hash=r[6], hash=r[7])
+
     async def records(self, event_id: str | None = None) -> list[AuditRecord]:
         query = f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE}"
         args: tuple[Any, ...] = ()
@@ -143,9 +185,11 @@ class AuditLog(SqliteFile):
             for r in rows
         ]
 
-    async def verify(self) -> AuditVerification:
-        """Re-check every record's hash and link, the seq run, and the head; problems name records by seq."""
+    async def verify(self, checkpoints: Sequence[AuditCheckpoint] = ()) -> AuditVerification:
+        """Re-check every record's hash and link, the seq run, the head, and each signed checkpoint;
+        problems name records by seq."""
         problems: list[str] = []
+        hashes: dict[int, str] = {}
         prev, expected_seq, checked = GENESIS, 1, 0
         async with self.db.execute(
             f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE} ORDER BY rowid"
@@ -167,6 +211,7 @@ class AuditLog(SqliteFile):
                     if record_hash(prev_hash, body) != digest:
                         problems.append(f"{where}: hash mismatch (the record was edited)")
                 prev, expected_seq = digest, seq + 1
+                hashes[seq] = digest
         async with self.db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
             head = await cur.fetchone()
         if head is None and checked:
@@ -176,4 +221,27 @@ class AuditLog(SqliteFile):
                 f"the audit head names record seq {head[0]} but the chain ends at seq {expected_seq - 1}"
                 " (records were removed from the end)"
             )
+        problems.extend(_against_checkpoints(hashes, checked, checkpoints))
         return AuditVerification(ok=not problems, checked=checked, problems=problems)
+
+
+def _against_checkpoints(hashes: dict[int, str], checked: int, checkpoints: Sequence[AuditCheckpoint]) -> list[str]:
+    """What the signed checkpoints say is missing or rewritten: the latest one decides truncation."""
+    if not checkpoints:
+        return []
+    problems: list[str] = []
+    latest = max(checkpoints, key=lambda c: (c.seq, c.at))
+    last = max(hashes, default=0)
+    signed_at = f"the checkpoint signed at {latest.at.isoformat()} names seq {latest.seq}"
+    if checked == 0 and latest.seq > 0:
+        problems.append(f"every record was deleted: {signed_at} (hash {latest.head[:16]}), the table is empty")
+    elif latest.seq > last:
+        problems.append(f"records seq {last + 1}..{latest.seq} are missing: {signed_at}, the chain ends at seq "
+                        f"{last} (the newest records were removed and the head rolled back)")
+    for checkpoint in sorted({(c.seq, c.head): c for c in checkpoints}.values(), key=lambda c: c.seq):
+        found = hashes.get(checkpoint.seq)
+        if checkpoint.seq and found is not None and found != checkpoint.head:
+            problems.append(f"record seq {checkpoint.seq} is not the one signed at {checkpoint.at.isoformat()} "
+                            "(the chain was rewritten from there on)")
+            break
+    return problems

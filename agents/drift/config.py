@@ -10,7 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from protocol.tokens import Token
+
 Mode = Literal["shadow", "advisory", "autonomous"]
+AUDIT_CHECKPOINTS_FILE = "audit-checkpoints.jsonl"
+"""The signed audit checkpoints, in the state folder beside (never inside) drift.sqlite."""
 
 
 class _Config(BaseModel):
@@ -22,6 +26,16 @@ class ArgoCDConfig(_Config):
     token: SecretStr | None = None
     timeout_s: float = 2.0
     verify_tls: bool = True
+    ca_bundle: Path | None = Field(default=None, description="PEM CAs for Argo CD's certificate; null = system CAs")
+
+
+class AuditAnchorConfig(_Config):
+    """Where the signed audit checkpoints go, and how often (agents/drift/audit_anchor.py)."""
+
+    every: int = Field(default=50, ge=1, description="a checkpoint at least every this many records")
+    log_url: str | None = Field(default=None, description="also POST each checkpoint to this HTTP log endpoint")
+    log_token: SecretStr | None = None
+    timeout_s: float = Field(default=2.0, gt=0)
 
 
 class McpServerRef(_Config):
@@ -69,16 +83,19 @@ class DriftConfig(_Config):
     mcp_servers: dict[str, McpServerRef] = Field(default_factory=dict)
     mcp_call_timeout_s: float = 2.0
     specialists: dict[str, SpecialistRef] = Field(default_factory=dict)
-    mode: Mode = "autonomous"
+    mode: Mode = "shadow"
     project_modes: dict[str, Mode] = Field(default_factory=dict)
     confidence_threshold: float = 0.80
     decision_deadline_s: float = 10.0
     delegate_timeout_s: float = 3.0
-    webhook_token: SecretStr | None = None
+    webhook_token: Token | None = None
     webhook_basic_user: str | None = None
     webhook_basic_password: SecretStr | None = None
-    approvals_token: SecretStr
-    peer_token: SecretStr | None = Field(default=None, description="bearer a peer needs for the A2A face")
+    approvals_token: Token
+    peer_tokens: dict[str, Token] = Field(
+        default_factory=dict, description="peer id -> the bearer token(s) it uses on the A2A face"
+    )
+    audit: AuditAnchorConfig = Field(default_factory=AuditAnchorConfig)
     max_body_bytes: int = 64 * 1024
     allow_ttl_h: float = 24.0
     reread_interval_s: float = Field(default=60.0, gt=0, description="re-read of governed OutOfSync apps")
@@ -97,6 +114,10 @@ class DriftConfig(_Config):
     @property
     def checkpoint_path(self) -> Path:
         return self.state_dir / "drift-graph.sqlite"
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        return self.state_dir / AUDIT_CHECKPOINTS_FILE
 
     @property
     def acting_path(self) -> Path:

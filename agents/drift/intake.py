@@ -22,6 +22,7 @@ from agents.drift.config import DriftConfig
 from agents.drift.errors import StoreError
 from agents.drift.store import EventStore
 from protocol.models import ArgoNotification, Decision, DriftEvent
+from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def webhook_authorized(config: DriftConfig, header: str | None) -> bool:
     scheme = scheme.lower()
     value = value.strip()
     if scheme == "bearer" and config.webhook_token is not None:
-        return _eq(value, config.webhook_token.get_secret_value())
+        return any([_eq(value, t) for t in accepted(config.webhook_token)])  # each compared: no early exit
     if scheme == "basic" and config.webhook_basic_user and config.webhook_basic_password is not None:
         try:
             user, _, password = base64.b64decode(value, validate=True).decode().partition(":")

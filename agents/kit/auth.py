@@ -1,31 +1,56 @@
-"""Bearer authentication for A2A calls: a pure ASGI middleware; the card, JWKS and health stay public."""
+"""Bearer authentication for A2A calls: a pure ASGI middleware; the card, JWKS and health stay public.
+
+Tokens are per role: a server accepts its own role's tokens (several while one rotates: the new
+and the old, until the old is dropped). Given a map principal -> tokens, the token also names the
+caller: `scope["state"]["principal"]` (Starlette's `request.state.principal`) says who it is.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Mapping, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/.well-known/agent-card.json", "/.well-known/jwks.json", "/healthz"})
+CALLER = "caller"
+"""The principal of a token given without a name."""
 
 
 class BearerAuth:
-    def __init__(self, app: ASGIApp, tokens: list[str], public: frozenset[str] = PUBLIC_PATHS) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: Sequence[str] | Mapping[str, Sequence[str]],
+        public: frozenset[str] = PUBLIC_PATHS,
+    ) -> None:
         self.app = app
-        self._tokens = [t.encode() for t in tokens if t]
+        named = tokens if isinstance(tokens, Mapping) else {CALLER: tokens}
+        self._tokens = [(who, t.encode()) for who, ring in named.items() for t in ring if t]
         self._public = public
 
-    def _authorized(self, scope: Scope) -> bool:
+    def principal(self, scope: Scope) -> str | None:
+        """Whose token the request carries; None when it carries none of the accepted ones."""
         for name, value in scope.get("headers", []):
             if name == b"authorization":
                 scheme, _, token = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    return any(hmac.compare_digest(token.strip(), t) for t in self._tokens)
-        return False
+                if scheme.lower() != b"bearer":
+                    return None
+                found = None
+                for who, accepted in self._tokens:  # compare with every token: no early exit to time
+                    if hmac.compare_digest(token.strip(), accepted):
+                        found = who
+                return found
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._public or self._authorized(scope):
+        if scope["type"] != "http" or scope["path"] in self._public:
+            await self.app(scope, receive, send)
+            return
+        who = self.principal(scope)
+        if who is not None:
+            scope.setdefault("state", {})["principal"] = who
             await self.app(scope, receive, send)
             return
         body = json.dumps({"error": "unauthorized", "detail": "send Authorization: Bearer <token for this agent>"})

@@ -33,7 +33,9 @@ class KitConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     public_url: str | None = Field(default=None, description="base URL peers use; default http://host:port")
-    token: str = Field(min_length=1, description="bearer token callers must present")
+    token: str | list[str] = Field(
+        min_length=1, description="bearer token callers must present (while rotating: [new, old], both accepted)"
+    )
     keys_dir: Path
     trust_store: Path
     deadline_s: float = Field(default=2.5, gt=0, description="analyze() must answer within this")
@@ -45,6 +47,10 @@ class KitConfig(_Model):
     service_namespace: str = "driftwise"
     log_level: str = "info"
     options: dict[str, Any] = Field(default_factory=dict, description="specialist-specific options")
+
+    @property
+    def accepted_tokens(self) -> list[str]:
+        return [self.token] if isinstance(self.token, str) else list(self.token)
 
     @property
     def base_url(self) -> str:

@@ -48,7 +48,7 @@ def build_app(specialist: Specialist, runtime: Runtime) -> Starlette:
         *create_jsonrpc_routes(handler, rpc_url=JSONRPC_PATH),
         *create_rest_routes(handler, path_prefix=REST_PREFIX),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=[config.token])])
+    app = Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=config.accepted_tokens)])
     app.state.card = card
     return app
 

@@ -19,22 +19,23 @@ _DEADLINE_MARGIN_S = 0.5
 def kit_config(settings: Settings, name: str, port: int | None, specialist: type[Specialist]) -> KitConfig:
     """The kit's own config for specialist `name`, read from settings once, here at the edge."""
     from agents.kit.config import KitConfig, McpServerEndpoint, PeerEndpoint
+    from driftwise.settings import require_token
+    from protocol.tokens import current
 
     spec = settings.specialists[name]
+    own = require_token(f"specialists.{name}.token", spec.token)
     peers = {
-        other: PeerEndpoint(url=s.url(settings.host), token=s.token.get_secret_value())
+        other: PeerEndpoint(url=s.url(settings.host), token=require_token(f"specialists.{other}.token", s.token)[0])
         for other, s in settings.specialists.items() if other != name and s.enabled
     }
     mcp = {}
     for server in getattr(specialist, "mcp_servers", ()):
         entry = getattr(settings.mcp, server, None)
         if entry is not None:
-            mcp[server] = McpServerEndpoint(
-                url=entry.url(settings.host), token=entry.token.get_secret_value() if entry.token else None,
-            )
+            mcp[server] = McpServerEndpoint(url=entry.url(settings.host), token=current(entry.token))
     delegate = settings.drift.delegate_timeout_s
     return KitConfig(
-        agent=name, host=settings.host, port=port or spec.port, token=spec.token.get_secret_value(),
+        agent=name, host=settings.host, port=port or spec.port, token=own,
         keys_dir=settings.keys_dir, trust_store=settings.trust_store_path,
         # Answer before the caller gives up on us.
         deadline_s=max(0.3, delegate - _DEADLINE_MARGIN_S),
@@ -87,6 +88,7 @@ def register(app: typer.Typer) -> None:
             fail(f"agent {name!r} is disabled in settings (specialists.{name}.enabled)", code=2)
         from agents.kit.errors import KitConfigError
         from agents.kit.server import serve
+        from driftwise.settings import ConfigError
 
         try:
             cls = load_specialist(spec.module)
@@ -94,7 +96,12 @@ def register(app: typer.Typer) -> None:
             fail(f"specialists.{name}.module: {exc}", code=2)
             return
         try:
-            serve_forever(serve(cls, kit_config(settings, name, port, cls)))
+            kit = kit_config(settings, name, port, cls)
+        except ConfigError as exc:
+            fail(f"configuration error: {exc}", code=2)
+            return
+        try:
+            serve_forever(serve(cls, kit))
         except KitConfigError as exc:
             fail(str(exc))
         except KeyboardInterrupt:

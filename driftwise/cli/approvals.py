@@ -73,10 +73,16 @@ def _call(config: Path | None, url: str | None, method: str, path: str, *, param
     import httpx
 
     from driftwise.cli import fail, settings_or_exit
+    from driftwise.settings import ConfigError, require_token
+    from driftwise.tokens import local_tokens
 
     settings = settings_or_exit(config)
     base = url or f"http://{settings.host}:{settings.drift.port}"
-    headers = {"Authorization": f"Bearer {settings.drift.approvals_token.get_secret_value()}"}
+    try:  # a local `driftwise up` drew the token into the state folder
+        token = require_token("drift.approvals_token", local_tokens(settings, create=False)[0].drift.approvals_token)[0]
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}", 2)
+    headers = {"Authorization": f"Bearer {token}"}
     try:
         resp = httpx.request(method, f"{base}{path}", params=params, json=json_body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:

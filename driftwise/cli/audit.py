@@ -1,14 +1,20 @@
-"""`driftwise audit`: show the drift agent's hash-chained audit records, and verify the chain."""
+"""`driftwise audit`: show the drift agent's hash-chained audit records, verify the chain against its
+signed checkpoints, and export it as JSON Lines."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from driftwise.cli import ConfigOption
+
+DbOption = typer.Option(None, "--db", help="SQLite file (default <state_dir>/drift.sqlite); its folder is the "
+                                           "state folder the other defaults are read from")
 
 
 def _db_path(config: Path | None, db: Path | None) -> Path:
@@ -20,6 +26,26 @@ def _db_path(config: Path | None, db: Path | None) -> Path:
     return path
 
 
+def _trust(path: Path) -> Any:
+    """A trust store file, or the drift agent's JWKS (`drift.jwks.json`): its keys are then the drift agent's."""
+    from driftwise.cli import fail
+    from protocol.errors import KeyStoreError
+    from protocol.signing import TrustStore
+
+    if not path.is_file():
+        fail(f"trust store {path} does not exist: pass --trust FILE (a trust store, or the drift agent's "
+             "public JWKS) to check the signed checkpoints", 2)
+    try:
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and "keys" in doc and "agents" not in doc:
+            store = TrustStore()
+            store.add_jwks("drift", doc)
+            return store
+        return TrustStore.from_document(doc, origin=str(path))
+    except (ValueError, KeyStoreError) as exc:
+        fail(f"--trust {path}: not a trust store or a JWKS ({exc})", 2)
+
+
 def register(app: typer.Typer) -> None:
     audit = typer.Typer(help="The append-only, hash-chained audit log of the drift agent.", no_args_is_help=True)
     app.add_typer(audit, name="audit")
@@ -27,7 +53,7 @@ def register(app: typer.Typer) -> None:
     @audit.command("show")
     def show(
         event: str | None = typer.Option(None, "--event", help="only the records of this drift event id"),
-        db: Path | None = typer.Option(None, "--db", help="SQLite file (default <state_dir>/drift.sqlite)"),
+        db: Path | None = DbOption,
         as_json: bool = typer.Option(False, "--json", help="one full JSON record per line"),
         config: Path | None = ConfigOption,
     ) -> None:
@@ -55,24 +81,76 @@ def register(app: typer.Typer) -> None:
 
     @audit.command("verify")
     def verify(
-        db: Path | None = typer.Option(None, "--db", help="SQLite file (default <state_dir>/drift.sqlite)"),
+        db: Path | None = DbOption,
+        checkpoints: Path | None = typer.Option(
+            None, "--checkpoints", help="the signed checkpoints (default <state folder>/audit-checkpoints.jsonl; "
+                                        "a copy from the HTTP log endpoint works too)"),
+        trust: Path | None = typer.Option(
+            None, "--trust", help="trust store or the drift agent's JWKS (default <state folder>/keys/trust.json)"),
         config: Path | None = ConfigOption,
     ) -> None:
-        """Re-check the whole hash chain; exit 1 naming the first broken record."""
+        """Re-check the whole hash chain and hold it to the latest signed checkpoint; exit 1 naming what broke."""
         from agents.drift.audit import AuditError, AuditLog
+        from agents.drift.audit_anchor import CheckpointFile
+        from agents.drift.config import AUDIT_CHECKPOINTS_FILE
         from driftwise.cli import fail
 
+        path = _db_path(config, db)
+        state = path.parent
+        anchors = CheckpointFile(checkpoints or state / AUDIT_CHECKPOINTS_FILE)
+        signed, problems = [], []
+        if anchors.path.is_file():
+            signed, problems = anchors.read(_trust(trust or state / "keys" / "trust.json"))
+        elif checkpoints is not None:
+            fail(f"--checkpoints {checkpoints} does not exist", 2)
+
         async def check():
-            async with AuditLog(_db_path(config, db)) as log:
-                return await log.verify()
+            async with AuditLog(path) as log:
+                return await log.verify(signed)
 
         try:
             result = asyncio.run(check())
         except AuditError as exc:
             fail(str(exc))
-        if result.ok:
-            typer.echo(json.dumps({"ok": True, "checked": result.checked}))
+        problems = [*result.problems, *problems]
+        if result.checked and not signed:
+            problems.append(f"no signed checkpoint in {anchors.path}: nothing proves how long the chain was "
+                            "(the drift agent writes one at start, every drift.audit_checkpoint_every records "
+                            "and on shutdown; pass --checkpoints FILE)")
+        if not problems:
+            typer.echo(json.dumps({"ok": True, "checked": result.checked,
+                                   "checkpoint_seq": max((c.seq for c in signed), default=None)}))
             return
-        for problem in result.problems[1:]:
+        for problem in problems[1:]:
             typer.echo(problem, err=True)
-        fail(f"audit chain broken at {result.problems[0]} ({result.checked} records checked)")
+        fail(f"audit chain broken: {problems[0]} ({result.checked} records checked)")
+
+    @audit.command("export")
+    def export(
+        db: Path | None = DbOption,
+        out: Path | None = typer.Option(None, "--out", help="write here (default: standard output)"),
+        config: Path | None = ConfigOption,
+    ) -> None:
+        """Write every record, oldest first, as JSON Lines (one AuditRecord per line) for a store you trust."""
+        from agents.drift.audit import AuditError, AuditLog
+        from driftwise.cli import fail
+
+        async def dump(sink: Any) -> int:
+            count = 0
+            async with AuditLog(_db_path(config, db)) as log:
+                async for record in log.stream():
+                    sink.write(record.model_dump_json() + "\n")
+                    count += 1
+            return count
+
+        try:
+            if out is None:
+                count = asyncio.run(dump(sys.stdout))
+            else:
+                with out.open("w", encoding="utf-8") as handle:
+                    count = asyncio.run(dump(handle))
+        except AuditError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"--out {out}: {exc}")
+        typer.echo(f"exported {count} audit records", err=True)

@@ -13,16 +13,22 @@ if TYPE_CHECKING:
 def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
     from agents.drift.config import (
         ArgoCDConfig,
+        AuditAnchorConfig,
         DriftConfig,
         LlmConfig,
         McpServerRef,
         PolicyConfig,
         SpecialistRef,
     )
+    from driftwise.settings import require_token
+    from protocol.tokens import current
 
     d = settings.drift
     host = settings.host
     mcp = settings.mcp
+    if d.webhook_token is None and not (d.webhook_basic_user and d.webhook_basic_password):
+        require_token("drift.webhook_token", None)  # no way in for Argo CD: say which setting is missing
+    require_token("drift.approvals_token", d.approvals_token)
     return DriftConfig(
         agent_id="drift",
         host=host,
@@ -31,16 +37,18 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         private_key_path=settings.keys_dir / "drift.private.jwk.json",
         trust_store_path=settings.trust_store_path,
         argocd=ArgoCDConfig(url=settings.argocd.url, token=settings.argocd.token,
-                            timeout_s=settings.argocd.timeout_s, verify_tls=settings.argocd.verify_tls),
+                            timeout_s=settings.argocd.timeout_s, verify_tls=settings.argocd.verify_tls,
+                            ca_bundle=settings.argocd.ca_bundle),
         mcp_servers={
-            name: McpServerRef(url=server.url(host), token=server.token)
+            name: McpServerRef(url=server.url(host), token=current(server.token))
             for name, server in (("prometheus", mcp.prometheus), ("grafana", mcp.grafana),
                                  ("pagerduty", mcp.pagerduty), ("kubernetes", mcp.kubernetes))
         },
         mcp_call_timeout_s=mcp.call_timeout_s,
         specialists={
-            name: SpecialistRef(url=s.url(host), token=s.token, kinds=s.kinds, paths=s.paths, enabled=s.enabled)
-            for name, s in settings.specialists.items()
+            name: SpecialistRef(url=s.url(host), token=require_token(f"specialists.{name}.token", s.token)[0],
+                                kinds=s.kinds, paths=s.paths, enabled=s.enabled)
+            for name, s in settings.specialists.items() if s.enabled
         },
         mode=d.mode,
         project_modes=d.project_modes,
@@ -51,7 +59,8 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         webhook_basic_user=d.webhook_basic_user,
         webhook_basic_password=d.webhook_basic_password,
         approvals_token=d.approvals_token,
-        peer_token=d.peer_token,
+        peer_tokens=d.peer_tokens,
+        audit=AuditAnchorConfig(every=d.audit_checkpoint_every, log_url=d.audit_log_url, log_token=d.audit_log_token),
         max_body_bytes=d.max_body_bytes,
         allow_ttl_h=d.allow_ttl_h,
         reread_interval_s=d.reread_interval_s,
@@ -69,10 +78,14 @@ def run_drift_agent(settings: Settings, port: int | None = None) -> None:
     """Serve the drift agent until stopped (called by `driftwise agent drift`)."""
     from agents.drift.app import serve
     from driftwise.cli import fail, serve_forever, setup_logging
+    from driftwise.settings import ConfigError
     from protocol.errors import KeyStoreError
 
     setup_logging(settings.log_level, "drift")
-    config = drift_config(settings, port)
+    try:
+        config = drift_config(settings, port)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}", 2)
     for path, what in ((config.private_key_path, "signing key"), (config.trust_store_path, "trust store")):
         if not path.exists():
             fail(f"drift agent {what} {path} does not exist: run `driftwise keys generate --agent drift "

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from driftwise.cli import fail, settings_or_exit
-        from driftwise.cli.run import scratch_state
+        from driftwise.cli.run import announce_autonomous, scratch_state
         from driftwise.evaluation import (
             EvalError,
             accuracy_line,
@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         except EvalError as exc:
             fail(str(exc), 2)
         err = Console(stderr=True)
+        announce_autonomous("eval")
         with scratch_state("driftwise-eval-", keep_state) as state:
             try:
                 settings = prepare_settings(settings, state_dir=state, mode="autonomous", llm=reasoner == "llm",

@@ -31,7 +31,8 @@ def backend_config(section: BackendSettings, auth_scheme: str = "Bearer") -> Any
     from mcp_servers.common import BackendConfig
 
     return BackendConfig(url=section.url, token=section.token, auth_scheme=auth_scheme,
-                         timeout_s=section.timeout_s, verify_tls=section.verify_tls)
+                         timeout_s=section.timeout_s, verify_tls=section.verify_tls,
+                         ca_bundle=section.ca_bundle)
 
 
 def build(name: ServerName, settings: Settings, *, auth: Any) -> Any:
@@ -66,6 +67,8 @@ def register(app: typer.Typer) -> None:
         transport: TransportName = typer.Option(TransportName.http, help="http: streamable HTTP at /mcp; stdio"),
         port: int | None = typer.Option(None, help="HTTP port (default: settings mcp.<server>.port)"),
         host: str | None = typer.Option(None, help="HTTP bind address (default: settings host)"),
+        no_auth: bool = typer.Option(False, "--no-auth", help="serve HTTP without a bearer token (conformance "
+                                                              "suites that cannot send headers; never in production)"),
         config: Path | None = ConfigOption,
     ) -> None:
         """Run a read-only MCP server over one backend's real HTTP API."""
@@ -80,7 +83,14 @@ def register(app: typer.Typer) -> None:
         bind_host = host or settings.host
         bind_port = port or own.port
         auth = None
-        if transport is TransportName.http and own.token is not None:
-            auth = ServerAuth(token=own.token, public_url=f"http://{bind_host}:{bind_port}/mcp")
+        if transport is TransportName.http and not no_auth:
+            from driftwise.cli import fail
+            from driftwise.settings import ConfigError, require_token
+
+            try:
+                tokens = require_token(f"mcp.{server.value}.token", own.token)
+            except ConfigError as exc:
+                fail(f"configuration error: {exc} (or pass --no-auth)", 2)
+            auth = ServerAuth(tokens=tokens, public_url=f"http://{bind_host}:{bind_port}/mcp")
         mcp_server = build(server, settings, auth=auth)
         serve(mcp_server, transport.value, host=bind_host, port=bind_port)

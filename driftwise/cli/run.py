@@ -56,6 +56,11 @@ def scratch_state(prefix: str, keep: bool) -> Iterator[Path]:
             shutil.rmtree(state, ignore_errors=True)
 
 
+def announce_autonomous(command: str) -> None:
+    """demo, eval and bench act on what they decide (against the sandbox): say so, since the default is shadow."""
+    typer.echo(f"driftwise {command}: mode autonomous (set for this run; the default is shadow)", err=True)
+
+
 def _sandbox_args(prometheus: str | None) -> list[str] | None:
     from driftwise.cli import fail
 
@@ -114,9 +119,11 @@ def register(app: typer.Typer) -> None:
         folder = _scenario_folder(scenarios)
         console = Console(width=None if sys.stdout.isatty() else 110)
         started = time.perf_counter()
+        announce_autonomous("demo")
         with scratch_state("driftwise-demo-", keep_state) as state:
             try:
-                settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base))
+                settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base),
+                                            mode="autonomous")
                 shown = asyncio.run(run_demo(
                     settings, scenarios_dir=folder, scenario_ids=scenario or list(DEMO_SCENARIOS), console=console,
                     config_file=config, sandbox_args=_sandbox_args(prometheus), ports_picked=port_base == 0,
@@ -157,6 +164,7 @@ def register(app: typer.Typer) -> None:
         with scratch_state("driftwise-bench-", keep_state) as state:
             try:
                 if url is None:
+                    announce_autonomous("bench")
                     settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, 0),
                                                 mode="autonomous")
                 result = asyncio.run(_bench(
@@ -179,12 +187,20 @@ async def _up(settings: Any, sandbox: list[Path] | None, config: Path | None) ->
     from rich.console import Console
     from rich.table import Table
 
-    from driftwise.supervisor import Supervisor, ensure_keys, plan_system, prefixed_printer
+    from driftwise.settings import ConfigError
+    from driftwise.supervisor import Supervisor, SupervisorError, ensure_keys, plan_system, prefixed_printer
+    from driftwise.tokens import local_tokens
 
     created = await asyncio.to_thread(ensure_keys, settings)
     console = Console(stderr=True)
     if created:
         console.print(f"generated signing keys for {', '.join(created)} in {settings.keys_dir}")
+    try:
+        settings, drawn = await asyncio.to_thread(local_tokens, settings, create=True)
+    except ConfigError as exc:
+        raise SupervisorError(str(exc)) from exc
+    if drawn:
+        console.print(f"generated bearer tokens for {', '.join(drawn)} in {settings.tokens_dir}")
     specs = plan_system(settings, sandbox_paths=sandbox, config_file=config)
     supervisor = Supervisor(specs, sink=prefixed_printer(max(len(s.name) for s in specs) + 1))
     started = time.perf_counter()
@@ -197,7 +213,11 @@ async def _up(settings: Any, sandbox: list[Path] | None, config: Path | None) ->
         for c in supervisor.status():
             table.add_row(c["name"], str(c["pid"]), f"{c['ready_s']:.1f}s", c["url"] or "-")
         console.print(table)
-        console.print(f"webhook: http://{settings.host}:{settings.drift.port}/v1/webhooks/argocd")
+        console.print(f"webhook: http://{settings.host}:{settings.drift.port}/v1/webhooks/argocd "
+                      f"(token in {settings.tokens_dir / 'webhook'} unless drift.webhook_token is set)")
+        modes = "".join(f", {p}: {m}" for p, m in settings.drift.project_modes.items())
+        console.print(f"mode: {settings.drift.mode}{modes}"
+                      + (" (records only; set drift.mode to act)" if settings.drift.mode == "shadow" else ""))
 
     code = await supervisor.serve(on_ready=show_ready)
     console.print("every process stopped" if code == 0 else "a process kept failing; everything stopped")
@@ -230,7 +250,9 @@ async def _bench(
         return dataclasses.replace(result, startup_s=startup)
 
     if url is not None:
-        base = Endpoints.from_settings(settings)
+        from driftwise.tokens import local_tokens
+
+        base = Endpoints.from_settings(local_tokens(settings, create=False)[0])  # tokens a local `up` drew
         endpoints = dataclasses.replace(base, drift_url=url.rstrip("/"),
                                         sandbox_url=(sandbox_url or settings.argocd.url).rstrip("/"))
         port = httpx.URL(url).port or 80

@@ -3,6 +3,7 @@ mapping of every transport/HTTP failure onto the error taxonomy, naming the back
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from mcp_servers.common.errors import (
     BackendTimeout,
     BackendUnavailable,
 )
+from protocol.tls import verify_context
 
 
 class BackendConfig(BaseModel):
@@ -26,6 +28,7 @@ class BackendConfig(BaseModel):
     auth_scheme: str = Field(default="Bearer", description="Authorization scheme; PagerDuty uses 'Token token='")
     timeout_s: float = Field(default=2.0, gt=0)
     verify_tls: bool = True
+    ca_bundle: Path | None = Field(default=None, description="PEM CAs of the backend's certificate; null = system")
 
     def headers(self) -> dict[str, str]:
         if self.token is None:
@@ -42,7 +45,7 @@ def make_http_client(config: BackendConfig, transport: httpx.AsyncBaseTransport 
         base_url=config.url.rstrip("/"),
         headers={"Accept": "application/json", **config.headers()},
         timeout=httpx.Timeout(config.timeout_s),
-        verify=config.verify_tls,
+        verify=verify_context(config.verify_tls, config.ca_bundle),
         transport=transport,
         follow_redirects=False,
     )

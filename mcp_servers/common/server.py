@@ -11,7 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 from mcp.server import MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -28,11 +28,11 @@ Transport = Literal["stdio", "http"]
 
 
 class ServerAuth(BaseModel):
-    """The bearer token the HTTP transport requires, and the URL clients reach the server at."""
+    """The bearer tokens the HTTP transport accepts (two while rotating), and the URL clients reach it at."""
 
     model_config = ConfigDict(extra="forbid")
 
-    token: SecretStr
+    tokens: list[SecretStr] = Field(min_length=1)
     public_url: str
 
 
@@ -46,7 +46,8 @@ def new_server(
     """An MCPServer named `name`; with `auth`, HTTP requests without the token get 401."""
     kwargs: dict[str, Any] = {}
     if auth is not None:
-        kwargs["token_verifier"] = StaticTokenVerifier(auth.token.get_secret_value(), client_id=name)
+        kwargs["token_verifier"] = StaticTokenVerifier([t.get_secret_value() for t in auth.tokens],
+                                                      client_id=name)
         kwargs["auth"] = auth_settings(auth.public_url)
     server: MCPServer[Any] = MCPServer(
         name, instructions=instructions, version="1", lifespan=lifespan, log_level="WARNING", **kwargs
