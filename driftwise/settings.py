@@ -1,9 +1,11 @@
 """The one settings object every Driftwise process reads at its edge: a YAML file plus DRIFTWISE_* variables.
 
 Precedence: explicit arguments > environment (`DRIFTWISE_DRIFT__THRESHOLD=0.9`, nested with `__`)
-> the YAML file (`--config FILE` or `DRIFTWISE_CONFIG`) > the embedded defaults, which run the
-whole system on loopback against the sandbox. Library code never reads the environment: a
-process calls `load_settings()` once and passes the sections down.
+> secret files in /run/secrets named like those variables (Compose secrets) > the YAML file
+(`--config FILE` or `DRIFTWISE_CONFIG`) > the embedded defaults, which run the whole system on
+loopback against the sandbox. Tokens have no defaults: local runs draw them (driftwise/tokens.py).
+Library code never reads the environment: a process calls `load_settings()` once and passes the
+sections down.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -23,6 +26,10 @@ from pydantic_settings import (
 from protocol.tokens import Token, token_ring
 
 _config_file: ContextVar[Path | None] = ContextVar("driftwise_config_file", default=None)
+SECRETS_DIR = Path("/run/secrets")
+"""Where Docker and Compose mount secrets: a file named like a setting's variable
+(`DRIFTWISE_DRIFT__APPROVALS_TOKEN`) holds that setting (compose.yaml mounts the tokens there)."""
+_secrets_dir: ContextVar[Path] = ContextVar("driftwise_secrets_dir", default=SECRETS_DIR)
 
 SANDBOX_PORT = 8680
 """The sandbox serves Argo CD on this port, then Kubernetes, Prometheus, Grafana, PagerDuty on the next four."""
@@ -305,6 +312,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets = _secrets_dir.get()
+        if secrets.is_dir():
+            sources.append(NestedSecretsSettingsSource(file_secret_settings, secrets_dir=secrets,
+                                                       secrets_nested_delimiter="__", secrets_prefix="DRIFTWISE_"))
         path = _config_file.get()
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
@@ -327,11 +338,12 @@ def _setting_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(config_file: Path | None = None, *, secrets_dir: Path = SECRETS_DIR, **overrides: Any) -> Settings:
     """Read settings once, at a process edge. Raises ConfigError with a one-line, named message."""
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist (pass an existing YAML file to --config)")
     token = _config_file.set(config_file)
+    secrets_token = _secrets_dir.set(secrets_dir)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -346,3 +358,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"config file {config_file} cannot be read: {exc}") from exc
     finally:
         _config_file.reset(token)
+        _secrets_dir.reset(secrets_token)

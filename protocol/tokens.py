@@ -7,10 +7,21 @@ servers all carry a role's tokens in this one shape.
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import Annotated, Any
 
-Token = SecretStr | list[SecretStr]
-"""YAML `token: [new, old]`, env `DRIFTWISE_..._TOKEN='["new","old"]'`; a plain string is one token."""
+from pydantic import BeforeValidator, SecretStr
+
+
+def _lines(value: Any) -> Any:
+    # A secret file (Compose, Kubernetes) holds one token per line: several lines are a rotation.
+    if isinstance(value, str) and "\n" in value.strip():
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    return value
+
+
+Token = Annotated[SecretStr | list[SecretStr], BeforeValidator(_lines)]
+"""YAML `token: [new, old]`, env `DRIFTWISE_..._TOKEN='["new","old"]'`, or a secret file with one token
+per line; a plain string is one token."""
 
 
 def token_ring(value: Token | None) -> list[SecretStr]:

@@ -9,7 +9,11 @@
 #   ARGOCD_TOKEN      Argo CD API token of the `driftwise` account (deploy/argocd/README.md)
 #   GRAFANA_TOKEN     Grafana service-account token with the Viewer role
 #   PAGERDUTY_TOKEN   PagerDuty read-only REST API key
+#   PEERS             space-separated ids of agents allowed to ask the drift agent over A2A
+#                     (each gets its own token; the drift agent knows a peer by its token)
 # The webhook token printed at the end also goes into Argo CD's argocd-notifications-secret.
+# OUT_DIR/compose/ gets the same tokens as one file each, for compose.yaml's secrets
+# (DRIFTWISE_SECRETS=OUT_DIR/compose docker compose up -d).
 set -eu
 
 out=${1:?usage: generate.sh OUT_DIR}
@@ -27,6 +31,18 @@ for agent in drift security compliance; do
 done
 
 webhook_token=$(token)
+approvals_token=$(token)
+mkdir -p "$out/compose"
+for role in security compliance mcp-prometheus mcp-grafana mcp-pagerduty mcp-kubernetes; do
+  token > "$out/compose/$role-token"
+done
+printf '%s\n' "$webhook_token" > "$out/compose/webhook-token"
+printf '%s\n' "$approvals_token" > "$out/compose/approvals-token"
+peers='{}'
+for peer in ${PEERS:-}; do
+  peers=$(python3 -c 'import json, secrets, sys; m = json.loads(sys.argv[1]); m[sys.argv[2]] = secrets.token_urlsafe(32); print(json.dumps(m))' "$peers" "$peer")
+done
+role() { tr -d '\n' < "$out/compose/$1-token"; }
 k() { kubectl create --dry-run=client -o yaml -n "$namespace" "$@"; echo "---"; }
 {
   for agent in drift security compliance; do
@@ -35,11 +51,12 @@ k() { kubectl create --dry-run=client -o yaml -n "$namespace" "$@"; echo "---"; 
   k configmap driftwise-trust --from-file="trust.json=$out/keys/trust.json"
   k secret generic driftwise-argocd-token --from-literal=token="${ARGOCD_TOKEN:-REPLACE-with-argocd-account-token}"
   k secret generic driftwise-drift-api \
-    --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$(token)"
+    --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$approvals_token"
+  k secret generic driftwise-drift-peers --from-literal=peer-tokens="$peers"
   k secret generic driftwise-peer-tokens \
-    --from-literal=mcp-prometheus="$(token)" --from-literal=mcp-grafana="$(token)" \
-    --from-literal=mcp-pagerduty="$(token)" --from-literal=mcp-kubernetes="$(token)" \
-    --from-literal=security="$(token)" --from-literal=compliance="$(token)"
+    --from-literal=mcp-prometheus="$(role mcp-prometheus)" --from-literal=mcp-grafana="$(role mcp-grafana)" \
+    --from-literal=mcp-pagerduty="$(role mcp-pagerduty)" --from-literal=mcp-kubernetes="$(role mcp-kubernetes)" \
+    --from-literal=security="$(role security)" --from-literal=compliance="$(role compliance)"
   k secret generic driftwise-grafana-token --from-literal=token="${GRAFANA_TOKEN:-REPLACE-with-grafana-viewer-token}"
   k secret generic driftwise-pagerduty-token --from-literal=token="${PAGERDUTY_TOKEN:-REPLACE-with-pagerduty-read-only-key}"
 } > "$out/secrets.yaml"

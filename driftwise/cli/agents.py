@@ -24,9 +24,11 @@ def kit_config(settings: Settings, name: str, port: int | None, specialist: type
 
     spec = settings.specialists[name]
     own = require_token(f"specialists.{name}.token", spec.token)
+    # Only the peers this agent holds a token for (least privilege: compliance calls no one).
     peers = {
-        other: PeerEndpoint(url=s.url(settings.host), token=require_token(f"specialists.{other}.token", s.token)[0])
-        for other, s in settings.specialists.items() if other != name and s.enabled
+        other: PeerEndpoint(url=s.url(settings.host), token=token)
+        for other, s in settings.specialists.items()
+        if other != name and s.enabled and (token := current(s.token)) is not None
     }
     mcp = {}
     for server in getattr(specialist, "mcp_servers", ()):

@@ -5,6 +5,7 @@ and that points every process at its peers' services."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
+from driftwise.settings import load_settings
 from tests.deploy.settings_env import settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +126,49 @@ def test_drift_agent_settings(compose: dict[str, Any], monkeypatch: pytest.Monke
     # With real backends the clock is set to null: then "now" is the system clock.
     settings = settings_from(monkeypatch, {**env, "DRIFTWISE_DRIFT__SANDBOX_CLOCK_URL": "null"})
     assert settings.drift.sandbox_clock_url is None
+
+
+def test_tokens_are_secrets_one_per_role_read_by_settings(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No token is a variable with a development default: each is a secret file mounted at
+    /run/secrets/<the setting's variable>, and settings read it from there."""
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            is_backend = key.split("__")[0] in ("DRIFTWISE_ARGOCD", "DRIFTWISE_KUBERNETES", "DRIFTWISE_GRAFANA",
+                                                "DRIFTWISE_PAGERDUTY")  # the sandbox's own API tokens
+            assert not key.endswith("_TOKEN") or is_backend, f"{name} sets {key}={value} as a variable"
+    files = {name: entry["file"] for name, entry in compose["secrets"].items()}
+    assert len(set(files.values())) == len(files)
+    needs = {
+        "drift-agent": {"DRIFTWISE_DRIFT__WEBHOOK_TOKEN", "DRIFTWISE_DRIFT__APPROVALS_TOKEN",
+                        "DRIFTWISE_SPECIALISTS__SECURITY__TOKEN", "DRIFTWISE_SPECIALISTS__COMPLIANCE__TOKEN",
+                        *(f"DRIFTWISE_MCP__{s.upper()}__TOKEN" for s in ("prometheus", "grafana", "pagerduty",
+                                                                           "kubernetes"))},
+        "security": {"DRIFTWISE_SPECIALISTS__SECURITY__TOKEN", "DRIFTWISE_SPECIALISTS__COMPLIANCE__TOKEN",
+                     "DRIFTWISE_MCP__KUBERNETES__TOKEN"},
+        "compliance": {"DRIFTWISE_SPECIALISTS__COMPLIANCE__TOKEN"},
+        **{f"mcp-{s}": {f"DRIFTWISE_MCP__{s.upper()}__TOKEN"} for s in ("prometheus", "grafana", "pagerduty",
+                                                                      "kubernetes")},
+    }
+    target_of: dict[str, str] = {}
+    for name, wanted in needs.items():
+        mounted = {m["target"]: m["source"] for m in compose["services"][name].get("secrets", [])}
+        assert wanted <= set(mounted), f"{name} lacks {wanted - set(mounted)}"
+        for target, source in mounted.items():
+            assert target_of.setdefault(target, source) == source, f"{target} comes from two secrets"
+    # What a container sees: the files in /run/secrets, read by the settings loader.
+    secrets = tmp_path / "run-secrets"
+    secrets.mkdir()
+    for target, source in target_of.items():
+        (secrets / target).write_text(f"{source}-value\n")
+    env = {k: interpolate(str(v)) for k, v in compose["services"]["drift-agent"]["environment"].items()}
+    for key in list(os.environ):
+        if key.startswith("DRIFTWISE_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(secrets_dir=secrets)
+    assert settings.drift.approvals_token.get_secret_value() == "approvals-token-value"
+    assert settings.specialists["compliance"].token.get_secret_value() == "compliance-token-value"
+    assert settings.mcp.grafana.token.get_secret_value() == "mcp-grafana-token-value"

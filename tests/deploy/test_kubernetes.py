@@ -4,6 +4,8 @@ uses; the settings ConfigMap plus each Deployment's env load into driftwise.sett
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import subprocess
 import sys
@@ -102,6 +104,7 @@ def _referenced_names_example() -> set[str]:
     return {
         "driftwise-argocd-token",
         "driftwise-drift-api",
+        "driftwise-drift-peers",
         "driftwise-peer-tokens",
         "driftwise-trust",
         "driftwise-key-drift",
@@ -143,7 +146,7 @@ def test_secrets_reach_only_their_process(built: list[dict[str, Any]]) -> None:
         for ref in _referenced(_pod(deployment)):
             readers.setdefault(ref, set()).add(name.removeprefix("driftwise-"))
     assert readers["driftwise-argocd-token"] == {"drift-agent"}
-    assert readers["driftwise-drift-api"] == {"drift-agent"}
+    assert readers["driftwise-drift-api"] == readers["driftwise-drift-peers"] == {"drift-agent"}
     assert readers["driftwise-grafana-token"] == {"mcp-grafana"}
     assert readers["driftwise-pagerduty-token"] == {"mcp-pagerduty"}
     assert readers["driftwise-mcp-kubernetes-token"] == {"mcp-kubernetes"}
@@ -307,6 +310,8 @@ def test_settings_load_in_each_pod(
     volume = next(v for v in pod["volumes"] if v["name"] == "settings")
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]  # the hashed name
     env = {e["name"]: e.get("value", f"secret-{e['name'].lower()}") for e in container["env"]}
+    if "DRIFTWISE_DRIFT__PEER_TOKENS" in env:  # the Secret holds a JSON map peer id -> token
+        env["DRIFTWISE_DRIFT__PEER_TOKENS"] = '{"sre-bot": "secret-sre-bot"}'
     assert env["DRIFTWISE_CONFIG"] == f"{mount['mountPath']}/settings.yaml"
     config = tmp_path / "settings.yaml"
     config.write_text(configmap["data"]["settings.yaml"])
@@ -328,6 +333,7 @@ def test_settings_load_in_each_pod(
         assert settings.argocd.token is not None
         assert settings.argocd.token.get_secret_value() == "secret-driftwise_argocd__token"
         assert settings.drift.webhook_token.get_secret_value() == "secret-driftwise_drift__webhook_token"
+        assert settings.drift.peer_tokens["sre-bot"].get_secret_value() == "secret-sre-bot"
 
 
 @pytest.mark.slow
@@ -335,7 +341,8 @@ def test_generate_script_makes_valid_secrets(tmp_path: Path) -> None:
     driftwise = Path(sys.executable).parent / "driftwise"
     proc = subprocess.run(
         ["sh", str(DEPLOY / "secrets" / "generate.sh"), str(tmp_path / "out")],
-        env={"PATH": f"{driftwise.parent}:/usr/bin:/bin:/usr/local/bin", "DRIFTWISE": str(driftwise)},
+        env={"PATH": f"{driftwise.parent}:/usr/bin:/bin:/usr/local/bin", "DRIFTWISE": str(driftwise),
+             "PEERS": "sre-bot"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -352,3 +359,12 @@ def test_generate_script_makes_valid_secrets(tmp_path: Path) -> None:
     path = tmp_path / "trust.json"
     path.write_text(trust)
     assert set(TrustStore.load(path).agents()) == {"drift", "security", "compliance"}
+    # the same tokens, one file each, for compose.yaml's secrets
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    for entry in compose["secrets"].values():
+        drawn = tmp_path / "out" / "compose" / Path(entry["file"]).name
+        assert drawn.read_text().strip(), drawn
+    webhook = (tmp_path / "out" / "webhook-token").read_text()
+    assert (tmp_path / "out" / "compose" / "webhook-token").read_text() == webhook
+    peers = next(d for d in docs if d["metadata"]["name"] == "driftwise-drift-peers")
+    assert list(json.loads(base64.b64decode(peers["data"]["peer-tokens"]))) == ["sre-bot"]

@@ -101,7 +101,7 @@ async def harness(tmp_path: Path):
     trust.add("drift", key)
     config = DriftConfig(state_dir=tmp_path, private_key_path=tmp_path / "k", trust_store_path=tmp_path / "t",
                          argocd=ArgoCDConfig(url="http://127.0.0.1:1"), approvals_token=SecretStr("a"),
-                         decision_deadline_s=30.0)
+                         decision_deadline_s=30.0, mode="autonomous")
     store = EventStore(config.db_path)
     await store.open()
     audit = AuditLog(config.db_path)
