@@ -338,12 +338,13 @@ def _setting_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def load_settings(config_file: Path | None = None, *, secrets_dir: Path = SECRETS_DIR, **overrides: Any) -> Settings:
-    """Read settings once, at a process edge. Raises ConfigError with a one-line, named message."""
+def load_settings(config_file: Path | None = None, *, secrets_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings once, at a process edge (secret files from `secrets_dir`, default SECRETS_DIR).
+    Raises ConfigError with a one-line, named message."""
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist (pass an existing YAML file to --config)")
     token = _config_file.set(config_file)
-    secrets_token = _secrets_dir.set(secrets_dir)
+    secrets_token = _secrets_dir.set(secrets_dir or SECRETS_DIR)
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -24,6 +24,7 @@ from driftwise.settings import load_settings
 from driftwise.supervisor import (
     MCP_SERVERS,
     ensure_keys,
+    ensure_tokens,
     plan_system,
     ports_needed,
     prepare_settings,
@@ -57,7 +58,8 @@ def test_relocated_ports_are_one_block_and_every_url_follows() -> None:
 
 
 def test_children_see_exactly_the_parents_settings(tmp_path: Path) -> None:
-    parent = prepare_settings(load_settings(), state_dir=tmp_path, port_base=21000, mode="shadow", llm=False)
+    parent = ensure_tokens(prepare_settings(load_settings(), state_dir=tmp_path, port_base=21000, mode="shadow",
+                                            llm=False))
     stale = {"DRIFTWISE_SPECIALISTS__SECURITY__PORT": "1", "DRIFTWISE_MCP__GRAFANA__PORT": "2", "DRIFTWISE_CI": "1"}
     env = settings_env(parent, {**os.environ, **stale})
     assert "DRIFTWISE_SPECIALISTS__SECURITY__PORT" not in env and env["DRIFTWISE_CI"] == "1"
@@ -66,7 +68,7 @@ def test_children_see_exactly_the_parents_settings(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout) == parent.model_dump(mode="json")
     # Secrets travel revealed to children (they need them) — compare one explicitly.
-    assert '"dev-webhook-token"' in env["DRIFTWISE_DRIFT"]
+    assert json.dumps(parent.drift.webhook_token.get_secret_value()) in env["DRIFTWISE_DRIFT"]
 
 
 def test_plan_has_every_process_with_its_readiness_check(tmp_path: Path) -> None:
