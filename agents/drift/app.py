@@ -17,7 +17,6 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import uvicorn
 from a2a.types import AgentCard
 from starlette.applications import Starlette
@@ -214,7 +213,7 @@ async def serve(config: DriftConfig) -> None:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from agents.drift.acting.store import ActingStore
-    from agents.drift.argocd_client import ArgoCDClient, argocd_mounts
+    from agents.drift.argocd_client import ArgoCDClient, shared_client
     from agents.drift.audit import AuditLog
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
@@ -229,8 +228,7 @@ async def serve(config: DriftConfig) -> None:
     provider = setup_tracing(f"driftwise-{config.agent_id}", config.otlp_endpoint, config.service_namespace)
     async with AsyncExitStack() as stack:
         stack.callback(provider.shutdown)  # flushes the last spans
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(5.0),
-                                                                   mounts=argocd_mounts(config.argocd)))
+        http = await stack.enter_async_context(shared_client(config.argocd))
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
         from opentelemetry.instrumentation.starlette import StarletteInstrumentor
 

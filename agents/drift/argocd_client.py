@@ -105,15 +105,16 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def argocd_mounts(config: ArgoCDConfig) -> dict[str, httpx.AsyncBaseTransport]:
-    """Argo CD's own transport for the process's one shared client: its origin verified its way
-    (argocd.verify_tls, argocd.ca_bundle), every other origin the client's default way. Every
-    client of Argo CD in the drift agent (observe, acting, re-read) goes through it."""
+def shared_client(config: ArgoCDConfig, timeout_s: float = 5.0) -> httpx.AsyncClient:
+    """The drift agent's one httpx client. Argo CD's origin gets its own transport, verified its way
+    (argocd.verify_tls, argocd.ca_bundle); every other origin the default way. Every client of Argo
+    CD in the drift agent (observe, acting, re-read) goes through this client."""
     url = httpx.URL(config.url)
-    if url.scheme != "https":
-        return {}
-    origin = f"https://{url.host}" + (f":{url.port}" if url.port else "")
-    return {origin: httpx.AsyncHTTPTransport(verify=verify_context(config.verify_tls, config.ca_bundle))}
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    if url.scheme == "https":
+        origin = f"https://{url.host}" + (f":{url.port}" if url.port else "")
+        mounts[origin] = httpx.AsyncHTTPTransport(verify=verify_context(config.verify_tls, config.ca_bundle))
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), mounts=mounts)
 
 
 class ArgoCDClient:
