@@ -32,7 +32,8 @@ pytestmark = pytest.mark.slow
 
 WEBHOOK_TOKEN = "e2e-webhook-token"
 APPROVALS = "e2e-approvals-token"
-AGENT_TOKEN = "e2e-agent-token"
+AGENT_TOKENS = {"security": "e2e-security-token", "compliance": "e2e-compliance-token"}  # a token per role
+PEER = "e2e-peer-token"  # a peer asking the drift agent's A2A face (never the approvals token)
 DEADLINE_S = 6.0
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
 LATENCIES: list[float] = []
@@ -72,15 +73,16 @@ def _settings(state: Path, sandbox_base: int, mcp_ports: dict[str, int], spec_po
         "prometheus": {"url": f"http://127.0.0.1:{sandbox_base + 2}"},
         "grafana": {"url": f"http://127.0.0.1:{sandbox_base + 3}"},
         "pagerduty": {"url": f"http://127.0.0.1:{sandbox_base + 4}"},
-        "mcp": {name: {"port": port} for name, port in mcp_ports.items()},
+        "mcp": {name: {"port": port, "token": f"e2e-mcp-{name}-token"} for name, port in mcp_ports.items()},
         "specialists": {
-            name: {"module": f"agents.{name}", "port": port, "token": AGENT_TOKEN}
+            name: {"module": f"agents.{name}", "port": port, "token": AGENT_TOKENS[name]}
             for name, port in spec_ports.items()
         },
         "drift": {
             "port": drift_port,
             "webhook_token": WEBHOOK_TOKEN,
             "approvals_token": APPROVALS,
+            "peer_tokens": {"e2e-peer": PEER},
             "decision_deadline_s": DEADLINE_S,
             "delegate_timeout_s": 3.0,
             "sandbox_clock_url": f"http://127.0.0.1:{sandbox_base}/sandbox/clock",
@@ -162,7 +164,7 @@ def system(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> It
             popen = subprocess.Popen(
                 [sys.executable, str(Path(__file__).with_name("fake_specialist.py")), "--agent", name,
                  "--mode", "forged" if name == "security" else "expired", "--port", str(port),
-                 "--keys", str(keys), "--trust", str(keys / "trust.json"), "--token", AGENT_TOKEN],
+                 "--keys", str(keys), "--trust", str(keys / "trust.json"), "--token", AGENT_TOKENS[name]],
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
             fake = Proc(popen, f"fake-{name}", log)
@@ -345,7 +347,7 @@ def test_a2a_face_answers_with_the_signed_verdict(system: System) -> None:
             client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
             message = new_message([Part(text=json.dumps(scenario["notification"]), media_type="application/json")],
                                   role=Role.ROLE_USER)
-            context = ClientCallContext(service_parameters={"Authorization": f"Bearer {APPROVALS}"})
+            context = ClientCallContext(service_parameters={"Authorization": f"Bearer {PEER}"})
             async for event in client.send_message(SendMessageRequest(message=message), context=context):
                 if event.HasField("task"):
                     task = event.task
@@ -361,7 +363,7 @@ def test_a2a_face_answers_with_the_signed_verdict(system: System) -> None:
 
 def test_a2a_face_names_a_wrong_message_before_any_task(system: System) -> None:
     """The kit's checks, on the drift agent's face too: protocol errors first, then the payload's."""
-    headers = {"Authorization": f"Bearer {APPROVALS}", "A2A-Version": "1.0"}
+    headers = {"Authorization": f"Bearer {PEER}", "A2A-Version": "1.0"}
 
     def send(parts: list[dict]) -> dict:
         body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
