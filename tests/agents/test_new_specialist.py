@@ -70,7 +70,8 @@ async def test_a_throwaway_specialist_serves_and_answers(tmp_path: Path) -> None
 def test_missing_key_is_a_one_line_error_naming_the_fix(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "driftwise", "agent", "security", "--port", str(free_port())],
-        env={**os.environ, "DRIFTWISE_STATE_DIR": str(tmp_path)}, cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "DRIFTWISE_STATE_DIR": str(tmp_path), "DRIFTWISE_SPECIALISTS__SECURITY__TOKEN": "t"},
+        cwd=ROOT, capture_output=True, text=True,
         timeout=60,
     )
     assert result.returncode == 1
@@ -86,3 +87,4 @@ def test_unknown_agent_names_the_configured_ones(tmp_path: Path) -> None:
         env={**os.environ, "DRIFTWISE_STATE_DIR": str(tmp_path)}, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2 and "compliance, security" in result.stderr
+

@@ -163,3 +163,27 @@ def test_local_runs_draw_a_token_per_role_once(tmp_path: Path) -> None:
     (tmp_path / "tokens" / "approvals").write_text(filled.mcp.grafana.token.get_secret_value())
     with pytest.raises(ConfigError, match="same token"):
         local_tokens(load_settings(state_dir=tmp_path), create=True)
+
+
+@pytest.mark.parametrize(("argv", "setting"), [
+    (["agent", "security"], "specialists.security.token"),
+    (["agent", "drift"], "drift.webhook_token"),
+    (["mcp", "grafana"], "mcp.grafana.token"),
+])
+def test_a_process_without_its_token_stops_with_one_line_naming_the_setting(
+    tmp_path: Path, argv: list[str], setting: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from driftwise.cli import app
+
+    result = CliRunner().invoke(app, [*argv, "--config", str(_write_state(tmp_path))])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and setting in lines[0], result.output
+    assert "DRIFTWISE_" + setting.upper().replace(".", "__") in lines[0]
+
+
+def _write_state(tmp_path: Path) -> Path:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"state_dir: {tmp_path}\n")
+    return config
