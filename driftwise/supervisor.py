@@ -588,16 +588,16 @@ def ensure_keys(settings: Settings) -> list[str]:
     return created
 
 
-def ensure_tokens(settings: Settings) -> Settings:
-    """Settings with a token for every role they leave unset, drawn into <state_dir>/tokens/ on first run."""
+def ensure_tokens(settings: Settings) -> tuple[Settings, list[str]]:
+    """Settings with a token for every role they leave unset, drawn into <state_dir>/tokens/ on first
+    run; and the roles drawn now."""
     from driftwise.settings import ConfigError
     from driftwise.tokens import local_tokens
 
     try:
-        filled, _ = local_tokens(settings, create=True)
+        return local_tokens(settings, create=True)
     except ConfigError as exc:
         raise SupervisorError(str(exc)) from exc
-    return filled
 
 
 # --- the whole system, for one command --------------------------------------------------------
@@ -668,7 +668,7 @@ async def local_system(
     have taken since), a start that fails on a taken port is retried once on a new free block.
     """
     await asyncio.to_thread(ensure_keys, settings)
-    settings = await asyncio.to_thread(ensure_tokens, settings)
+    settings, _ = await asyncio.to_thread(ensure_tokens, settings)
     attempts = 2 if move_ports_on_conflict else 1
     for attempt in range(attempts):
         specs = plan_system(settings, sandbox_paths=sandbox_paths, sandbox_args=sandbox_args,

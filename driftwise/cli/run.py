@@ -187,18 +187,13 @@ async def _up(settings: Any, sandbox: list[Path] | None, config: Path | None) ->
     from rich.console import Console
     from rich.table import Table
 
-    from driftwise.settings import ConfigError
-    from driftwise.supervisor import Supervisor, SupervisorError, ensure_keys, plan_system, prefixed_printer
-    from driftwise.tokens import local_tokens
+    from driftwise.supervisor import Supervisor, ensure_keys, ensure_tokens, plan_system, prefixed_printer
 
     created = await asyncio.to_thread(ensure_keys, settings)
     console = Console(stderr=True)
     if created:
         console.print(f"generated signing keys for {', '.join(created)} in {settings.keys_dir}")
-    try:
-        settings, drawn = await asyncio.to_thread(local_tokens, settings, create=True)
-    except ConfigError as exc:
-        raise SupervisorError(str(exc)) from exc
+    settings, drawn = await asyncio.to_thread(ensure_tokens, settings)
     if drawn:
         console.print(f"generated bearer tokens for {', '.join(drawn)} in {settings.tokens_dir}")
     specs = plan_system(settings, sandbox_paths=sandbox, config_file=config)

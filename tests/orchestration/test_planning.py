@@ -58,8 +58,8 @@ def test_relocated_ports_are_one_block_and_every_url_follows() -> None:
 
 
 def test_children_see_exactly_the_parents_settings(tmp_path: Path) -> None:
-    parent = ensure_tokens(prepare_settings(load_settings(), state_dir=tmp_path, port_base=21000, mode="shadow",
-                                            llm=False))
+    parent, _ = ensure_tokens(prepare_settings(load_settings(), state_dir=tmp_path, port_base=21000,
+                                               mode="shadow", llm=False))
     stale = {"DRIFTWISE_SPECIALISTS__SECURITY__PORT": "1", "DRIFTWISE_MCP__GRAFANA__PORT": "2", "DRIFTWISE_CI": "1"}
     env = settings_env(parent, {**os.environ, **stale})
     assert "DRIFTWISE_SPECIALISTS__SECURITY__PORT" not in env and env["DRIFTWISE_CI"] == "1"
