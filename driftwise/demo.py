@@ -69,7 +69,7 @@ def check_signature(trust: TrustStore, token: str, event_id: str, *, verdict: bo
     audience = _audience(token)
     if audience is None:
         return "NOT verified: malformed token"
-    verifier = Verifier(trust, audience=audience, replay=None)
+    verifier = Verifier(trust, audience=audience)
     try:
         if verdict:
             verifier.verify_verdict(token, event_id)

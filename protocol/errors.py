@@ -26,6 +26,8 @@ class VerifyFailure(StrEnum):
     UNKNOWN_KEY = "unknown_key"
     WRONG_SIGNER = "wrong_signer"
     EXPIRED = "expired"
+    LIFETIME_TOO_LONG = "lifetime_too_long"
+    """`exp` lies further ahead than the verifier's maximum token lifetime."""
     WRONG_AUDIENCE = "wrong_audience"
     EVENT_MISMATCH = "event_mismatch"
     REPLAYED = "replayed"

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, DecodeError, JoseError
 from joserfc.jwk import OKPKey
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.errors import KeyStoreError, VerificationError, VerifyFailure
 from protocol.models import (
@@ -35,6 +35,8 @@ from protocol.models import (
 ALG = "Ed25519"
 _ALGS = [ALG]
 DEFAULT_TTL_S = 600
+DEFAULT_MAX_LIFETIME_S = 600.0
+"""The longest a token may still be valid when it is verified: a later `exp` is refused (lifetime_too_long)."""
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -193,8 +195,38 @@ class Signer:
         return SignedCheckpoint(jws=jws, checkpoint=checkpoint)
 
 
+class TokenClaims(BaseModel):
+    """What a verified token established: who signed it with which key, for whom, about which event, until when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(description="the agent id that owns the signing key (checked against the trust store)")
+    key_id: str
+    audience: list[str]
+    event_id: str
+    jti: str = Field(min_length=1)
+    issued_at: float | None = None
+    expires_at: float
+
+
+class VerifiedRecommendation(BaseModel):
+    """A specialist's signed answer after it verified (and, where it was accepted, after its `jti` was used)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signed: SignedRecommendation
+    claims: TokenClaims
+
+    @property
+    def recommendation(self) -> Recommendation:
+        return self.signed.recommendation
+
+
 class ReplayCache:
-    """Remembers seen `jti`s until their tokens expire; bounded so it cannot grow without limit."""
+    """In-memory `jti`s seen until their tokens expire, for a process whose acceptances need not survive it.
+
+    Bounded so it cannot grow without limit; tokens live at most Verifier.max_lifetime_s, so forgetting
+    an expired `jti` cannot let its token in again."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._seen: OrderedDict[str, float] = OrderedDict()
@@ -209,22 +241,37 @@ class ReplayCache:
         self._seen[jti] = exp
         return True
 
+    def consume(self, claims: TokenClaims) -> None:
+        """Accept a verified token once; a second use raises VerificationError(REPLAYED)."""
+        if not self.check_and_add(claims.jti, claims.expires_at, time.time()):
+            raise VerificationError(VerifyFailure.REPLAYED, f"jti {claims.jti!r} was already used")
+
 
 @dataclass
 class Verifier:
-    """Verifies tokens against a trust store for one audience; each failure raises a named reason."""
+    """Verifies tokens against a trust store for one audience; each failure raises a named reason.
+
+    Verifying is pure (signature, signer, audience, event binding, expiry, lifetime): checking a token
+    again is always safe. Using it once is the caller's separate step (ReplayCache, or the drift agent's
+    persisted agents.drift.replay.ReplayStore), so a re-check never counts as a second use."""
 
     trust: TrustStore
     audience: str
-    replay: ReplayCache | None = field(default_factory=ReplayCache)
+    max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
     leeway_s: int = 5
 
-    def _verify(self, token: str, event_id: str | None, claim: str, model: type[_M]) -> tuple[_M, dict]:
-        owner, claims = _decode_pinned(self.trust, token)
+    def _verify(self, token: str, event_id: str | None, claim: str, model: type[_M]) -> tuple[_M, TokenClaims]:
+        owner, kid, claims = _decode_pinned(self.trust, token)
         now = time.time()
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or exp + self.leeway_s < now:
             raise VerificationError(VerifyFailure.EXPIRED, f"token from {owner!r} expired at {exp}")
+        if exp - now > self.max_lifetime_s + self.leeway_s:
+            raise VerificationError(
+                VerifyFailure.LIFETIME_TOO_LONG,
+                f"token from {owner!r} is valid for {exp - now:.0f}s more; at most {self.max_lifetime_s:g}s is "
+                "accepted (the signer's ttl must not exceed the verifier's max_token_lifetime_s)",
+            )
         aud = claims.get("aud")
         auds = aud if isinstance(aud, list) else [aud]
         if self.audience not in auds:
@@ -233,6 +280,9 @@ class Verifier:
             raise VerificationError(
                 VerifyFailure.EVENT_MISMATCH, f"token is about event {claims.get('evt')!r}, not {event_id!r}"
             )
+        jti, iat = claims.get("jti"), claims.get("iat")
+        if not isinstance(jti, str) or not jti or not isinstance(claims.get("evt"), str):
+            raise VerificationError(VerifyFailure.MALFORMED, "the token has no `jti` or no `evt` string claim")
         try:
             payload = model.model_validate(claims.get(claim))
         except ValidationError as exc:
@@ -241,25 +291,37 @@ class Verifier:
             ) from exc
         if getattr(payload, "event_id", claims.get("evt")) != claims.get("evt"):
             raise VerificationError(VerifyFailure.EVENT_MISMATCH, "payload event_id differs from the evt claim")
-        if self.replay is not None and not self.replay.check_and_add(str(claims.get("jti")), float(exp), now):
-            raise VerificationError(VerifyFailure.REPLAYED, f"jti {claims.get('jti')!r} was already used")
-        return payload, claims
+        return payload, TokenClaims(
+            issuer=owner, key_id=kid, audience=[str(a) for a in auds], event_id=claims["evt"], jti=jti,
+            issued_at=float(iat) if isinstance(iat, int | float) else None, expires_at=float(exp),
+        )
+
+    def _recommendation(self, token: str, event_id: str | None) -> tuple[Recommendation, TokenClaims]:
+        rec, claims = self._verify(token, event_id, "rec", Recommendation)
+        if rec.agent != claims.issuer:
+            raise VerificationError(
+                VerifyFailure.WRONG_SIGNER, f"{claims.issuer!r} signed a recommendation attributed to {rec.agent!r}"
+            )
+        return rec, claims
+
+    def verified_recommendation(self, signed: SignedRecommendation, event_id: str | None) -> VerifiedRecommendation:
+        """`signed` verified, with its claims; the recommendation carried beside the JWS must be the signed one."""
+        rec, claims = self._recommendation(signed.jws, event_id)
+        if rec != signed.recommendation:
+            raise VerificationError(VerifyFailure.INVALID_PAYLOAD,
+                                    "the recommendation carried beside the JWS differs from the signed one")
+        return VerifiedRecommendation(signed=signed, claims=claims)
 
     def verify_recommendation(self, token: str, event_id: str | None) -> Recommendation:
-        rec, claims = self._verify(token, event_id, "rec", Recommendation)
-        if rec.agent != claims["iss"]:
-            raise VerificationError(
-                VerifyFailure.WRONG_SIGNER, f"{claims['iss']!r} signed a recommendation attributed to {rec.agent!r}"
-            )
-        return rec
+        return self._recommendation(token, event_id)[0]
 
     def verify_verdict(self, token: str, event_id: str | None) -> Verdict:
         verdict, _ = self._verify(token, event_id, "vrd", Verdict)
         return verdict
 
 
-def _decode_pinned(trust: TrustStore, token: str) -> tuple[str, dict[str, Any]]:
-    """The claims of a token whose kid the trust store pins and whose signature and `iss` match; its owner."""
+def _decode_pinned(trust: TrustStore, token: str) -> tuple[str, str, dict[str, Any]]:
+    """The claims of a token whose kid the trust store pins and whose signature and `iss` match; its owner and kid."""
     try:
         header = json.loads(_b64url_decode(token.split(".")[0]))
         kid = header["kid"]
@@ -280,12 +342,12 @@ def _decode_pinned(trust: TrustStore, token: str) -> tuple[str, dict[str, Any]]:
         raise VerificationError(
             VerifyFailure.WRONG_SIGNER, f"key {kid!r} belongs to {owner!r}, token claims {claims.get('iss')!r}"
         )
-    return owner, claims
+    return owner, kid, claims
 
 
 def verify_checkpoint(trust: TrustStore, token: str, signer: str) -> AuditCheckpoint:
     """An audit checkpoint signed by agent `signer` with a key the trust store pins to it."""
-    owner, claims = _decode_pinned(trust, token)
+    owner, _, claims = _decode_pinned(trust, token)
     if owner != signer:
         raise VerificationError(VerifyFailure.WRONG_SIGNER, f"checkpoint signed by {owner!r}, not {signer!r}")
     try:

@@ -217,8 +217,10 @@ async def serve(config: DriftConfig) -> None:
     from agents.drift.audit import AuditLog
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
+    from agents.drift.replay import ReplayStore
     from agents.drift.reread import Rereader
     from agents.drift.runner import DecisionRunner
+    from agents.drift.steps import checkpoint_serde
     from agents.drift.wiring import build_deps
     from agents.kit.telemetry import setup_tracing
     from protocol.signing import public_jwks
@@ -244,8 +246,11 @@ async def serve(config: DriftConfig) -> None:
         stack.push_async_callback(acting.close)
         checkpoints = await connect(config.checkpoint_path, autocommit=False)  # the saver runs its own commits
         stack.push_async_callback(checkpoints.close)
-        saver = AsyncSqliteSaver(checkpoints)
-        deps, pool = await build_deps(config, http, acting)
+        saver = AsyncSqliteSaver(checkpoints, serde=checkpoint_serde())
+        replay = ReplayStore(config.db_path)
+        await replay.open()
+        stack.push_async_callback(replay.close)
+        deps, pool = await build_deps(config, http, replay, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
         await audit.anchor_with(anchor_for(config, deps.signer, http))

@@ -88,6 +88,7 @@ class DriftConfig(_Config):
     confidence_threshold: float = 0.80
     decision_deadline_s: float = 10.0
     delegate_timeout_s: float = 3.0
+    max_token_lifetime_s: float = Field(default=600.0, gt=0, description="longest a token may still be valid")
     webhook_token: Token | None = None
     webhook_basic_user: str | None = None
     webhook_basic_password: SecretStr | None = None

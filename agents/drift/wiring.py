@@ -10,8 +10,9 @@ import httpx
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig
-from agents.drift.graph import GraphDeps
 from agents.drift.observe import Observer
+from agents.drift.steps import GraphDeps
+from agents.drift.steps.deps import ReplayGuard
 from protocol.signing import Signer, TrustStore, Verifier, load_private_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ def reasoner_for(config: DriftConfig) -> Any:
     return LlmReasoner(config.llm, fallback=RulesReasoner())
 
 
+def verifier_for(config: DriftConfig, trust: TrustStore) -> Verifier:
+    """Pure verification (signature, signer, audience, event, expiry, lifetime); using a token once is
+    the replay cache's separate step, in delegate."""
+    return Verifier(trust=trust, audience=config.agent_id, max_lifetime_s=config.max_token_lifetime_s)
+
+
 def guardrail_for(config: DriftConfig, trust: TrustStore, http: httpx.AsyncClient) -> Any:
     from agents.drift.guardrail import Guardrail, OpaRestEngine, RegoEngine, default_policy_dir
 
@@ -46,10 +53,8 @@ def guardrail_for(config: DriftConfig, trust: TrustStore, http: httpx.AsyncClien
                                             config.policy.timeout_s), "rest")
     else:
         engine = TracedEngine(RegoEngine(config.policy.policy_dir or default_policy_dir()), "rego")
-    # No replay cache: the same specialist token is checked by delegate and again here, and a decision
-    # resumed after a crash checks it once more; event binding and expiry still bound its use.
-    verifier = Verifier(trust=trust, audience=config.agent_id, replay=None)
-    return Guardrail(verifier, engine, config.confidence_threshold)
+    # The guardrail re-checks each carried token (DESIGN step 7) without using it: delegate did, once.
+    return Guardrail(verifier_for(config, trust), engine, config.confidence_threshold)
 
 
 class TracedEngine:
@@ -87,11 +92,12 @@ def applier_for(config: DriftConfig, http: httpx.AsyncClient, argocd: ArgoCDClie
 
 
 async def build_deps(
-    config: DriftConfig, http: httpx.AsyncClient, acting_store: Any = None
+    config: DriftConfig, http: httpx.AsyncClient, replay: ReplayGuard, acting_store: Any = None
 ) -> tuple[GraphDeps, Any]:
     """The graph's dependencies and the MCP pool (kept open; the caller closes it).
 
-    With an (opened) ActingStore the graph acts on its verdicts; without one it only decides.
+    `replay` is the opened agents.drift.replay.ReplayStore. With an (opened) ActingStore the graph acts
+    on its verdicts; without one it only decides.
     """
     from agents.drift.evidence_plan import plan_evidence
     from agents.kit.client import PeerClient
@@ -121,7 +127,8 @@ async def build_deps(
         wants=wants,
         reasoner=reasoner_for(config),
         signer=signer,
-        verifier=Verifier(trust=trust, audience=config.agent_id, replay=None),
+        verifier=verifier_for(config, trust),
+        replay=replay,
         guardrail=guardrail_for(config, trust, http),
         applier=applier_for(config, http, argocd, acting_store) if acting_store is not None else None,
     )

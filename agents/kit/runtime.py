@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -13,7 +13,7 @@ from agents.kit.client import PeerClient
 from agents.kit.config import KitConfig
 from agents.kit.errors import KitConfigError
 from protocol.errors import KeyStoreError
-from protocol.signing import Signer, TrustStore, Verifier, load_private_key
+from protocol.signing import ReplayCache, Signer, TrustStore, Verifier, load_private_key
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class Runtime:
     signer: Signer
     verifier: Verifier
     peers: PeerClient
+    replay: ReplayCache = field(default_factory=ReplayCache)
+    """Peers' answers are accepted once (verifying is pure; using a `jti` is this cache's step)."""
     mcp: Any | None = None  # agents.kit.mcp_pool.McpPool when MCP servers are configured
 
     @classmethod
@@ -54,7 +56,7 @@ class Runtime:
         return cls(
             config=config, key=key, trust=trust, http=http,
             signer=Signer(agent=config.agent, key=key),
-            # Peers' answers are bound to this agent as audience; replays are refused.
+            # Peers' answers are bound to this agent as audience; `replay` refuses a second use.
             verifier=Verifier(trust=trust, audience=config.agent),
             peers=PeerClient(http),
         )

@@ -110,7 +110,9 @@ class Specialist(ABC):
         asked = request.model_copy(update={"requester": self.agent})
         try:
             signed = await self.runtime.peers.analyze(endpoint.url, asked, endpoint.token, timeout)
-            return self.runtime.verifier.verify_recommendation(signed.jws, request.event_id)
+            verified = self.runtime.verifier.verified_recommendation(signed, request.event_id)
+            self.runtime.replay.consume(verified.claims)
+            return verified.recommendation
         except PeerError as exc:
             record_degradation(peer, exc.detail, self.peer_penalty)
         except VerificationError as exc:

@@ -55,6 +55,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         confidence_threshold=d.confidence_threshold,
         decision_deadline_s=d.decision_deadline_s,
         delegate_timeout_s=d.delegate_timeout_s,
+        max_token_lifetime_s=d.max_token_lifetime_s,
         webhook_token=d.webhook_token,
         webhook_basic_user=d.webhook_basic_user,
         webhook_basic_password=d.webhook_basic_password,

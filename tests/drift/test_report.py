@@ -1,9 +1,12 @@
-"""DriftReport building from the sandbox's Argo CD API (managed-resources), for every visible scenario."""
+"""DriftReport building from the sandbox's Argo CD API (managed-resources), for every visible scenario.
+
+The sandbox runs in process (httpx ASGITransport): what is tested is the report, not processes."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +19,35 @@ from agents.drift.clock import Clock
 from agents.drift.diff import escape
 from agents.drift.errors import ObserveError
 from agents.drift.observe import Observer
+from driftwise.sandbox.app import build_apps
+from driftwise.sandbox.state import Sandbox
 from protocol.models import REDACTED, ArgoNotification, DriftEvent
-from tests.drift.conftest import ARGO_TOKEN, SandboxProc
 from tests.support.processes import SCENARIOS
 
-pytestmark = pytest.mark.slow
+ARGO_TOKEN = "sandbox-argocd-token"
+ARGOCD = "http://argocd"
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
+
+
+class InProcessSandbox:
+    def __init__(self) -> None:
+        self.state = Sandbox()
+        self.state.load([SCENARIOS])
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_apps(self.state)["argocd"]),
+                                      base_url=ARGOCD)
+
+    async def activate(self, scenario_id: str) -> None:
+        r = await self.http.post("/sandbox/scenarios/activate", json={"id": scenario_id})
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[InProcessSandbox]:
+    sb = InProcessSandbox()
+    try:
+        yield sb
+    finally:
+        await sb.http.aclose()
 
 
 def _at(doc: Any, pointer: str) -> Any:
@@ -52,15 +78,14 @@ def _secret_values(scenario: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.stem for p in SCENARIO_FILES])
-async def test_report_from_sandbox(sandbox: SandboxProc, path) -> None:
+async def test_report_from_sandbox(sandbox: InProcessSandbox, path) -> None:
     scenario = yaml.safe_load(path.read_text())
-    sandbox.activate(scenario["id"])
-    async with httpx.AsyncClient() as http:
-        clock = Clock(http, f"{sandbox.argocd}/sandbox/clock")
-        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0))
-        report = await observer.observe(_event(scenario["notification"]), clock.now)
-        now = report.observed_at
-    assert now == datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
+    await sandbox.activate(scenario["id"])
+    clock = Clock(sandbox.http, f"{ARGOCD}/sandbox/clock")
+    observer = Observer(ArgoCDClient(sandbox.http, ARGOCD, ARGO_TOKEN, 5.0))
+    report = await observer.observe(_event(scenario["notification"]), clock.now)
+    # stamped with the sandbox's clock (the scenario's `now`), not this machine's
+    now = datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
     assert report.observed_at == now
     assert report.application == scenario["notification"]["app"]
     assert len(report.sync_windows) == len(scenario["argocd"]["project"]["spec"].get("syncWindows") or [])
@@ -98,38 +123,36 @@ async def test_report_from_sandbox(sandbox: SandboxProc, path) -> None:
             assert {c.path for c in drift.changes if c.redacted} == {f"/data/{escape(k)}" for k in changed}
 
 
-async def test_unknown_application_is_a_named_observe_error(sandbox: SandboxProc) -> None:
+async def test_unknown_application_is_a_named_observe_error(sandbox: InProcessSandbox) -> None:
     scenario = yaml.safe_load(SCENARIO_FILES[0].read_text())
-    sandbox.activate(scenario["id"])
-    async with httpx.AsyncClient() as http:
-        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0))
-        with pytest.raises(ObserveError) as err:
-            await observer.observe(_event({**scenario["notification"], "app": "no-such-app"}), _utc_now)
-        assert err.value.kind == "argocd_not_found"
-        bad = Observer(ArgoCDClient(http, sandbox.argocd, "wrong", 5.0))
-        with pytest.raises(ObserveError) as err:
-            await bad.observe(_event(scenario["notification"]), _utc_now)
-        assert err.value.kind == "argocd_auth"
+    await sandbox.activate(scenario["id"])
+    observer = Observer(ArgoCDClient(sandbox.http, ARGOCD, ARGO_TOKEN, 5.0))
+    with pytest.raises(ObserveError) as err:
+        await observer.observe(_event({**scenario["notification"], "app": "no-such-app"}), _utc_now)
+    assert err.value.kind == "argocd_not_found"
+    bad = Observer(ArgoCDClient(sandbox.http, ARGOCD, "wrong", 5.0))
+    with pytest.raises(ObserveError) as err:
+        await bad.observe(_event(scenario["notification"]), _utc_now)
+    assert err.value.kind == "argocd_auth"
 
 
 def test_report_json_is_stable() -> None:
     # The report digest in the audit hashes canonical JSON: same report, same digest.
-    from agents.drift.runner import report_digest
+    from agents.drift.recording import report_digest
 
     a = {"b": 1, "a": [1, {"y": 2, "x": 1}]}
     assert report_digest(a) == report_digest(json.loads(json.dumps(a, sort_keys=True)))
 
 
-async def test_the_applications_own_project_wins_over_the_notifications(sandbox: SandboxProc) -> None:
+async def test_the_applications_own_project_wins_over_the_notifications(sandbox: InProcessSandbox) -> None:
     """The project is read alongside the application, by the name the notification gives; when that
     name is wrong (or names a project that does not exist), the application's own project is read."""
     scenario = yaml.safe_load((SCENARIOS / "v02-configmap-environment-tuning.yaml").read_text())
-    sandbox.activate(scenario["id"])
+    await sandbox.activate(scenario["id"])
     windows = scenario["argocd"]["project"]["spec"].get("syncWindows") or []
     assert windows  # the scenario chosen for having sync windows
-    async with httpx.AsyncClient() as http:
-        observer = Observer(ArgoCDClient(http, sandbox.argocd, ARGO_TOKEN, 5.0))
-        for named in ("no-such-project", scenario["notification"]["project"]):
-            report = await observer.observe(_event({**scenario["notification"], "project": named}), _utc_now)
-            assert report.project == scenario["argocd"]["project"]["metadata"]["name"]
-            assert len(report.sync_windows) == len(windows)
+    observer = Observer(ArgoCDClient(sandbox.http, ARGOCD, ARGO_TOKEN, 5.0))
+    for named in ("no-such-project", scenario["notification"]["project"]):
+        report = await observer.observe(_event({**scenario["notification"], "project": named}), _utc_now)
+        assert report.project == scenario["argocd"]["project"]["metadata"]["name"]
+        assert len(report.sync_windows) == len(windows)

@@ -1,10 +1,12 @@
-"""The runner: a decision always ends in a signed verdict, within the deadline; undecided events resume."""
+"""The runner: a decision always ends in a signed verdict, within the deadline; undecided events resume.
+
+Everything but Argo CD and the reasoner is the real thing: graph, steps, runner, recorder, replay
+cache, SQLite stores, LangGraph's SQLite checkpointer with the drift agent's serializer.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,86 +14,23 @@ from typing import Any
 import httpx
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from pydantic import SecretStr
 
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.audit import AuditLog
-from agents.drift.clock import Clock
-from agents.drift.config import ArgoCDConfig, DriftConfig
-from agents.drift.errors import ObserveError
-from agents.drift.graph import GraphDeps, compile_graph
+from agents.drift.graph import compile_graph
 from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import Observer
-from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
+from agents.drift.replay import ReplayStore
 from agents.drift.runner import DecisionRunner
+from agents.drift.steps import DriftState, GraphDeps, checkpoint_serde
 from agents.drift.store import EventStore
-from protocol.models import (
-    Action,
-    ArgoNotification,
-    DecisionState,
-    Domain,
-    DriftEvent,
-    DriftReport,
-    Recommendation,
-    Verdict,
-)
+from agents.drift.wiring import verifier_for
+from driftwise.sandbox.app import build_apps
+from driftwise.sandbox.state import Sandbox
+from protocol.models import Action, ArgoNotification, DecisionState, DriftEvent, DriftReport, SignedVerdict
 from protocol.signing import Signer, TrustStore, Verifier, generate_key
-
-NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
-
-
-class FakeObserver:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.calls = 0
-
-    async def observe(self, event: DriftEvent, clock: Callable[[], Awaitable[datetime]]) -> DriftReport:
-        self.calls += 1
-        now = await clock()
-        if self.fail:
-            raise ObserveError("argocd_unreachable", "Argo CD http://argocd: ConnectError")
-        n = event.notification
-        return DriftReport(event_id=event.event_id, application=n.app, project=n.project, observed_at=now)
-
-
-class FakeReasoner:
-    name = "fake"
-
-    def __init__(self, hang: bool = False) -> None:
-        self.hang = hang
-
-    async def reason(self, inp: ReasoningInput) -> ReasoningOutput:
-        if self.hang:
-            await asyncio.sleep(3600)
-        return ReasoningOutput(recommendation=Recommendation(
-            event_id=inp.event_id, agent=inp.agent, domain=Domain.OPERATIONAL, action=Action.ENFORCE,
-            confidence=0.95, reasoning="stub", created_at=inp.now))
-
-
-class Outcome:
-    def __init__(self, verdict: Verdict) -> None:
-        self.verdict = verdict
-        self.opa_input: dict[str, Any] = {"stub": True}
-        self.opa_result: dict[str, Any] | None = {"ok": True}
-
-
-class FakeGuardrail:
-    async def evaluate(self, *, report, proposal, specialists, expected_specialists, now, second_opinion=None):
-        rec = proposal.recommendation
-        return Outcome(Verdict(event_id=report.event_id, action=rec.action, requires_approval=False,
-                               allowed_actions=[rec.action], confidence=rec.confidence, threshold=0.8,
-                               decided_at=now))
-
-
-class FixedClock(Clock):
-    async def now(self) -> datetime:
-        return NOW
-
-
-def _event(app: str = "payments-api") -> DriftEvent:
-    n = ArgoNotification(app=app, project="prod")
-    return DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(n),
-                      received_at=datetime.now(UTC), notification=n)
+from tests.support.drift_core import FakeObserver, FakeReasoner, FixedClock, PassGuardrail, drift_config, event
+from tests.support.processes import SCENARIOS
 
 
 @pytest.fixture
@@ -99,94 +38,132 @@ async def harness(tmp_path: Path):
     key = generate_key("drift")
     trust = TrustStore()
     trust.add("drift", key)
-    config = DriftConfig(state_dir=tmp_path, private_key_path=tmp_path / "k", trust_store_path=tmp_path / "t",
-                         argocd=ArgoCDConfig(url="http://127.0.0.1:1"), approvals_token=SecretStr("a"),
-                         decision_deadline_s=30.0, mode="autonomous")
-    store = EventStore(config.db_path)
-    await store.open()
-    audit = AuditLog(config.db_path)
-    await audit.open()
+    config = drift_config(tmp_path)
     signer = Signer("drift", key)
-    async with httpx.AsyncClient() as http, AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as saver:
+    async with (EventStore(config.db_path) as store, AuditLog(config.db_path) as audit,
+                ReplayStore(config.db_path) as replay, httpx.AsyncClient() as http,
+                AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as saver):
+        saver.serde = checkpoint_serde()
         clock = FixedClock(http, None)
 
         def make(observer: Any = None, reasoner: Any = None, deadline_s: float | None = None) -> DecisionRunner:
             cfg = config if deadline_s is None else config.model_copy(update={"decision_deadline_s": deadline_s})
             deps = GraphDeps(
-                config=cfg, clock=clock,
-                observer=observer or FakeObserver(),  # type: ignore[arg-type]
-                tools=None, plan=lambda r, n: [], peers=None,  # type: ignore[arg-type]
+                config=cfg, clock=clock, observer=observer or FakeObserver(), tools=None, plan=lambda r, n: [],
+                peers=None,  # type: ignore[arg-type]  # no specialist is configured: never asked
                 wants=lambda k, p, r: False, reasoner=reasoner or FakeReasoner(), signer=signer,
-                verifier=Verifier(trust, "drift", replay=None), guardrail=FakeGuardrail(),
+                verifier=verifier_for(cfg, trust), replay=replay, guardrail=PassGuardrail(),
             )
             return DecisionRunner(cfg, compile_graph(deps, saver), store, audit, signer, clock, DriftMetrics())
 
-        yield make, store, audit, trust
-    await audit.close()
-    await store.close()
+        yield make, store, audit, trust, saver, config
 
 
-async def _run(runner: DecisionRunner, store: EventStore, event: DriftEvent):
-    decision, dup = await store.accept(event, datetime.now(UTC))
+async def _run(runner: DecisionRunner, store: EventStore, ev: DriftEvent):
+    decision, dup = await store.accept(ev, datetime.now(UTC))
     assert not dup
     await runner.submit(decision)
-    return await runner.wait(event.event_id, 5)
+    return await runner.wait(ev.event_id, 10)
 
 
 async def test_normal_decision_is_signed_persisted_and_audited(harness) -> None:
-    make, store, audit, trust = harness
-    event = _event()
-    final = await _run(make(), store, event)
+    make, store, audit, trust, _, _ = harness
+    ev = event()
+    final = await _run(make(), store, ev)
     assert final is not None and final.state == DecisionState.DONE and final.error is None
-    verdict = Verifier(trust, "drift", replay=None).verify_verdict(final.verdict.jws, event.event_id)
+    verdict = Verifier(trust, "drift").verify_verdict(final.verdict.jws, ev.event_id)
     assert verdict.action == Action.ENFORCE
-    assert Verifier(trust, "drift", replay=None).verify_recommendation(final.proposal.jws, event.event_id)
-    assert set(final.timings_ms) >= {"observe", "gather", "delegate", "reason", "sign", "guardrail",
+    assert Verifier(trust, "drift").verify_recommendation(final.proposal.jws, ev.event_id).action == Action.ENFORCE
+    assert set(final.timings_ms) >= {"observe", "gather", "delegate", "reason", "sign", "guardrail", "apply",
                                      "webhook_to_final"}
-    records = await audit.records(event.event_id)
-    assert len(records) == 1 and records[0].payload["opa_input"] == {"stub": True}
+    records = await audit.records(ev.event_id)
+    assert [r.kind for r in records] == ["decision"]
+    assert records[0].payload["opa_input"] == {"specialists": 0}
+    assert records[0].payload["verdict"]["jws"] == final.verdict.jws
     assert (await audit.verify()).ok
 
 
+async def test_the_checkpointed_state_holds_the_models_and_reads_back_typed(harness) -> None:
+    make, store, _, _, _, config = harness
+    ev = event()
+    runner = make()
+    await _run(runner, store, ev)
+    thread = {"configurable": {"thread_id": ev.event_id}}
+    # a second connection to the same file: what a restarted process reads
+    async with AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as fresh:
+        fresh.serde = checkpoint_serde()
+        tuple_ = await fresh.aget_tuple(thread)
+    assert tuple_ is not None
+    channels = tuple_.checkpoint["channel_values"]
+    assert isinstance(channels["event"], DriftEvent) and channels["event"] == ev
+    assert isinstance(channels["report"], DriftReport)
+    assert isinstance(channels["verdict"], SignedVerdict)
+    state = DriftState.model_validate(channels)
+    assert state.verdict is not None and state.verdict.verdict.action == Action.ENFORCE and state.acted
+
+
 async def test_deadline_ends_in_escalation_that_says_so(harness) -> None:
-    make, store, audit, _ = harness
-    started = asyncio.get_running_loop().time()
-    final = await _run(make(reasoner=FakeReasoner(hang=True), deadline_s=0.5), store, _event())
-    assert asyncio.get_running_loop().time() - started < 3.0  # the 0.5 s deadline, not the 30 s default
+    make, store, audit, _, _, _ = harness
+    async with asyncio.timeout(20):  # bounds the test, far above the 0.5 s deadline under test
+        final = await _run(make(reasoner=FakeReasoner(hang=True), deadline_s=0.5), store, event())
     assert final is not None and final.state == DecisionState.AWAITING_APPROVAL
     verdict = final.verdict.verdict
     assert verdict.action == Action.ESCALATE and verdict.requires_approval
-    assert verdict.reasons[0].code == "failure.deadline"
+    assert verdict.reasons[0].code == "failure.deadline" and "decision_deadline_s=0.5" in verdict.reasons[0].message
     assert final.report is not None  # what was observed before the deadline is kept
-    assert len(await audit.records(final.event.event_id)) == 1
+    records = await audit.records(final.event.event_id)
+    assert [r.kind for r in records] == ["decision"]
+    assert records[0].payload["failure"]["kind"] == "deadline"
 
 
 async def test_observe_failure_ends_in_escalation_naming_it(harness) -> None:
-    make, store, _, _ = harness
-    final = await _run(make(observer=FakeObserver(fail=True)), store, _event())
+    make, store, audit, _, _, _ = harness
+    final = await _run(make(observer=FakeObserver(fail=True)), store, event())
     assert final is not None and final.verdict.verdict.action == Action.ESCALATE
+    assert final.state == DecisionState.AWAITING_APPROVAL
     assert final.verdict.verdict.reasons[0].code == "failure.argocd_unreachable"
     assert "ConnectError" in (final.error or "")
+    [record] = await audit.records(final.event.event_id)
+    assert record.payload["failure"] == {"kind": "argocd_unreachable",
+                                         "message": "Argo CD http://argocd: ConnectError"}
 
 
 async def test_undecided_events_resume_on_start(harness) -> None:
-    make, store, audit, _ = harness
-    events = [_event(f"app-{i}") for i in range(3)]
+    make, store, audit, _, _, _ = harness
+    events = [event(f"app-{i}") for i in range(3)]
     for e in events:
         await store.accept(e, datetime.now(UTC))  # persisted, then the "process" died before deciding
     observer = FakeObserver()
     runner = make(observer=observer)
     assert await runner.resume_undecided() == 3
     for e in events:
-        final = await runner.wait(e.event_id, 5)
+        final = await runner.wait(e.event_id, 10)
         assert final is not None and final.state == DecisionState.DONE
     assert observer.calls == 3
     assert await store.undecided() == []
     assert len(await audit.records()) == 3
 
 
-def test_argocd_client_is_read_only() -> None:
-    # Acting on verdicts is a later step: the observe client has no write method at all.
-    writes = [n for n in vars(ArgoCDClient) if n.startswith(("sync", "patch", "post", "put", "delete"))]
-    assert writes == []
-    assert Observer  # imported for the type of GraphDeps.observer
+async def test_observing_reads_argo_cd_and_writes_nothing() -> None:
+    """The observe client against the sandbox's Argo CD API (in process): only GETs, and no write recorded."""
+    sandbox = Sandbox()
+    sandbox.load([SCENARIOS])
+    scenario = sorted(sandbox.scenarios.values(), key=lambda s: s.id)[0]
+    methods: list[str] = []
+
+    async def seen(request: httpx.Request) -> None:
+        methods.append(request.method)
+
+    app = build_apps(sandbox)["argocd"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://argocd",
+                                 event_hooks={"request": [seen]}) as http:
+        r = await http.post("/sandbox/scenarios/activate", json={"id": scenario.id})
+        assert r.status_code == 200, r.text
+        methods.clear()
+        ev = DriftEvent(event_id="evt-read-only", idempotency_key="k", received_at=datetime.now(UTC),
+                        notification=ArgoNotification.model_validate(scenario.notification))
+        report = await Observer(ArgoCDClient(http, "http://argocd", "sandbox-argocd-token", 5.0)).observe(
+            ev, FixedClock(http, None).now)
+    assert report.drifts  # it did read the drifted resources
+    assert methods and set(methods) == {"GET"}
+    assert sandbox.writes == []

@@ -1,151 +1,169 @@
-"""A kill -9 that loses the newest graph checkpoint: the decision resumes to its end, never final without `apply`.
+"""A crash while acting: the decision resumes to its end, never decides again, and Argo CD is synced once.
 
-With durability="async" a step's checkpoint is written while the next step runs. A crash can keep the
-guardrail's writes (attached to the checkpoint before it) and lose the checkpoint after it: the thread's
-live snapshot then shows no `next` task although `apply` never completed. The runner must run the thread
-on (the outbox keeps the sync to one) and only then record the decision, with its `apply` record.
+The drift agent's own parts all run (graph, runner, recorder, Applier with its SQLite outbox, LangGraph's
+SQLite checkpointer) against the sandbox's Argo CD API in process. The crash is a fault from outside
+the agent: the transport to Argo CD kills the "process" right before or right after the sync goes
+out (the exception escapes the whole decision, nothing after it runs), and a new runner over the same
+files resumes, as a restarted process does — Applier.recover first, then resume_undecided.
+Exactly-once is checked against the sandbox's own write record, not against anything of the agent.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import httpx
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
-from pydantic import SecretStr
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from agents.drift.acting.applier import Applier
+from agents.drift.acting.argocd_writes import ArgoCDWriter
+from agents.drift.acting.store import ActingStore
+from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.audit import AuditLog
-from agents.drift.config import ArgoCDConfig, DriftConfig
-from agents.drift.graph import GraphDeps, compile_graph
+from agents.drift.graph import compile_graph
 from agents.drift.metrics import DriftMetrics
-from agents.drift.runner import _DURABILITY, DecisionRunner
+from agents.drift.observe import Observer
+from agents.drift.replay import ReplayStore
+from agents.drift.runner import DecisionRunner
+from agents.drift.steps import GraphDeps, checkpoint_serde
 from agents.drift.store import EventStore
-from protocol.models import Action, AppliedAction, DecisionState, DriftReport, Verdict
-from protocol.signing import Signer, TrustStore, Verifier, generate_key
-from tests.drift.test_runner import FakeGuardrail, FakeObserver, FakeReasoner, FixedClock, _event
+from agents.drift.wiring import verifier_for
+from driftwise.sandbox.app import build_apps
+from driftwise.sandbox.state import Sandbox
+from protocol.models import Action, ArgoNotification, DecisionState, DriftEvent
+from protocol.signing import Signer, TrustStore, generate_key
+from tests.support.drift_core import FakeReasoner, FixedClock, PassGuardrail, drift_config
+from tests.support.processes import SCENARIOS
 
-AFTER_GUARDRAIL = 6  # the checkpoint steps: input -1, __start__ 0, observe 1, ..., sign 5, guardrail 6, apply 7
-
-
-class Killed(Exception):
-    """Stands for the process dying inside a node."""
-
-
-class LosingSaver(InMemorySaver):
-    """Drops checkpoints from a step on: what a kill -9 does to checkpoints still being written."""
-
-    lose_from: int | None = None
-
-    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
-        if self.lose_from is not None and metadata.get("step", -1) >= self.lose_from:
-            return {"configurable": {**config["configurable"], "checkpoint_id": checkpoint["id"]}}
-        return await super().aput(config, checkpoint, metadata, new_versions)
+SCENARIO = "v01-payments-emergency-scale-up"
+TOKEN = "sandbox-argocd-token"
 
 
-class OutboxApplier:
-    """Syncs at most once per event (the outbox), like agents.drift.acting.applier.Applier."""
+class Killed(BaseException):
+    """Stands for the process dying (a BaseException: nothing in the agent may catch it, as with kill -9)."""
 
-    def __init__(self) -> None:
-        self.synced: list[str] = []
-        self.die: str | None = None
-        """"before" or "after": the process dies before sending the sync, or after it was carried out."""
 
-    async def apply(self, *, mode: str, action: Action, report: DriftReport, verdict: Verdict, now: datetime,
-                    approved_by: str | None = None) -> tuple[list[AppliedAction], str | None]:
-        if self.die == "before":
+class DyingTransport(httpx.AsyncBaseTransport):
+    """The sandbox's Argo CD in process; with `die` set, the process dies at the (non-dry-run) sync."""
+
+    def __init__(self, app: object) -> None:
+        self._inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        self.die: Literal["before", "after"] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        real_sync = request.method == "POST" and request.url.path.endswith("/sync") and b'"dryRun":true' not in (
+            request.content.replace(b" ", b""))
+        if real_sync and self.die == "before":
             raise Killed
-        if report.event_id in self.synced:
-            return [AppliedAction(kind="sync", mode=mode, executed=False, at=now,
-                                  detail={"skipped": "already synced for this event"})], None
-        self.synced.append(report.event_id)
-        if self.die == "after":
+        response = await self._inner.handle_async_request(request)
+        if real_sync and self.die == "after":
+            await response.aread()
             raise Killed
-        return [AppliedAction(kind="sync", mode=mode, executed=True, at=now)], None
-
-    async def request_approval(self, report: DriftReport, verdict: Verdict, mode: str, now: datetime
-                               ) -> list[AppliedAction]:
-        return []
+        return response
 
 
 @pytest.fixture
-async def parts(tmp_path: Path):
-    key = generate_key("drift")
-    trust = TrustStore()
-    trust.add("drift", key)
-    config = DriftConfig(state_dir=tmp_path, private_key_path=tmp_path / "k", trust_store_path=tmp_path / "t",
-                         argocd=ArgoCDConfig(url="http://127.0.0.1:1"), approvals_token=SecretStr("a"),
-                         decision_deadline_s=5, mode="autonomous")
-    store = EventStore(config.db_path)
-    await store.open()
-    audit = AuditLog(config.db_path)
-    await audit.open()
-    signer = Signer("drift", key)
-    async with httpx.AsyncClient() as http:
-        clock = FixedClock(http, None)
-        applier = OutboxApplier()
-        deps = GraphDeps(
-            config=config, clock=clock, observer=FakeObserver(),  # type: ignore[arg-type]
-            tools=None, plan=lambda r, n: [], peers=None,  # type: ignore[arg-type]
-            wants=lambda k, p, r: False, reasoner=FakeReasoner(), signer=signer,
-            verifier=Verifier(trust, "drift", replay=None), guardrail=FakeGuardrail(),
-            applier=applier,  # type: ignore[arg-type]
-        )
-        saver = LosingSaver()
-        graph = compile_graph(deps, saver)
-        yield config, store, audit, signer, clock, applier, saver, graph
-    await audit.close()
-    await store.close()
+async def world(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, DyingTransport, Path]]:
+    sandbox = Sandbox()
+    sandbox.load([SCENARIOS])
+    transport = DyingTransport(build_apps(sandbox)["argocd"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://argocd") as http:
+        r = await http.post("/sandbox/scenarios/activate", json={"id": SCENARIO})
+        assert r.status_code == 200, r.text
+    yield sandbox, transport, tmp_path
 
 
-@pytest.mark.parametrize("applied_before_crash", [True, False], ids=["synced-then-killed", "killed-before-apply"])
-async def test_a_lost_checkpoint_after_the_guardrail_resumes_to_apply(parts, applied_before_crash: bool) -> None:
-    config, store, audit, signer, clock, applier, saver, graph = parts
-    event = _event()
-    decision, _ = await store.accept(event, datetime.now(UTC))
-    await store.save(decision.model_copy(update={"state": DecisionState.DECIDING}))
-    thread = {"configurable": {"thread_id": event.event_id}}
+class Process:
+    """What one drift-agent process holds over the state folder: opened by `start`, dropped by `stop`."""
 
-    # the first process: the guardrail's writes are saved, the checkpoint after it is not, then kill -9
-    saver.lose_from = AFTER_GUARDRAIL
-    applier.die = "after" if applied_before_crash else "before"
+    def __init__(self, transport: DyingTransport, state_dir: Path) -> None:
+        self.config = drift_config(state_dir, mode="autonomous", decision_deadline_s=10.0)
+        self.transport = transport
+
+    async def start(self) -> DecisionRunner:
+        cfg = self.config
+        key = generate_key("drift")
+        trust = TrustStore()
+        trust.add("drift", key)
+        signer = Signer("drift", key)
+        self.http = httpx.AsyncClient(transport=self.transport)
+        self.store = EventStore(cfg.db_path)
+        self.audit = AuditLog(cfg.db_path)
+        self.replay = ReplayStore(cfg.db_path)
+        self.acting = ActingStore(cfg.acting_path)
+        for part in (self.store, self.audit, self.replay, self.acting):
+            await part.open()
+        self.saver_cm = AsyncSqliteSaver.from_conn_string(str(cfg.checkpoint_path))
+        saver = await self.saver_cm.__aenter__()
+        saver.serde = checkpoint_serde()
+        argocd = ArgoCDClient(self.http, "http://argocd", TOKEN, 5.0)
+
+        async def get_app(name: str, ns: str) -> dict:
+            return await argocd.application_json(name, ns or None)
+
+        self.applier = Applier(ArgoCDWriter(self.http, "http://argocd", TOKEN, 5.0), get_app, self.acting,
+                               timedelta(hours=1))
+        clock = FixedClock(self.http, None)
+        deps = GraphDeps(config=cfg, clock=clock, observer=Observer(argocd), tools=None, plan=lambda r, n: [],
+                         peers=None, wants=lambda k, p, r: False,  # type: ignore[arg-type]
+                         reasoner=FakeReasoner(), signer=signer, verifier=verifier_for(cfg, trust),
+                         replay=self.replay, guardrail=PassGuardrail(), applier=self.applier)
+        return DecisionRunner(cfg, compile_graph(deps, saver), self.store, self.audit, signer, clock, DriftMetrics())
+
+    async def stop(self) -> None:
+        await self.saver_cm.__aexit__(None, None, None)
+        for part in (self.store, self.audit, self.replay, self.acting):
+            await part.close()
+        await self.http.aclose()
+
+
+def _syncs(sandbox: Sandbox, event_id: str) -> list[bool]:
+    """The dry-run flags of every sync Argo CD received for this event, from the sandbox's write record."""
+    out = []
+    for w in sandbox.writes:
+        body = w.body if isinstance(w.body, dict) else {}
+        infos = body.get("infos") or []
+        if w.path.endswith("/sync") and {"name": "driftwise-event", "value": event_id} in infos:
+            out.append(bool(body.get("dryRun")))
+    return out
+
+
+@pytest.mark.parametrize("die", ["before", "after"], ids=["killed-before-the-sync", "killed-after-the-sync"])
+async def test_a_crash_at_the_sync_resumes_to_one_sync_and_one_record(world, die: str) -> None:
+    sandbox, transport, state_dir = world
+    scenario = sandbox.scenarios[SCENARIO]
+    n = ArgoNotification.model_validate(scenario.notification)
+    event = DriftEvent(event_id="evt-crash", idempotency_key=DriftEvent.key_for(n), received_at=datetime.now(UTC),
+                       notification=n)
+
+    first = Process(transport, state_dir)
+    runner = await first.start()
+    decision, _ = await first.store.accept(event, datetime.now(UTC))
+    transport.die = die  # type: ignore[assignment]
+    await runner.submit(decision)
     with pytest.raises(Killed):
-        await graph.ainvoke({"event": event.model_dump(mode="json")}, thread, durability=_DURABILITY)
-    snapshot = await graph.aget_state(thread)
-    assert snapshot.values.get("verdict") and "applied" not in snapshot.values
-    # the state a lost checkpoint leaves behind: no `next`, yet the thread stands before `apply`
-    assert snapshot.next == () and [t.name for t in snapshot.tasks] == ["guardrail"]
-    assert applier.synced == ([event.event_id] if applied_before_crash else [])
+        await runner._tasks[event.event_id]  # the "process" dies with its decision mid-action
+    assert (await first.store.get(event.event_id)).state == DecisionState.APPLYING  # the intent, recorded
+    await first.stop()
+    assert _syncs(sandbox, event.event_id) == ([True, False] if die == "after" else [True])
 
-    # the next process resumes the undecided event
-    saver.lose_from = None
-    applier.die = None
-    runner = DecisionRunner(config, graph, store, audit, signer, clock, DriftMetrics())
+    transport.die = None
+    second = Process(transport, state_dir)
+    runner = await second.start()
+    await second.applier.recover(datetime.now(UTC))
     assert await runner.resume_undecided() == 1
     final = await runner.wait(event.event_id, 10)
-    assert final is not None and final.state == DecisionState.DONE, final
-    assert final.verdict is not None and final.verdict.verdict.action == Action.ENFORCE
-    assert applier.synced == [event.event_id]  # carried out exactly once across the crash
-    kinds = [r.kind for r in await audit.records(event.event_id)]
-    assert kinds == ["decision", "apply"], (kinds, final.timings_ms)
-    assert "apply" in final.timings_ms and final.applied
-    assert (await audit.verify()).ok
-
-
-async def test_a_finished_thread_is_recorded_without_running_a_step_again(parts) -> None:
-    config, store, audit, signer, clock, applier, _, graph = parts
-    event = _event()
-    decision, _ = await store.accept(event, datetime.now(UTC))
-    await store.save(decision.model_copy(update={"state": DecisionState.DECIDING}))
-    # the graph ended, then the process died before recording the decision
-    await graph.ainvoke({"event": event.model_dump(mode="json")}, {"configurable": {"thread_id": event.event_id}},
-                        durability=_DURABILITY)
-    runner = DecisionRunner(config, graph, store, audit, signer, clock, DriftMetrics())
-    assert await runner.resume_undecided() == 1
-    final = await runner.wait(event.event_id, 10)
-    assert final is not None and final.state == DecisionState.DONE
-    assert applier.synced == [event.event_id]
-    assert [a.executed for a in final.applied] == [True]  # the first run's result, not a skipped re-run
-    assert [r.kind for r in await audit.records(event.event_id)] == ["decision", "apply"]
+    try:
+        assert final is not None and final.state == DecisionState.DONE, final
+        assert final.verdict is not None and final.verdict.verdict.action == Action.ENFORCE
+        assert _syncs(sandbox, event.event_id) == [True, False]  # one dry run, one sync, across the crash
+        recorded = [(a.kind, a.executed) for a in final.applied if a.kind in ("dry_run_sync", "sync")]
+        assert recorded == [("dry_run_sync", True), ("sync", True)]  # the record matches Argo CD's writes
+        assert [r.kind for r in await second.audit.records(event.event_id)] == ["decision", "apply"]
+        assert (await second.audit.verify()).ok
+    finally:
+        await second.stop()

@@ -123,12 +123,38 @@ def test_payload_event_differs_from_evt_claim(keys) -> None:
     assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.EVENT_MISMATCH
 
 
-def test_replayed_jti(keys) -> None:
+def test_verifying_is_pure_and_using_a_token_is_once(keys) -> None:
     sec, _, trust = keys
-    token = Signer("security", sec).sign_recommendation(_rec(), ["drift"]).jws
+    signed = Signer("security", sec).sign_recommendation(_rec(), ["drift"])
     verifier = Verifier(trust, "drift")
-    verifier.verify_recommendation(token, "evt-1")
-    assert _fail(verifier, token) is VerifyFailure.REPLAYED
+    first = verifier.verified_recommendation(signed, "evt-1")
+    again = verifier.verified_recommendation(signed, "evt-1")  # a re-check (the guardrail's) is not a use
+    assert first.claims == again.claims
+    assert (first.claims.issuer, first.claims.key_id, first.claims.event_id) == ("security", sec.kid, "evt-1")
+    cache = ReplayCache()
+    cache.consume(first.claims)
+    with pytest.raises(VerificationError) as err:
+        cache.consume(again.claims)
+    assert err.value.reason is VerifyFailure.REPLAYED
+
+
+def test_a_lifetime_beyond_the_maximum_is_refused_by_name(keys) -> None:
+    sec, _, trust = keys
+    long_lived = Signer("security", sec, ttl_s=30 * 365 * 24 * 3600).sign_recommendation(_rec(), ["drift"]).jws
+    assert _fail(Verifier(trust, "drift"), long_lived) is VerifyFailure.LIFETIME_TOO_LONG
+    within = Signer("security", sec, ttl_s=300).sign_recommendation(_rec(), ["drift"]).jws
+    assert _fail(Verifier(trust, "drift", max_lifetime_s=60), within) is VerifyFailure.LIFETIME_TOO_LONG
+    assert Verifier(trust, "drift", max_lifetime_s=600).verify_recommendation(within, "evt-1").agent == "security"
+
+
+def test_a_carried_recommendation_must_be_the_signed_one(keys) -> None:
+    sec, _, trust = keys
+    signed = Signer("security", sec).sign_recommendation(_rec(), ["drift"])
+    swapped = signed.model_copy(update={"recommendation": _rec(agent="security").model_copy(
+        update={"confidence": 0.1})})
+    with pytest.raises(VerificationError) as err:
+        Verifier(trust, "drift").verified_recommendation(swapped, "evt-1")
+    assert err.value.reason is VerifyFailure.INVALID_PAYLOAD
 
 
 def test_invalid_payload(keys) -> None:

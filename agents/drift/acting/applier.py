@@ -154,26 +154,30 @@ class Applier:
         self, event_id: str, reason: str, app: str, app_ns: str, resources: list[ResourceRef], mode: Mode,
         now: datetime, detail: dict[str, Any],
     ) -> list[AppliedAction]:
-        done: list[AppliedAction] = []
+        """Dry run, then sync, each marked `requested` in the outbox before it is sent. Run again after a crash,
+        a write the outbox (or Argo CD's `operation.info`) shows done is not sent again but recorded as this
+        decision's (`from_outbox`): the record is completed, never the write repeated."""
         refs = [r.model_dump(mode="json") for r in resources]
-        sync_step = f"{app}:sync"
-        if await self._store.outbox_state(event_id, sync_step) == "done":
-            return [AppliedAction(kind="sync", mode=mode, executed=False, at=now,
-                                  detail={"skipped": "already synced for this event", "reason": reason})]
+        base = {"resources": refs, "reason": reason}
+        dry_step, sync_step = f"{app}:dry_run", f"{app}:sync"
+        sync_state = await self._store.outbox_state(event_id, sync_step)
         # a crash after sending: ask Argo CD before sending again
-        if await self._store.outbox_state(event_id, sync_step) == "requested" and synced_for_event(
-            await self._get_app(app, app_ns), event_id
-        ):
+        if sync_state == "requested" and synced_for_event(await self._get_app(app, app_ns), event_id):
             await self._store.outbox_mark(event_id, sync_step, "done", now, {"recovered": True})
-            return [AppliedAction(kind="sync", mode=mode, executed=False, at=now,
-                                  detail={"skipped": "Argo CD already ran this event's sync"})]
-        dry_step = f"{app}:dry_run"
-        if await self._store.outbox_state(event_id, dry_step) != "done":
+            sync_state = "done"
+        done: list[AppliedAction] = []
+        if await self._store.outbox_state(event_id, dry_step) == "done":
+            done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now,
+                                      detail={**base, "from_outbox": True}))
+        elif sync_state != "done":
             await self._store.outbox_mark(event_id, dry_step, "requested", now)
             await self._writer.sync(app, app_ns, resources, dry_run=True, event_id=event_id)
             await self._store.outbox_mark(event_id, dry_step, "done", now)
-            done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now,
-                                      detail={"resources": refs, "reason": reason}))
+            done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now, detail=base))
+        if sync_state == "done":
+            done.append(AppliedAction(kind="sync", mode=mode, executed=True, at=now,
+                                      detail={**base, "prune": False, "from_outbox": True, **detail}))
+            return done
         await self._store.outbox_mark(event_id, sync_step, "requested", now)
         try:
             result = await self._writer.sync(app, app_ns, resources, dry_run=False, event_id=event_id)
@@ -183,8 +187,7 @@ class Applier:
         await self._store.outbox_mark(event_id, sync_step, "done", now)
         phase = ((result.get("status") or {}).get("operationState") or {}).get("phase")
         done.append(AppliedAction(kind="sync", mode=mode, executed=True, at=now,
-                                  detail={"resources": refs, "prune": False, "reason": reason, "phase": phase,
-                                          **detail}))
+                                  detail={**base, "prune": False, "phase": phase, **detail}))
         return done
 
     async def _allow(self, report: DriftReport, scope: Scope, until: datetime, mode: Mode, now: datetime,

@@ -1,6 +1,6 @@
 """The drift agent's guardrail: verified signatures, the Rego policy (in process or an OPA server), a Verdict.
 
-    guardrail = Guardrail(Verifier(trust, audience="drift", replay=None), RegoEngine(default_policy_dir()))
+    guardrail = Guardrail(Verifier(trust, audience="drift"), RegoEngine(default_policy_dir()))
     outcome = await guardrail.evaluate(report=..., proposal=..., specialists=[...],
                                        expected_specialists=["security"], now=now)
 """
