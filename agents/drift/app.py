@@ -241,7 +241,7 @@ async def serve(config: DriftConfig) -> None:
         audit = AuditLog(config.db_path)
         await audit.open()
         stack.push_async_callback(audit.close)
-        acting = ActingStore(config.acting_path)
+        acting = ActingStore(config.db_path)  # the outbox beside the decisions: one file, one WAL
         await acting.open()
         stack.push_async_callback(acting.close)
         checkpoints = await connect(config.checkpoint_path, autocommit=False)  # the saver runs its own commits

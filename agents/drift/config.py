@@ -120,9 +120,5 @@ class DriftConfig(_Config):
     def audit_checkpoints_path(self) -> Path:
         return self.state_dir / AUDIT_CHECKPOINTS_FILE
 
-    @property
-    def acting_path(self) -> Path:
-        return self.state_dir / "drift-acting.sqlite"
-
     def mode_for(self, project: str) -> Mode:
         return self.project_modes.get(project, self.mode)

@@ -10,6 +10,7 @@ Exactly-once is checked against the sandbox's own write record, not against anyt
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,12 +54,16 @@ class DyingTransport(httpx.AsyncBaseTransport):
     def __init__(self, app: object) -> None:
         self._inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         self.die: Literal["before", "after"] | None = None
+        self.hold: asyncio.Event | None = None
+        """While set to an unset Event, the sync waits for it: Argo CD holding the request."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         real_sync = request.method == "POST" and request.url.path.endswith("/sync") and b'"dryRun":true' not in (
             request.content.replace(b" ", b""))
         if real_sync and self.die == "before":
             raise Killed
+        if real_sync and self.hold is not None:
+            await self.hold.wait()
         response = await self._inner.handle_async_request(request)
         if real_sync and self.die == "after":
             await response.aread()
@@ -80,8 +85,8 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, DyingTransport, 
 class Process:
     """What one drift-agent process holds over the state folder: opened by `start`, dropped by `stop`."""
 
-    def __init__(self, transport: DyingTransport, state_dir: Path) -> None:
-        self.config = drift_config(state_dir, mode="autonomous", decision_deadline_s=10.0)
+    def __init__(self, transport: DyingTransport, state_dir: Path, deadline_s: float = 10.0) -> None:
+        self.config = drift_config(state_dir, mode="autonomous", decision_deadline_s=deadline_s)
         self.transport = transport
 
     async def start(self) -> DecisionRunner:
@@ -94,7 +99,7 @@ class Process:
         self.store = EventStore(cfg.db_path)
         self.audit = AuditLog(cfg.db_path)
         self.replay = ReplayStore(cfg.db_path)
-        self.acting = ActingStore(cfg.acting_path)
+        self.acting = ActingStore(cfg.db_path)
         for part in (self.store, self.audit, self.replay, self.acting):
             await part.open()
         self.saver_cm = AsyncSqliteSaver.from_conn_string(str(cfg.checkpoint_path))
@@ -121,6 +126,12 @@ class Process:
         await self.http.aclose()
 
 
+def _event(sandbox: Sandbox, event_id: str) -> DriftEvent:
+    n = ArgoNotification.model_validate(sandbox.scenarios[SCENARIO].notification)
+    return DriftEvent(event_id=event_id, idempotency_key=DriftEvent.key_for(n), received_at=datetime.now(UTC),
+                      notification=n)
+
+
 def _syncs(sandbox: Sandbox, event_id: str) -> list[bool]:
     """The dry-run flags of every sync Argo CD received for this event, from the sandbox's write record."""
     out = []
@@ -135,10 +146,7 @@ def _syncs(sandbox: Sandbox, event_id: str) -> list[bool]:
 @pytest.mark.parametrize("die", ["before", "after"], ids=["killed-before-the-sync", "killed-after-the-sync"])
 async def test_a_crash_at_the_sync_resumes_to_one_sync_and_one_record(world, die: str) -> None:
     sandbox, transport, state_dir = world
-    scenario = sandbox.scenarios[SCENARIO]
-    n = ArgoNotification.model_validate(scenario.notification)
-    event = DriftEvent(event_id="evt-crash", idempotency_key=DriftEvent.key_for(n), received_at=datetime.now(UTC),
-                       notification=n)
+    event = _event(sandbox, "evt-crash")
 
     first = Process(transport, state_dir)
     runner = await first.start()
@@ -167,3 +175,31 @@ async def test_a_crash_at_the_sync_resumes_to_one_sync_and_one_record(world, die
         assert (await second.audit.verify()).ok
     finally:
         await second.stop()
+
+
+async def test_the_deadline_during_a_held_sync_keeps_the_verdict_and_records_the_sync(world) -> None:
+    sandbox, transport, state_dir = world
+    event = _event(sandbox, "evt-held")
+    proc = Process(transport, state_dir, deadline_s=1.0)
+    runner = await proc.start()
+    try:
+        transport.hold = asyncio.Event()
+        decision, _ = await proc.store.accept(event, datetime.now(UTC))
+        await runner.submit(decision)
+        async with asyncio.timeout(15):  # bounds the test; the 1 s deadline passes inside it
+            while (current := await proc.store.get(event.event_id)).error is None:
+                await asyncio.sleep(0.05)
+        # the deadline stopped the wait, not the action: the verdict stands, the decision is in flight
+        assert current.state == DecisionState.APPLYING and "in flight" in current.error
+        assert current.verdict is not None and current.verdict.verdict.action == Action.ENFORCE
+        assert await proc.audit.records(event.event_id) == []  # not final: no decision record yet
+        transport.hold.set()  # Argo CD answers
+        final = await runner.wait(event.event_id, 10)
+        assert final is not None and final.state == DecisionState.DONE and final.error is None, final
+        assert final.verdict.verdict.action == Action.ENFORCE
+        assert _syncs(sandbox, event.event_id) == [True, False]
+        assert [(a.kind, a.executed) for a in final.applied if a.kind == "sync"] == [("sync", True)]
+        assert [r.kind for r in await proc.audit.records(event.event_id)] == ["decision", "apply"]
+    finally:
+        transport.hold = None
+        await proc.stop()
