@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -35,7 +35,7 @@ from agents.drift.store import EventStore
 from agents.drift.wiring import verifier_for
 from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.state import Sandbox
-from protocol.models import Action, ArgoNotification, DecisionState, DriftEvent
+from protocol.models import Action, ArgoNotification, Decision, DecisionState, DriftEvent
 from protocol.signing import Signer, TrustStore, generate_key
 from tests.support.drift_core import FakeReasoner, FixedClock, PassGuardrail, drift_config
 from tests.support.processes import SCENARIOS
@@ -82,6 +82,19 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, DyingTransport, 
     yield sandbox, transport, tmp_path
 
 
+class WatchedStore(EventStore):
+    """The real event store; the test also sees each decision saved as in flight (it watches, never steers)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.in_flight: asyncio.Queue[Decision] = asyncio.Queue()
+
+    async def save(self, decision: Decision) -> None:
+        await super().save(decision)
+        if decision.state == DecisionState.APPLYING and decision.error:
+            self.in_flight.put_nowait(decision)
+
+
 class Process:
     """What one drift-agent process holds over the state folder: opened by `start`, dropped by `stop`."""
 
@@ -96,7 +109,7 @@ class Process:
         trust.add("drift", key)
         signer = Signer("drift", key)
         self.http = httpx.AsyncClient(transport=self.transport)
-        self.store = EventStore(cfg.db_path)
+        self.store = WatchedStore(cfg.db_path)
         self.audit = AuditLog(cfg.db_path)
         self.replay = ReplayStore(cfg.db_path)
         self.acting = ActingStore(cfg.db_path)
@@ -187,8 +200,7 @@ async def test_the_deadline_during_a_held_sync_keeps_the_verdict_and_records_the
         decision, _ = await proc.store.accept(event, datetime.now(UTC))
         await runner.submit(decision)
         async with asyncio.timeout(15):  # bounds the test; the 1 s deadline passes inside it
-            while (current := await proc.store.get(event.event_id)).error is None:
-                await asyncio.sleep(0.05)
+            current = await proc.store.in_flight.get()
         # the deadline stopped the wait, not the action: the verdict stands, the decision is in flight
         assert current.state == DecisionState.APPLYING and "in flight" in current.error
         assert current.verdict is not None and current.verdict.verdict.action == Action.ENFORCE

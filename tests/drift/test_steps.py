@@ -1,0 +1,110 @@
+"""Each step alone, with typed inputs: what it sets is DriftState's, and what it does with its input."""
+
+from __future__ import annotations
+
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.drift.steps import Apply, DriftState, Gather, GraphDeps, Sign, Update
+from agents.drift.steps.common import StepOrderError
+from protocol.context import QueryResult
+from protocol.models import Approval, DriftReport, Evidence, SignedVerdict, Verdict
+from protocol.signing import Signer, TrustStore, Verifier, generate_key
+from tests.support.drift_core import NOW, FakeObserver, FakeReasoner, FixedClock, PassGuardrail, drift_config, event
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub, *_all_subclasses(sub)}
+    return out
+
+
+def test_every_step_update_names_fields_of_the_state() -> None:
+    import agents.drift.steps.apply
+    import agents.drift.steps.approval
+    import agents.drift.steps.delegate
+    import agents.drift.steps.gather
+    import agents.drift.steps.guardrail
+    import agents.drift.steps.observe
+    import agents.drift.steps.reason
+    import agents.drift.steps.sign  # noqa: F401
+
+    updates = _all_subclasses(Update)
+    assert len(updates) == 9
+    for update in updates:
+        extra = set(update.model_fields) - set(DriftState.model_fields)
+        assert not extra, f"{update.__name__} sets {extra}, which DriftState does not hold"
+        for name, field in update.model_fields.items():
+            held = DriftState.model_fields[name].annotation  # pydantic keeps reducers in metadata, not here
+            assert field.annotation == held or field.annotation in typing.get_args(held), (update.__name__, name)
+
+
+class Tools:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def call(self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str,
+                   observed_at: datetime, timeout_s: float) -> Evidence:
+        self.calls.append((server, tool))
+        if server == "kubernetes":
+            raise ConnectionError("refused")
+        return Evidence(id=evidence_id, source=server, tool=tool, arguments=arguments, observed_at=observed_at,
+                        value=QueryResult(query="up", result_type="vector"))
+
+
+class Call:
+    def __init__(self, id: str, server: str, tool: str) -> None:
+        self.id, self.server, self.tool, self.arguments = id, server, tool, {"q": 1}
+
+
+def _deps(tmp_path: Path, **overrides: Any) -> GraphDeps:
+    key = generate_key("drift")
+    trust = TrustStore()
+    trust.add("drift", key)
+    base: dict[str, Any] = dict(
+        config=drift_config(tmp_path), clock=FixedClock(None, None), observer=FakeObserver(),  # type: ignore[arg-type]
+        tools=None, plan=lambda r, n: [], peers=None, wants=lambda k, p, r: False, reasoner=FakeReasoner(),
+        signer=Signer("drift", key), verifier=Verifier(trust, "drift"), replay=None, guardrail=PassGuardrail())
+    return GraphDeps(**{**base, **overrides})
+
+
+def _state(**fields: Any) -> DriftState:
+    ev = event()
+    report = DriftReport(event_id=ev.event_id, application="payments-api", project="prod", observed_at=NOW)
+    return DriftState(event=ev, report=report, **fields)
+
+
+async def test_gather_turns_a_failed_call_into_evidence_of_the_failure(tmp_path: Path) -> None:
+    tools = Tools()
+    plan = [Call("rate", "prometheus", "query"), Call("hpa", "kubernetes", "get")]
+    out = await Gather(_deps(tmp_path, tools=tools, plan=lambda r, n: plan))(_state())
+    assert sorted(tools.calls) == [("kubernetes", "get"), ("prometheus", "query")]
+    by_id = {e.id: e for e in out.evidence}
+    assert by_id["rate"].error is None
+    assert by_id["hpa"].error == "ConnectionError: refused" and by_id["hpa"].observed_at == NOW
+
+
+async def test_apply_of_a_rejected_verdict_applies_nothing_and_says_who(tmp_path: Path) -> None:
+    class NeverCalled:
+        async def apply(self, **kw: Any) -> Any:
+            raise AssertionError("a rejected verdict must not be carried out")
+
+    deps = _deps(tmp_path, applier=NeverCalled())
+    state = _state(approval=Approval(decision="reject", approver="sre@example.com", comment="not now"), mode="advisory")
+    verdict = Verdict(event_id=state.event.event_id, action="enforce", requires_approval=True,
+                      allowed_actions=["enforce"], confidence=0.9, threshold=0.8, decided_at=NOW)
+    state = state.model_copy(update={"verdict": SignedVerdict(jws="x.y.z", verdict=verdict)})
+    out = await Apply(deps)(state)
+    [nothing] = out.applied
+    assert (nothing.kind, nothing.executed, nothing.detail["rejected_by"]) == ("none", False, "sre@example.com")
+    assert out.apply_error is None and out.acted
+
+
+async def test_a_step_before_its_input_is_a_named_order_error(tmp_path: Path) -> None:
+    with pytest.raises(StepOrderError, match="reason has not run"):
+        await Sign(_deps(tmp_path))(_state())
