@@ -61,8 +61,7 @@ class ReplayStore(SqliteFile):
         )
         if cur.rowcount == 1:
             return
-        async with self.db.execute("SELECT event_id, consumer FROM used_tokens WHERE jti = ?", (claims.jti,)) as rows:
-            row = await rows.fetchone()
+        row = await self.row("SELECT event_id, consumer FROM used_tokens WHERE jti = ?", (claims.jti,))
         if row is not None and (row[0], row[1]) == (claims.event_id, consumer):
             return  # the same step replayed after a crash: its own acceptance
         where = "another event" if row is not None and row[0] != claims.event_id else "an earlier use"

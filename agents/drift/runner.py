@@ -201,7 +201,7 @@ class DecisionRunner:
                         # (checkpoints, keyed audit appends, the outbox), so the decision runs on from its checkpoint
                         if attempt == 2:
                             raise
-                        log.warning("decision %s: %s; running it again", event_id, exc)
+                        log.warning("decision %s: %s; running it again", event_id, exc, exc_info=True)
                         await asyncio.sleep(0.5 * (attempt + 1))
                         fresh = await self._store.get(event_id)
                         if fresh is not None and fresh.final:
@@ -345,9 +345,8 @@ class DecisionRunner:
             return partial  # the guardrail gave its verdict after all: it stands
         verdict = await self._recorder.fallback_verdict(decision.event.event_id, partial, failure)
         project = partial.report.project if partial and partial.report else decision.event.notification.project
-        update = {"verdict": verdict, "mode": self._cfg.mode_for(project)}
-        if partial is None:
-            update["event"] = decision.event
+        # the event too: a thread a crash or a busy database left without its first checkpoint gets it here
+        update = {"event": decision.event, "verdict": verdict, "mode": self._cfg.mode_for(project)}
         await self._graph.aupdate_state(config, update, as_node=Guard.name)
         await self._verdict_reached(decision, verdict)
         return DriftState.model_validate((await self._graph.aget_state(config)).values)

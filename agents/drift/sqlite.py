@@ -5,12 +5,19 @@ the WAL, which the OS holds); only an OS crash or power loss can drop the newest
 crash the outbox and the hash-chain head are built to survive. FULL would fsync every commit
 (~4.5 ms on this kind of disk) on a decision's critical path. busy_timeout lets the event store,
 audit log, acting store and checkpoints (separate connections) wait for each other's writes.
+
+Reads go through `rows`/`row` (aiosqlite's execute_fetchall: the statement is stepped to its end in
+one call). A SELECT left active between `execute` and `fetch*` holds a read snapshot on its
+connection; another coroutine's write on that connection then has to upgrade a stale snapshot, and
+SQLite answers `database is locked` at once, without the busy timeout — the cause of the lock errors
+measured under a 200-event burst at concurrency 32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import aiosqlite
 
@@ -61,6 +68,14 @@ class SqliteFile:
         if self._db is None:
             raise self.ERROR(f"{self.WHAT} is not open: call open() first")
         return self._db
+
+    async def rows(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        """All rows of a query, fetched in one call (no statement left active on the connection)."""
+        return list(await self.db.execute_fetchall(sql, tuple(args)))
+
+    async def row(self, sql: str, args: Iterable[Any] = ()) -> Any | None:
+        found = await self.rows(sql, args)
+        return found[0] if found else None
 
     async def __aenter__(self) -> Self:
         await self.open()

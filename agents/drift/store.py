@@ -124,39 +124,33 @@ class EventStore(SqliteFile):
             args.append(state)
         sql += " ORDER BY received_at DESC LIMIT ?"
         args.append(limit)
-        async with self.db.execute(sql, args) as cur:
-            rows = await cur.fetchall()
+        rows = await self.rows(sql, args)
         return [Decision.model_validate_json(r[0]) for r in rows]
 
     async def undecided(self) -> list[Decision]:
         """Events persisted but not decided (crash recovery resumes them)."""
-        async with self.db.execute(
+        rows = await self.rows(
             "SELECT document FROM drift_decisions WHERE open = 1 ORDER BY received_at"
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [Decision.model_validate_json(r[0]) for r in rows]
 
     async def latest_per_application(self) -> list[Decision]:
         """The newest decision of every application Driftwise has seen (the governed ones)."""
-        async with self.db.execute(
+        rows = await self.rows(
             "SELECT d.document FROM drift_decisions d JOIN (SELECT idempotency_key, max(received_at) AS at "
             "FROM drift_decisions GROUP BY idempotency_key) m "
             "ON d.idempotency_key = m.idempotency_key AND d.received_at = m.at"
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [Decision.model_validate_json(r[0]) for r in rows]
 
     async def count_state(self, state: str) -> int:
-        async with self.db.execute("SELECT count(*) FROM drift_decisions WHERE state = ?", (state,)) as cur:
-            row = await cur.fetchone()
+        row = await self.row("SELECT count(*) FROM drift_decisions WHERE state = ?", (state,))
         return int(row[0]) if row else 0
 
     async def count(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM drift_decisions") as cur:
-            row = await cur.fetchone()
+        row = await self.row("SELECT count(*) FROM drift_decisions")
         return int(row[0]) if row else 0
 
     async def _one(self, sql: str, args: tuple[object, ...]) -> Decision | None:
-        async with self.db.execute(sql, args) as cur:
-            row = await cur.fetchone()
+        row = await self.row(sql, args)
         return Decision.model_validate_json(row[0]) if row else None

@@ -1,6 +1,6 @@
 """Durable state of acting: the outbox of Argo CD writes and the jobs that run later on Driftwise's clock.
 
-Both live in the drift agent's SQLite file, so they survive restarts:
+Both live in the drift agent's SQLite file (drift.sqlite, beside the decisions), so they survive restarts:
 - outbox(event_id, step): a write is marked `requested` (committed) before it is sent and `done`
   after; a `requested` row found on start-up is resolved against what Argo CD reports, never blindly
   re-sent — that is what makes applying exactly once across a crash.
@@ -63,8 +63,7 @@ class ActingStore(SqliteFile):
     # --- outbox -------------------------------------------------------------------------------
 
     async def outbox_state(self, event_id: str, step: str) -> str | None:
-        async with self.db.execute("SELECT state FROM outbox WHERE event_id=? AND step=?", (event_id, step)) as cur:
-            row = await cur.fetchone()
+        row = await self.row("SELECT state FROM outbox WHERE event_id=? AND step=?", (event_id, step))
         return row[0] if row else None
 
     async def outbox_mark(self, event_id: str, step: str, state: str, at: datetime, detail: dict | None = None) -> None:
@@ -76,8 +75,7 @@ class ActingStore(SqliteFile):
         )
 
     async def outbox_requested(self) -> list[tuple[str, str]]:
-        async with self.db.execute("SELECT event_id, step FROM outbox WHERE state='requested'") as cur:
-            return [(r[0], r[1]) for r in await cur.fetchall()]
+        return [(r[0], r[1]) for r in await self.rows("SELECT event_id, step FROM outbox WHERE state='requested'")]
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -90,21 +88,17 @@ class ActingStore(SqliteFile):
         return cur.rowcount == 1
 
     async def due(self, now: datetime, limit: int = 50) -> list[Job]:
-        async with self.db.execute(
-            "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs "
-            "WHERE state='pending' ORDER BY due_at LIMIT ?",
-            (limit * 4,),
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await self.rows(
+            "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs WHERE state='pending' "
+            "ORDER BY due_at LIMIT ?", (limit * 4,),
+        )
         # compare as datetimes: ISO strings of different offsets do not sort as times
         jobs = [Job(r[0], r[1], r[2], datetime.fromisoformat(r[3]), json.loads(r[4]), r[5]) for r in rows]
         return [j for j in jobs if j.due_at <= now][:limit]
 
     async def pending(self) -> list[Job]:
-        async with self.db.execute(
-            "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs WHERE state='pending' ORDER BY due_at"
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await self.rows(
+            "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs WHERE state='pending' ORDER BY due_at")
         return [Job(r[0], r[1], r[2], datetime.fromisoformat(r[3]), json.loads(r[4]), r[5]) for r in rows]
 
     async def finish(self, job_id: int, *, ok: bool, error: str | None = None, retry: bool = False) -> None:
