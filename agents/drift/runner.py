@@ -43,14 +43,14 @@ from langgraph.types import Command
 from opentelemetry import trace
 
 from agents.drift.clock import Clock
-from agents.drift.config import DriftConfig
+from agents.drift.config import DriftConfig, Mode
 from agents.drift.errors import DriftAgentError, StoreError
 from agents.drift.graph import ACTING
 from agents.drift.metrics import DriftMetrics
 from agents.drift.recording import AuditLike, Failure, JobLike, Recorder
-from agents.drift.steps import DriftState, Guard
+from agents.drift.steps import DriftState, Guard, Update
 from agents.drift.store import EventStore
-from protocol.models import AppliedAction, Approval, Decision, DecisionState, SignedVerdict
+from protocol.models import AppliedAction, Approval, Decision, DecisionState, DriftEvent, DriftReport, SignedVerdict
 from protocol.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,15 @@ class ThreadUnsettled(StoreError):
 
     A StoreError so that `_run` runs the decision again from its checkpoint; after that it stays open and
     is resumed on the next start, never recorded as final from a partial state."""
+
+
+class VerdictPut(Update):
+    """What the runner writes on a thread as the guardrail's: a fallback escalation, or the recorded verdict."""
+
+    event: DriftEvent
+    report: DriftReport | None
+    verdict: SignedVerdict
+    mode: Mode
 
 
 def _interrupted(snapshot: Any) -> bool:
@@ -265,6 +274,13 @@ class DecisionRunner:
         verdict already (a resume after a crash); (None, False) when acting is next."""
         snapshot = await self._graph.aget_state(config)
         state = DriftState.model_validate(snapshot.values) if snapshot.values else None
+        if (state is None or state.verdict is None) and decision.verdict is not None:
+            # the verdict was recorded (the intent) but the thread lost it (its checkpoint file did):
+            # put the recorded one back and act on it; never decide again
+            log.warning("decision %s: the thread lost its recorded verdict; acting on the record",
+                        decision.event.event_id)
+            await self._put_verdict(config, decision, decision.verdict, decision.report)
+            return None, False
         if state is None or state.verdict is None:
             first = {"event": decision.event} if state is None else None
             # the deciding leg: stop after the guardrail; its checkpoint is written when the leg returns
@@ -276,7 +292,7 @@ class DecisionRunner:
         if state is None or state.verdict is None:
             raise ThreadUnsettled(f"decision {decision.event.event_id}: the graph stopped before the verdict "
                                   f"(next {list(snapshot.next)})")
-        await self._verdict_reached(decision, state.verdict)
+        await self._verdict_reached(decision, state.verdict, state.report)
         if _interrupted(snapshot):
             return state, True
         if _ended(snapshot):
@@ -319,13 +335,14 @@ class DecisionRunner:
             state = DriftState.model_validate((await self._graph.aget_state(config)).values)
         return state, interrupted
 
-    async def _verdict_reached(self, decision: Decision, verdict: SignedVerdict) -> None:
-        """Record the guardrail's verdict before the graph acts on it: it is the decision; acting can take a while."""
+    async def _verdict_reached(self, decision: Decision, verdict: SignedVerdict, report: DriftReport | None) -> None:
+        """Record the verdict before the graph acts on it — the intent: it is the decision (in the same file as
+        the outbox), and a resume acts on it rather than deciding again."""
         event_id = decision.event.event_id
         ms = round((datetime.now(UTC) - decision.event.received_at).total_seconds() * 1000, 2)
         self._verdict_ms.setdefault(event_id, ms)
         await self._store.save(decision.model_copy(update={
-            "state": DecisionState.APPLYING, "verdict": verdict,
+            "state": DecisionState.APPLYING, "verdict": verdict, "report": report or decision.report,
             "timings_ms": {**decision.timings_ms, "webhook_to_verdict": self._verdict_ms[event_id]},
             "updated_at": datetime.now(UTC)}))
         reached = self._verdicts.get(event_id)
@@ -344,11 +361,16 @@ class DecisionRunner:
         if partial is not None and partial.verdict is not None:
             return partial  # the guardrail gave its verdict after all: it stands
         verdict = await self._recorder.fallback_verdict(decision.event.event_id, partial, failure)
-        project = partial.report.project if partial and partial.report else decision.event.notification.project
+        return await self._put_verdict(config, decision, verdict, partial.report if partial else None)
+
+    async def _put_verdict(self, config: dict[str, Any], decision: Decision, verdict: SignedVerdict,
+                           report: DriftReport | None) -> DriftState:
+        """Put a verdict on the thread as the guardrail's (the acting leg takes it from there) and record it."""
+        project = report.project if report else decision.event.notification.project
         # the event too: a thread a crash or a busy database left without its first checkpoint gets it here
-        update = {"event": decision.event, "verdict": verdict, "mode": self._cfg.mode_for(project)}
-        await self._graph.aupdate_state(config, update, as_node=Guard.name)
-        await self._verdict_reached(decision, verdict)
+        update = VerdictPut(event=decision.event, report=report, verdict=verdict, mode=self._cfg.mode_for(project))
+        await self._graph.aupdate_state(config, update.fields(), as_node=Guard.name)
+        await self._verdict_reached(decision, verdict, report)
         return DriftState.model_validate((await self._graph.aget_state(config)).values)
 
 

@@ -126,9 +126,10 @@ class Process:
         self.applier = Applier(ArgoCDWriter(self.http, "http://argocd", TOKEN, 5.0), get_app, self.acting,
                                timedelta(hours=1))
         clock = FixedClock(self.http, None)
+        self.reasoner = FakeReasoner()
         deps = GraphDeps(config=cfg, clock=clock, observer=Observer(argocd), tools=None, plan=lambda r, n: [],
                          peers=None, wants=lambda k, p, r: False,  # type: ignore[arg-type]
-                         reasoner=FakeReasoner(), signer=signer, verifier=verifier_for(cfg, trust),
+                         reasoner=self.reasoner, signer=signer, verifier=verifier_for(cfg, trust),
                          replay=self.replay, guardrail=PassGuardrail(), applier=self.applier)
         return DecisionRunner(cfg, compile_graph(deps, saver), self.store, self.audit, signer, clock, DriftMetrics())
 
@@ -215,3 +216,47 @@ async def test_the_deadline_during_a_held_sync_keeps_the_verdict_and_records_the
     finally:
         transport.hold = None
         await proc.stop()
+
+
+async def test_a_lost_thread_after_the_verdict_acts_on_the_recorded_verdict_and_never_decides_again(world) -> None:
+    sandbox, transport, state_dir = world
+    event = _event(sandbox, "evt-lost-thread")
+    first = Process(transport, state_dir)
+    runner = await first.start()
+    decision, _ = await first.store.accept(event, datetime.now(UTC))
+    transport.die = "before"
+    await runner.submit(decision)
+    with pytest.raises(Killed):
+        await runner._tasks[event.event_id]
+    await first.stop()
+    recorded = (await _read_decision(state_dir, event.event_id)).verdict
+    assert recorded is not None and recorded.verdict.action == Action.ENFORCE
+    # the checkpoints are gone (a lost disk, a restore from backup)
+    await asyncio.to_thread(_remove, *(Path(f"{first.config.checkpoint_path}{s}") for s in ("", "-wal", "-shm")))
+
+    transport.die = None
+    second = Process(transport, state_dir)
+    runner = await second.start()
+    try:
+        await second.applier.recover(datetime.now(UTC))
+        assert await runner.resume_undecided() == 1
+        final = await runner.wait(event.event_id, 10)
+        assert final is not None and final.state == DecisionState.DONE, final
+        assert final.verdict == recorded  # the recorded verdict, not a new one
+        assert second.reasoner.seen == []  # nothing was decided again
+        assert _syncs(sandbox, event.event_id) == [True, False]
+        assert [r.kind for r in await second.audit.records(event.event_id)] == ["decision", "apply"]
+    finally:
+        await second.stop()
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+async def _read_decision(state_dir: Path, event_id: str) -> Decision:
+    async with EventStore(drift_config(state_dir).db_path) as store:
+        found = await store.get(event_id)
+    assert found is not None
+    return found
