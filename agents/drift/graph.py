@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,7 +61,8 @@ def _node(name: str, step: Callable[..., Awaitable[Update]], *, wants_task_id: b
                                            record_exception=not pausing, set_status_on_exception=not pausing):
             if wants_task_id:
                 info = runtime.execution_info
-                update = await step(state, info.task_id if info is not None else name)
+                # outside a LangGraph run there is no task to replay: a consumer of its own, never reused
+                update = await step(state, info.task_id if info is not None else f"{name}-{uuid.uuid4()}")
             else:
                 update = await step(state)
         return {**update.fields(), "timings_ms": {name: round((time.perf_counter() - start) * 1000, 2)}}

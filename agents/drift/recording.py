@@ -126,9 +126,10 @@ class Recorder:
         )
         return self._signer.sign_verdict(verdict, [self._cfg.agent_id])
 
-    async def in_flight(self, decision: Decision, verdict: SignedVerdict, why: str) -> Decision:
-        """The verdict stands and its action was intended: the record says so until Argo CD's answer ends it."""
-        update = decision.model_copy(update={"state": DecisionState.APPLYING, "verdict": verdict, "error": why,
+    async def in_flight(self, decision: Decision, why: str) -> Decision:
+        """The recorded verdict stands and its action was intended: the record says so until Argo CD's answer
+        ends it."""
+        update = decision.model_copy(update={"state": DecisionState.APPLYING, "error": why,
                                               "updated_at": datetime.now(UTC)})
         await self._store.save(update)
         return update

@@ -45,7 +45,6 @@ from opentelemetry import trace
 from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig, Mode
 from agents.drift.errors import DriftAgentError, StoreError
-from agents.drift.graph import ACTING
 from agents.drift.metrics import DriftMetrics
 from agents.drift.recording import AuditLike, Failure, JobLike, Recorder
 from agents.drift.steps import DriftState, Guard, Update
@@ -247,6 +246,8 @@ class DecisionRunner:
                 try:
                     async with asyncio.timeout_at(deadline):
                         state, interrupted = await self._to_verdict(config, decision)
+                except ThreadUnsettled:
+                    raise  # not a failure of the decision: `_run` runs it on from its checkpoint
                 except TimeoutError:
                     failure = Failure(kind="deadline", message="the decision had no verdict within "
                                       f"drift.decision_deadline_s={self._cfg.decision_deadline_s}s")
@@ -306,16 +307,18 @@ class DecisionRunner:
         if decision.approval is not None and _interrupted(await self._graph.aget_state(config)):
             command = Command(resume=decision.approval)  # else: a crash came after `approve`; run on from there
         act = asyncio.ensure_future(self._stream(config, command))
-        done, _ = await asyncio.wait({act}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
-        if not done:
-            snapshot = await self._graph.aget_state(config)
-            verdict = DriftState.model_validate(snapshot.values).verdict
-            if verdict is not None:
-                await self._recorder.in_flight(decision, verdict, "deadline: drift.decision_deadline_s="
-                                               f"{self._cfg.decision_deadline_s}s passed with the action in flight; "
-                                               "it is recorded when Argo CD answers")
-            log.warning("decision %s: the deadline passed with the action in flight", decision.event.event_id)
-        state, interrupted = await act
+        try:
+            done, _ = await asyncio.wait({act}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+            if not done:
+                recorded = await self._store.get(decision.event.event_id) or decision
+                if recorded.verdict is not None:
+                    await self._recorder.in_flight(recorded, "deadline: drift.decision_deadline_s="
+                                                   f"{self._cfg.decision_deadline_s}s passed with the action in "
+                                                   "flight; it is recorded when Argo CD answers")
+                log.warning("decision %s: the deadline passed with the action in flight", decision.event.event_id)
+            state, interrupted = await act
+        finally:
+            act.cancel()  # only when this decision itself is cancelled (shutdown): a no-op once it is done
         if not interrupted and not state.acted:
             snapshot = await self._graph.aget_state(config)
             if not _ended(snapshot):
@@ -374,4 +377,4 @@ class DecisionRunner:
         return DriftState.model_validate((await self._graph.aget_state(config)).values)
 
 
-__all__ = ["ACTING", "ApprovalConflict", "DecisionRunner", "ThreadUnsettled"]
+__all__ = ["ApprovalConflict", "DecisionRunner", "ThreadUnsettled"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agents.drift.runner import VerdictPut
 from agents.drift.steps import Apply, DriftState, Gather, GraphDeps, Sign, Update
 from agents.drift.steps.common import StepOrderError
 from protocol.context import QueryResult
@@ -25,17 +26,10 @@ def _all_subclasses(cls: type) -> set[type]:
 
 
 def test_every_step_update_names_fields_of_the_state() -> None:
-    import agents.drift.steps.apply
-    import agents.drift.steps.approval
-    import agents.drift.steps.delegate
-    import agents.drift.steps.gather
-    import agents.drift.steps.guardrail
-    import agents.drift.steps.observe
-    import agents.drift.steps.reason
-    import agents.drift.steps.sign  # noqa: F401
-
+    # agents.drift.steps imports every step module; the runner adds its own (VerdictPut)
     updates = _all_subclasses(Update)
-    assert len(updates) == 9
+    assert {u.__name__ for u in updates} >= {"Observed", "Gathered", "Delegated", "Reasoned", "Signed", "Guarded",
+                                             "ApprovalRequested", "Approved", "Applied", VerdictPut.__name__}
     for update in updates:
         extra = set(update.model_fields) - set(DriftState.model_fields)
         assert not extra, f"{update.__name__} sets {extra}, which DriftState does not hold"
