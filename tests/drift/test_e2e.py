@@ -215,7 +215,7 @@ def decide(drift: DriftProc, notification: dict, timeout: float = DEADLINE_S + 5
 
 
 def verify_signatures(decision: Decision, trust: TrustStore) -> None:
-    verifier = Verifier(trust=trust, audience="drift", replay=None)
+    verifier = Verifier(trust=trust, audience="drift")
     event_id = decision.event.event_id
     assert decision.verdict is not None
     assert verifier.verify_verdict(decision.verdict.jws, event_id) == decision.verdict.verdict
@@ -355,7 +355,7 @@ def test_a2a_face_answers_with_the_signed_verdict(system: System) -> None:
             return parts["application/jwt"], parts["application/json"]
 
     jws, verdict_json = asyncio.run(ask())
-    verifier = Verifier(trust=system.trust, audience="drift", replay=None)
+    verifier = Verifier(trust=system.trust, audience="drift")
     verdict = verifier.verify_verdict(jws, None)
     assert verdict.model_dump_json() == verdict_json
     assert verdict.action == Action(scenario["expect"]["action"])

@@ -56,6 +56,11 @@ class Call:
         self.id, self.server, self.tool, self.arguments = id, server, tool, {"q": 1}
 
 
+class UnusedReplay:
+    async def consume(self, claims: Any, consumer: str) -> None:
+        raise AssertionError("only delegate uses tokens (tests/drift/test_replay.py)")
+
+
 def _deps(tmp_path: Path, **overrides: Any) -> GraphDeps:
     key = generate_key("drift")
     trust = TrustStore()
@@ -63,7 +68,8 @@ def _deps(tmp_path: Path, **overrides: Any) -> GraphDeps:
     base: dict[str, Any] = dict(
         config=drift_config(tmp_path), clock=FixedClock(None, None), observer=FakeObserver(),  # type: ignore[arg-type]
         tools=None, plan=lambda r, n: [], peers=None, wants=lambda k, p, r: False, reasoner=FakeReasoner(),
-        signer=Signer("drift", key), verifier=Verifier(trust, "drift"), replay=None, guardrail=PassGuardrail())
+        signer=Signer("drift", key), verifier=Verifier(trust, "drift"), replay=UnusedReplay(),
+        guardrail=PassGuardrail())
     return GraphDeps(**{**base, **overrides})
 
 
