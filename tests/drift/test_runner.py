@@ -27,7 +27,7 @@ from agents.drift.store import EventStore
 from agents.drift.wiring import verifier_for
 from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.state import Sandbox
-from protocol.models import Action, ArgoNotification, DecisionState, DriftEvent, DriftReport, SignedVerdict
+from protocol.models import Action, Approval, ArgoNotification, DecisionState, DriftEvent, DriftReport, SignedVerdict
 from protocol.signing import Signer, TrustStore, Verifier, generate_key
 from tests.support.drift_core import FakeObserver, FakeReasoner, FixedClock, PassGuardrail, drift_config, event
 from tests.support.processes import SCENARIOS
@@ -83,11 +83,17 @@ async def test_normal_decision_is_signed_persisted_and_audited(harness) -> None:
     assert (await audit.verify()).ok
 
 
-async def test_the_checkpointed_state_holds_the_models_and_reads_back_typed(harness) -> None:
+async def test_the_checkpointed_state_holds_the_models_and_reads_back_typed(harness, caplog) -> None:
     make, store, _, _, _, config = harness
-    ev = event()
+    ev, waiting = event(), event("waits-for-a-human")
     runner = make()
     await _run(runner, store, ev)
+    escalated = await _run(make(observer=FakeObserver(fail=True)), store, waiting)
+    assert escalated is not None and escalated.state == DecisionState.AWAITING_APPROVAL
+    approved = await runner.resume(waiting.event_id, Approval(decision="approve", approver="sre@example.com"), 10)
+    assert approved.state == DecisionState.DONE and approved.approval is not None
+    # LangGraph's serializer rebuilt every model it wrote, and was asked for no type outside its allowlist
+    assert not [r for r in caplog.records if "allowed_msgpack_modules" in r.getMessage()]
     thread = {"configurable": {"thread_id": ev.event_id}}
     # a second connection to the same file: what a restarted process reads
     async with AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as fresh:
