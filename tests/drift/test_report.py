@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from starlette.applications import Starlette
 
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.clock import Clock
@@ -30,20 +31,25 @@ SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
 
 
 class InProcessSandbox:
-    def __init__(self) -> None:
-        self.state = Sandbox()
-        self.state.load([SCENARIOS])
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_apps(self.state)["argocd"]),
-                                      base_url=ARGOCD)
+    def __init__(self, argocd: Starlette) -> None:
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=argocd), base_url=ARGOCD)
 
     async def activate(self, scenario_id: str) -> None:
         r = await self.http.post("/sandbox/scenarios/activate", json={"id": scenario_id})
         assert r.status_code == 200, r.text
 
 
+@pytest.fixture(scope="module")
+def argocd_app() -> Starlette:
+    """The scenarios are parsed once per module; each test activates the one it reads."""
+    state = Sandbox()
+    state.load([SCENARIOS])
+    return build_apps(state)["argocd"]
+
+
 @pytest.fixture
-async def sandbox() -> AsyncIterator[InProcessSandbox]:
-    sb = InProcessSandbox()
+async def sandbox(argocd_app: Starlette) -> AsyncIterator[InProcessSandbox]:
+    sb = InProcessSandbox(argocd_app)
     try:
         yield sb
     finally:
