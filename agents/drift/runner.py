@@ -47,7 +47,7 @@ from agents.drift.config import DriftConfig, Mode
 from agents.drift.errors import DriftAgentError, StoreError
 from agents.drift.metrics import DriftMetrics
 from agents.drift.recording import AuditLike, Failure, JobLike, Recorder
-from agents.drift.steps import DriftState, Guard, Update
+from agents.drift.steps import ApplyFailure, DriftState, Guard, Update
 from agents.drift.store import EventStore
 from protocol.models import AppliedAction, Approval, Decision, DecisionState, DriftEvent, DriftReport, SignedVerdict
 from protocol.signing import Signer
@@ -264,7 +264,8 @@ class DecisionRunner:
                     # the escalation's own approval request gets a bound of its own past the spent deadline
                     deadline = asyncio.get_running_loop().time() + max(2.0, self._cfg.decision_deadline_s / 2)
             if state is None or not (interrupted or state.acted):
-                state, interrupted = await self._act(config, decision, deadline)
+                state, interrupted, acting_failure = await self._act_or_fail(config, decision, deadline)
+                failure = failure or acting_failure
             elapsed_ms = (time.perf_counter() - started) * 1000
             return await self._recorder.record(decision, state, failure, elapsed_ms, interrupted,
                                                self._verdict_ms.get(event.event_id))
@@ -299,6 +300,27 @@ class DecisionRunner:
         if _ended(snapshot):
             return state, False
         return None, False
+
+    async def _act_or_fail(self, config: dict[str, Any], decision: Decision, deadline: float
+                           ) -> tuple[DriftState, bool, Failure | None]:
+        """The acting leg, run again once if it fails (the outbox keeps each write to one and completes the
+        record from Argo CD); failing twice, the verdict stands and the decision ends `failed`, naming why."""
+        for attempt in (1, 2):
+            try:
+                state, interrupted = await self._act(config, decision, deadline)
+                return state, interrupted, None
+            except (ThreadUnsettled, sqlite3.OperationalError, StoreError):
+                raise  # `_run` runs the decision on from its checkpoint
+            except Exception as exc:  # any failure carrying out the verdict: it stands, the failure is named
+                kind = exc.kind if isinstance(exc, DriftAgentError) else type(exc).__name__
+                log.warning("decision %s: acting failed (attempt %d): %s", decision.event.event_id, attempt, exc,
+                            exc_info=True)
+                failure = Failure(kind=f"apply.{kind}", message=f"carrying out the verdict failed: {exc}")
+            deadline = asyncio.get_running_loop().time() + max(2.0, self._cfg.decision_deadline_s / 2)
+        self._metrics.failures.labels(kind=failure.kind).inc()
+        state = DriftState.model_validate((await self._graph.aget_state(config)).values)
+        return state.model_copy(update={"apply_error": ApplyFailure(kind=failure.kind, message=failure.message)}), \
+            False, failure
 
     async def _act(self, config: dict[str, Any], decision: Decision, deadline: float) -> tuple[DriftState, bool]:
         """The acting leg (sync durability): on from the verdict, or with a human's answer. The deadline

@@ -25,6 +25,7 @@ from agents.drift.acting.argocd_writes import ArgoCDWriter
 from agents.drift.acting.store import ActingStore
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.audit import AuditLog
+from agents.drift.errors import ObserveError
 from agents.drift.graph import compile_graph
 from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import Observer
@@ -95,6 +96,21 @@ class WatchedStore(EventStore):
             self.in_flight.put_nowait(decision)
 
 
+class FlakyClock(FixedClock):
+    """The sandbox's clock, unreadable on the calls listed (1-based): what a loaded sandbox answered in a burst."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.calls = 0
+        self.fail_on: set[int] = set()
+
+    async def now(self) -> datetime:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise ObserveError("clock", "sandbox clock http://argocd/sandbox/clock unreadable: ReadError")
+        return await super().now()
+
+
 class Process:
     """What one drift-agent process holds over the state folder: opened by `start`, dropped by `stop`."""
 
@@ -125,7 +141,7 @@ class Process:
 
         self.applier = Applier(ArgoCDWriter(self.http, "http://argocd", TOKEN, 5.0), get_app, self.acting,
                                timedelta(hours=1))
-        clock = FixedClock(self.http, None)
+        clock = self.clock = FlakyClock(self.http, None)
         self.reasoner = FakeReasoner()
         deps = GraphDeps(config=cfg, clock=clock, observer=Observer(argocd), tools=None, plan=lambda r, n: [],
                          peers=None, wants=lambda k, p, r: False,  # type: ignore[arg-type]
@@ -260,3 +276,28 @@ async def _read_decision(state_dir: Path, event_id: str) -> Decision:
         found = await store.get(event_id)
     assert found is not None
     return found
+
+
+@pytest.mark.parametrize("failures", [1, 2], ids=["fails-once-then-acts", "fails-twice-and-ends-failed"])
+async def test_a_failure_while_acting_never_rewrites_the_verdict(world, failures: int) -> None:
+    sandbox, transport, state_dir = world
+    event = _event(sandbox, f"evt-acting-fails-{failures}")
+    proc = Process(transport, state_dir)
+    runner = await proc.start()
+    try:
+        proc.clock.fail_on = {2, 3}.intersection(range(2, 2 + failures))  # call 1 is observe's; then apply's
+        decision, _ = await proc.store.accept(event, datetime.now(UTC))
+        await runner.submit(decision)
+        final = await runner.wait(event.event_id, 20)
+        assert final is not None and final.verdict is not None
+        assert final.verdict.verdict.action == Action.ENFORCE  # the guardrail's, whatever acting met
+        [record] = [r for r in await proc.audit.records(event.event_id) if r.kind == "decision"]
+        if failures == 1:
+            assert final.state == DecisionState.DONE and final.error is None
+            assert _syncs(sandbox, event.event_id) == [True, False]
+        else:
+            assert final.state == DecisionState.FAILED
+            assert "apply.clock" in (final.error or "") and record.payload["failure"]["kind"] == "apply.clock"
+            assert _syncs(sandbox, event.event_id) == []  # it failed before any write: nothing to record
+    finally:
+        await proc.stop()
