@@ -12,11 +12,12 @@ from __future__ import annotations
 import operator
 import typing
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.drift.config import Mode
 from protocol.models import (
     AppliedAction,
     Approval,
@@ -30,7 +31,7 @@ from protocol.models import (
 )
 from protocol.signing import VerifiedRecommendation
 
-Mode = Literal["shadow", "advisory", "autonomous"]
+__all__ = ["ApplyFailure", "DriftState", "Mode", "Unreachable", "Update", "checkpoint_serde"]
 
 
 def _merge(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
