@@ -133,14 +133,14 @@ def test_one_rotation_of_a_signing_key() -> None:
     from_old = Signer("security", old).sign_recommendation(rec, ["drift"]).jws
     trust.add("security", new)
     from_new = Signer("security", new).sign_recommendation(rec, ["drift"]).jws
-    overlap = Verifier(trust, "drift", replay=None)
+    overlap = Verifier(trust, "drift")
     assert overlap.verify_recommendation(from_old, "e1") == overlap.verify_recommendation(from_new, "e1")
     after = TrustStore()
     after.add("security", new)
     with pytest.raises(VerificationError) as refused:
-        Verifier(after, "drift", replay=None).verify_recommendation(from_old, "e1")
+        Verifier(after, "drift").verify_recommendation(from_old, "e1")
     assert refused.value.reason is VerifyFailure.UNKNOWN_KEY
-    assert Verifier(after, "drift", replay=None).verify_recommendation(from_new, "e1").agent == "security"
+    assert Verifier(after, "drift").verify_recommendation(from_new, "e1").agent == "security"
 
 
 def test_local_runs_draw_a_token_per_role_once(tmp_path: Path) -> None:
