@@ -191,10 +191,39 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class Domain(StrEnum):
+    """The grounds a recommendation stands on; the guardrail treats security enforce as binding."""
+
+    SECURITY = "security"
+    COMPLIANCE = "compliance"
+    OPERATIONAL = "operational"
+
+
+class FindingKind(StrEnum):
+    """What a finding means for the decision (scenarios/README.md rules); reasoners decide on this, never on text.
+
+    - `widened`: privilege or exposure widened, or a security control weakened (rule 1)
+    - `strengthened`: a security control made stricter (no harm; benign for the decision)
+    - `secret_value`: a Secret's value differs and cannot be judged redacted (rule 2)
+    - `freeze`: a regulated scope during a change freeze (rule 3)
+    - `unclassified`: a change whose meaning no knowledge pack establishes (rule 7: never benign)
+    - `note`: context that decides nothing on its own (lower-severity observations, missing metadata)
+    """
+
+    WIDENED = "widened"
+    STRENGTHENED = "strengthened"
+    SECRET_VALUE = "secret_value"
+    FREEZE = "freeze"
+    UNCLASSIFIED = "unclassified"
+    NOTE = "note"
+
+
 class Finding(StrictModel):
-    """One typed observation behind a recommendation: which rule, how bad, on which resource path."""
+    """One typed observation behind a recommendation: its domain and kind, which rule, how bad, on which path."""
 
     rule_id: str = Field(min_length=1)
+    domain: Domain
+    kind: FindingKind
     severity: Severity
     resource: ResourceRef | None = None
     path: str | None = None
@@ -214,14 +243,6 @@ class Scope(StrictModel):
     resources: list[ResourcePaths] = Field(min_length=1)
     until: AwareDatetime | None = None
     not_before: AwareDatetime | None = None
-
-
-class Domain(StrEnum):
-    """The grounds a recommendation stands on; the guardrail treats security enforce as binding."""
-
-    SECURITY = "security"
-    COMPLIANCE = "compliance"
-    OPERATIONAL = "operational"
 
 
 class Recommendation(Versioned):
