@@ -11,7 +11,16 @@ from pathlib import Path
 from agents.compliance.policy import DEFAULT_POLICY, CompliancePolicy, load_policy
 from agents.kit import Skill, Specialist
 from protocol import syncwindows
-from protocol.models import Action, AnalysisRequest, Domain, DriftReport, Finding, Recommendation, Severity
+from protocol.models import (
+    Action,
+    AnalysisRequest,
+    Domain,
+    DriftReport,
+    Finding,
+    FindingKind,
+    Recommendation,
+    Severity,
+)
 
 
 def _regulated(report: DriftReport, label: str) -> dict[str, str]:
@@ -77,7 +86,8 @@ class ComplianceSpecialist(Specialist):
             changed = sorted({f"{d.ref.kind}/{d.ref.name} {c.path}" for d in report.drifts for c in d.changes})
             for ns, regime in sorted(regulated.items()):
                 findings.insert(0, Finding(
-                    rule_id="compliance.change-freeze", severity=Severity.HIGH,
+                    rule_id="compliance.change-freeze", domain=Domain.COMPLIANCE, kind=FindingKind.FREEZE,
+                    severity=Severity.HIGH,
                     message=f"drift in regulated namespace {ns} ({regime}) during an active change freeze",
                 ))
             reasoning = (
@@ -96,7 +106,8 @@ class ComplianceSpecialist(Specialist):
                 why += " (the project declares no sync windows)"
         if freezes and not regulated:
             why += f"; an active deny window exists ({'; '.join(freezes)}) — Argo CD's windows govern the timing"
-            findings.append(Finding(rule_id="compliance.freeze-unregulated", severity=Severity.INFO,
+            findings.append(Finding(rule_id="compliance.freeze-unregulated", domain=Domain.COMPLIANCE,
+                                    kind=FindingKind.NOTE, severity=Severity.INFO,
                                     message="deny sync window active; scope not regulated"))
         return self.abstain(request, f"Nothing for change management to decide: {why}.", findings)
 
@@ -113,7 +124,8 @@ class ComplianceSpecialist(Specialist):
                 for key in keys:
                     if key not in present:
                         findings.append(Finding(
-                            rule_id=f"compliance.required-{field[:-1]}", severity=Severity.LOW,
+                            rule_id=f"compliance.required-{field[:-1]}", domain=Domain.COMPLIANCE,
+                            kind=FindingKind.NOTE, severity=Severity.LOW,
                             resource=drift.ref, path=f"/metadata/{field}",
                             message=f"{drift.ref.kind}/{drift.ref.name} lacks required {field[:-1]} {key!r} "
                                     f"({regulated[ns]})",

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from agents.drift.reasoning.changes import classify
 from agents.drift.reasoning.security import trusted_registries, widening_findings
 from agents.drift.reasoning.workloads import WORKLOAD_KINDS, workload_of
+from agents.kit.knowledge import default_packs, is_builtin
 from protocol.models import DriftReport, ResourceDrift
 
 __all__ = ["BUILTIN_GROUPS", "PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names",
@@ -80,8 +81,16 @@ def baseline_window(changed_at: datetime, now: datetime) -> tuple[datetime, date
 
 
 def workload(drift: ResourceDrift) -> tuple[str, str] | None:
-    """(kind, name) of the workload a drifted resource runs or scales (see workloads.workload_of)."""
-    return workload_of(drift.ref.kind, drift.ref.name, drift.target, drift.live)
+    """(kind, name) of the workload a drifted resource runs or scales (see workloads.workload_of).
+
+    A custom kind whose pack gives it a pod template or capacity (a database cluster, a serverless
+    service) is a workload too: its name is the service its metrics and incidents carry."""
+    found = workload_of(drift.ref.kind, drift.ref.name, drift.target, drift.live)
+    if found is None and not is_builtin(drift.ref.group):
+        pack = default_packs().lookup(drift.ref.group, drift.ref.kind)
+        if pack is not None and (pack[1].pod_templates or pack[1].capacity):
+            return drift.ref.kind, drift.ref.name
+    return found
 
 
 def service_names(report: DriftReport, drift: ResourceDrift) -> list[str]:

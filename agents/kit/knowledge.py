@@ -43,6 +43,7 @@ __all__ = [
     "is_builtin",
     "load_packs",
     "meanings",
+    "teach",
 ]
 
 DEFAULT_PACKS = Path(__file__).with_name("packs")
@@ -372,3 +373,11 @@ def _classify(path: str, drift: ResourceDrift, project: str, pk: PackKind) -> Pa
         return PathMeaning(path, Meaning.BENIGN, project)
     return PathMeaning(path, Meaning.UNCLASSIFIED, project,
                        detail=f"the {project} pack does not name this path of {drift.ref.kind}")
+
+
+def teach(group: str, kind: str, paths: list[str]) -> str:
+    """How to make an unclassified drift known: the words both agents put in their reasons."""
+    shown = ", ".join(paths[:6]) + (f" (+{len(paths) - 6} more)" if len(paths) > 6 else "")
+    return (f"to teach Driftwise what {kind}.{group or 'core'} {shown or '(whole object)'} means, "
+            f"name the path(s) in a knowledge pack (agents/kit/packs/<project>.yaml: group {group!r}, kind {kind!r}; "
+            "README \"Teach Driftwise a custom resource\")")

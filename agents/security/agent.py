@@ -11,7 +11,9 @@ import asyncio
 from pathlib import Path
 
 from agents.kit import Skill, Specialist
+from agents.kit.knowledge import DEFAULT_PACKS, Packs, load_packs
 from agents.kit.pointers import get
+from agents.security.packs import pack_findings
 from agents.security.rules import DEFAULT_RULES, RuleSet, evaluate, load_rules, severity_at_least
 from protocol.context import RbacReport
 from protocol.models import (
@@ -20,6 +22,7 @@ from protocol.models import (
     Domain,
     Evidence,
     Finding,
+    FindingKind,
     Recommendation,
     ResourceDrift,
     Severity,
@@ -79,35 +82,48 @@ class SecuritySpecialist(Specialist):
 
     async def start(self) -> None:
         self.rules: RuleSet = load_rules(Path(self.options.get("rules_file", DEFAULT_RULES)))
+        self.packs: Packs = load_packs(Path(self.options.get("packs_dir", DEFAULT_PACKS)))
 
     async def analyze(self, request: AnalysisRequest) -> Recommendation:
         report = request.report
         hits = evaluate(self.rules, report)
-        if not hits:
+        from_packs = pack_findings(report, self.packs)
+        weakened = [f for f in from_packs if f.kind == FindingKind.WIDENED]
+        unclassified = [f for f in from_packs if f.kind == FindingKind.UNCLASSIFIED]
+        if not hits and not weakened and not unclassified:
             kinds = sorted({f"{d.ref.kind}/{d.ref.name}" for d in report.drifts})
             paths = sorted({c.path for d in report.drifts for c in d.changes})[:10]
+            stricter = "".join(f" {f.message}." for f in from_packs)
             return self.abstain(
                 request,
                 f"No security-relevant change: none of {len(self.rules.rules)} security rules fires on "
-                f"{', '.join(kinds) or 'the drifted resources'} (changed paths: {', '.join(paths) or 'none'}).",
+                f"{', '.join(kinds) or 'the drifted resources'} (changed paths: {', '.join(paths) or 'none'}), "
+                f"and no security control a knowledge pack names is weakened.{stricter}",
+                from_packs,
             )
-        findings = [f for _, f in hits]
+        findings = [f for _, f in hits] + from_packs
         decisive = [(r, f) for r, f in hits if severity_at_least(f.severity, self.rules.action_min_severity)]
         enforcing = [(r, f) for r, f in decisive if self.rules.actions.get(r.category) == "enforce"]
         escalating = [(r, f) for r, f in decisive if self.rules.actions.get(r.category) == "escalate"]
         lines = [f"- [{f.severity.value}] {f.rule_id}: {f.message}" for f in findings]
 
-        if enforcing:
-            cats = sorted({r.category for r, _ in enforcing})
+        if enforcing or weakened:
+            cats = sorted({r.category for r, _ in enforcing} | ({"security controls"} if weakened else set()))
             action, confidence = Action.ENFORCE, 0.95
             verdict = (f"The drift widens {', '.join(cats)}: revert it now (sync to Git). "
                        "Security widening is never accepted nor left waiting.")
             if escalating:
                 verdict += " A changed Secret value is also present; it needs a human look after the revert."
+            if unclassified:
+                verdict += " Parts of the drift have no known meaning; a human looks at them after the revert."
         elif escalating:
             action, confidence = Action.ESCALATE, 0.9
             verdict = ("A Secret's value differs from Git; the values are redacted, so whether this is a "
                        "rotation or a compromise cannot be judged here: a human decides.")
+        elif unclassified:
+            action, confidence = Action.ESCALATE, 0.9
+            verdict = ("The drift changes custom-resource fields whose security meaning no knowledge pack "
+                       "establishes: unknown is never benign, a human decides.")
         else:
             action, confidence = Action.ESCALATE, 0.55
             verdict = ("Only lower-severity security findings: not clearly a widening, not clearly benign; "

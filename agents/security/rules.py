@@ -17,11 +17,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.kit.datafile import load_yaml_model
+from agents.kit.knowledge import is_builtin
 from agents.kit.pointers import MISSING, get, matches, walk
-from protocol.models import DriftReport, Finding, ResourceDrift, Severity
+from protocol.models import Domain, DriftReport, Finding, FindingKind, ResourceDrift, Severity
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 Category = Literal["privilege", "rbac", "provenance", "exposure", "secret"]
+CATEGORY_KIND: dict[str, FindingKind] = {
+    "privilege": FindingKind.WIDENED, "rbac": FindingKind.WIDENED, "provenance": FindingKind.WIDENED,
+    "exposure": FindingKind.WIDENED, "secret": FindingKind.SECRET_VALUE,
+}
+"""What a rule's category means for the decision (the drift agent decides on the kind, not the rule id)."""
 SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
@@ -294,6 +300,8 @@ def evaluate(ruleset: RuleSet, report: DriftReport) -> list[tuple[Rule, Finding]
         for rule in ruleset.rules:
             if not any(fnmatchcase(drift.ref.kind, k) for k in rule.kinds):
                 continue
+            if rule.kinds != ["*"] and not is_builtin(drift.ref.group):
+                continue  # named kinds are Kubernetes' own; a custom kind of that name means what its pack says
             if all_pointers is None:
                 all_pointers = _pointers(drift)
             hits: dict[str, Hit] = {}
@@ -310,7 +318,8 @@ def evaluate(ruleset: RuleSet, report: DriftReport) -> list[tuple[Rule, Finding]
                 if any(other.startswith(pointer + "/") for other in hits):
                     continue
                 found.append((rule, Finding(
-                    rule_id=rule.id, severity=hit.severity or rule.severity, resource=drift.ref, path=pointer,
+                    rule_id=rule.id, domain=Domain.SECURITY, kind=CATEGORY_KIND[rule.category],
+                    severity=hit.severity or rule.severity, resource=drift.ref, path=pointer,
                     message=f"{drift.ref.kind}/{drift.ref.name} {pointer}: {rule.message} — {hit.detail}",
                 )))
     return found

@@ -12,6 +12,7 @@ from a2a.client import A2ACardResolver, ClientConfig, create_client
 from a2a.helpers import new_message
 from a2a.types import Part, Role, SendMessageRequest, TaskState
 from a2a.utils.constants import TransportProtocol
+from a2a.utils.signing import InvalidSignaturesError
 from joserfc.jwk import OKPKey
 
 from agents.kit.card import card_verifier
@@ -121,7 +122,7 @@ async def test_card_is_signed_and_verifies_with_the_published_jwks(agents_env: E
         assert bindings == {TransportProtocol.JSONRPC, TransportProtocol.HTTP_JSON}
         # A card tampered with after signing no longer verifies.
         card.description = "tampered"
-        with pytest.raises(Exception, match="No valid signature"):
+        with pytest.raises(InvalidSignaturesError, match="No valid signature"):
             card_verifier(keys)(card)
 
 

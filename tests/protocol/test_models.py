@@ -142,13 +142,15 @@ def test_scope_and_findings() -> None:
     scope = Scope.model_validate({"resources": [{"ref": ref.model_dump(), "paths": ["/spec/replicas"]}], "until": NOW})
     rec = Recommendation.model_validate(
         _rec(action="allow", domain="operational", scope=scope.model_dump(mode="json"),
-             findings=[Finding(rule_id="op.scale", severity="low", resource=ref, message="m").model_dump()])
+             findings=[Finding(rule_id="op.scale", domain="operational", kind="note", severity="low", resource=ref,
+                               message="m").model_dump()])
     )
     assert rec.scope == scope
     with pytest.raises(ValidationError):
         Scope.model_validate({"resources": []})
     with pytest.raises(ValidationError):
-        Finding.model_validate({"rule_id": "x", "severity": "apocalyptic", "message": "m"})
+        Finding.model_validate({"rule_id": "x", "domain": "security", "kind": "widened", "severity": "apocalyptic",
+                                "message": "m"})
 
 
 def test_analysis_request_binds_event() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 from agents.drift.evidence_plan import plan_evidence
 from agents.drift.reasoning.base import ReasoningInput
-from protocol.models import Action, Domain, Recommendation
-from tests.reasoning.world import finding, gather, now_of, report_for, specialist
+from protocol.models import Action, Recommendation
+from tests.reasoning.specialists import answers
+from tests.reasoning.world import gather, now_of, report_for
 
 EVENT = "evt-test"
 THRESHOLD = 0.80
@@ -30,26 +31,10 @@ def final_action(rec: Recommendation) -> Action:
     return rec.action if rec.confidence >= THRESHOLD else Action.ESCALATE
 
 
-def typical_specialists(s: dict[str, Any]) -> list[Recommendation]:
-    """What the security and compliance agents would say, judged from the scenario's labelled `why`/tags."""
-    at = now_of(s)
-    tags = set(s.get("tags") or [])
-    out = []
-    if "secrets" in tags:
-        out.append(specialist(EVENT, "security", Domain.SECURITY, "escalate", "Secret value changed", at))
-    elif "security" in tags:
-        out.append(specialist(EVENT, "security", Domain.SECURITY, "enforce", "widens privilege", at,
-                              [finding("security.widened", "privilege widened")]))
-    else:
-        out.append(specialist(EVENT, "security", Domain.SECURITY, None, "nothing in my domain", at))
-    labels = [o["metadata"].get("labels") or {} for o in (s.get("kubernetes") or {}).get("objects") or []
-              if o["kind"] == "Namespace"]
-    if any("driftwise.io/compliance" in lab for lab in labels) and any(
-            w["kind"] == "deny" for w in s["argocd"]["project"]["spec"].get("syncWindows") or []):
-        out.append(specialist(EVENT, "compliance", Domain.COMPLIANCE, "escalate", "regulated scope in a freeze", at))
-    else:
-        out.append(specialist(EVENT, "compliance", Domain.COMPLIANCE, None, "nothing in my domain", at))
-    return out
+async def real_specialists(s: dict[str, Any]) -> list[Recommendation]:
+    """What the security and compliance agents' own code answers this scenario (see tests/reasoning/specialists)."""
+    inp = reasoning_input(s)
+    return await answers(inp.report, inp.evidence)
 
 
 def rename(s: dict[str, Any], old: str, new: str) -> dict[str, Any]:

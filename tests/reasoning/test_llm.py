@@ -18,7 +18,7 @@ from agents.drift.reasoning.llm import LlmConfig, LlmReasoner
 from agents.drift.reasoning.prompt import build_messages
 from driftwise.scripted_llm import ScriptState, create_app
 from protocol.models import Action
-from tests.reasoning.helpers import final_action, reasoning_input, typical_specialists
+from tests.reasoning.helpers import final_action, real_specialists, reasoning_input
 from tests.reasoning.world import all_scenarios, load
 from tests.support.processes import driftwise, free_port, http_ok
 
@@ -79,7 +79,7 @@ def _messages(req: dict[str, Any]) -> tuple[str, str]:
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s["id"] for s in SCENARIOS])
 async def test_rules_like_one_call_per_decision(server: Server, s: dict[str, Any]) -> None:
     server.use("rules-like")
-    out = await ask(server, reasoning_input(s, specialists=typical_specialists(s)))
+    out = await ask(server, reasoning_input(s, specialists=await real_specialists(s)))
     assert len(server.requests) == 1
     body = server.requests[0]["body"]
     assert body["response_format"]["type"] == "json_schema"  # ChatOpenAI's default structured-output path
@@ -164,7 +164,7 @@ async def test_unreachable_endpoint_falls_back() -> None:
 async def test_hostile_model_cannot_loosen_the_decision(server: Server, name: str, rules_action: Action) -> None:
     server.use("hostile")
     s = load(name)
-    out = await ask(server, reasoning_input(s, specialists=typical_specialists(s)))
+    out = await ask(server, reasoning_input(s, specialists=await real_specialists(s)))
     rec = out.recommendation
     assert len(server.requests) == 1
     assert rec.action == rules_action

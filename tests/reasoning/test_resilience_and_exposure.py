@@ -19,7 +19,7 @@ from agents.drift.reasoning.rules import decide
 from agents.drift.reasoning.security import widening_findings
 from agents.security.rules import evaluate, load_rules
 from protocol.models import Action
-from tests.reasoning.helpers import final_action, reasoning_input, typical_specialists
+from tests.reasoning.helpers import final_action, real_specialists, reasoning_input
 from tests.reasoning.world import report_for
 
 EXTRA2 = Path(__file__).resolve().parents[1] / "scenarios_extra2"
@@ -48,10 +48,8 @@ def _action(s: dict[str, Any]) -> Action:
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s["id"] for s in SCENARIOS])
 @pytest.mark.parametrize("with_specialists", [True, False], ids=["specialists", "alone"])
-def test_extra2_scenarios(s: dict[str, Any], with_specialists: bool) -> None:
-    # The shared helper's compliance stand-in escalates for any deny window, active or not (y25 has an
-    # inactive one); the real compliance agent is exercised by the slow eval, so only security's is kept.
-    specialists = [r for r in typical_specialists(s) if r.agent != "compliance"] if with_specialists else []
+async def test_extra2_scenarios(s: dict[str, Any], with_specialists: bool) -> None:
+    specialists = await real_specialists(s) if with_specialists else []
     rec = decide(reasoning_input(s, specialists=specialists))
     assert final_action(rec) == s["expect"]["action"], rec.reasoning
 

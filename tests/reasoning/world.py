@@ -41,6 +41,7 @@ from protocol.models import (
     DriftReport,
     Evidence,
     Finding,
+    FindingKind,
     Recommendation,
     ResourceRef,
     Severity,
@@ -264,8 +265,9 @@ def specialist(event_id: str, agent: str, domain: Domain, action: str | None, re
                           reasoning=reasoning, findings=findings or [], created_at=at)
 
 
-def finding(rule: str, message: str) -> Finding:
-    return Finding(rule_id=rule, severity=Severity.HIGH, message=message)
+def finding(rule: str, message: str, kind: FindingKind = FindingKind.WIDENED,
+            domain: Domain = Domain.SECURITY) -> Finding:
+    return Finding(rule_id=rule, domain=domain, kind=kind, severity=Severity.HIGH, message=message)
 
 
 def shift(text: str, seconds: float) -> str:

@@ -19,6 +19,7 @@ from agents.drift.reasoning.workloads import (
     quantity,
     replicas,
 )
+from agents.kit.knowledge import Meaning, Packs, PathMeaning, default_packs, is_builtin, meanings
 from protocol.models import ResourceDrift
 
 
@@ -39,12 +40,16 @@ class Delta:
 
 @dataclass
 class ResourceChanges:
-    """The classified drift of one resource."""
+    """The classified drift of one resource (a custom resource's paths classified by the knowledge packs)."""
 
     drift: ResourceDrift
     secret_values: list[str] = field(default_factory=list)
     deltas: list[Delta] = field(default_factory=list)
     config_paths: list[str] = field(default_factory=list)
+    weakened: list[PathMeaning] = field(default_factory=list)
+    """security controls a pack names, weakened (rule 1)"""
+    unclassified: list[PathMeaning] = field(default_factory=list)
+    """changed paths whose meaning no pack establishes (rule 7: never benign)"""
 
     @property
     def up(self) -> list[Delta]:
@@ -67,7 +72,10 @@ class ResourceChanges:
         return any(d.what == "memory" and d.up for d in self.deltas)
 
 
-def classify(drift: ResourceDrift) -> ResourceChanges:
+def classify(drift: ResourceDrift, packs: Packs | None = None) -> ResourceChanges:
+    """What each changed path of `drift` is; a custom resource's paths mean what `packs` say (default: shipped)."""
+    if not is_builtin(drift.ref.group):
+        return _classify_custom(drift, packs or default_packs())
     out = ResourceChanges(drift=drift)
     target, live = drift.target or {}, drift.live or {}
     if drift.ref.kind == "Secret":
@@ -83,6 +91,36 @@ def classify(drift: ResourceDrift) -> ResourceChanges:
     out.config_paths = [
         c.path for c in drift.changes
         if c.path not in out.secret_values and not any(_within(c.path, p) or _within(p, c.path) for p in covered)
+    ]
+    return out
+
+
+def _classify_custom(drift: ResourceDrift, packs: Packs) -> ResourceChanges:
+    out = ResourceChanges(drift=drift)
+    target, live = drift.target or {}, drift.live or {}
+    found = meanings(drift, packs)
+    template_paths = [m.path for m in found if m.meaning == Meaning.POD_TEMPLATE]
+    if template_paths:
+        # Inside a pod template the core workloads' reading applies: resources, probes, spreading.
+        pod = _resource_deltas(target, live) + _probe_deltas(target, live) + _spreading_deltas(target, live)
+        out.deltas += [d for d in pod if any(_within(p, d.path) or _within(d.path, p) for p in template_paths)]
+    for m in found:
+        if m.meaning == Meaning.CAPACITY:
+            b, a = quantity(m.before), quantity(m.after)  # MISSING is no quantity
+            if b is None or a is None:
+                out.unclassified.append(PathMeaning(m.path, Meaning.UNCLASSIFIED, m.pack, m.at, m.before, m.after,
+                                                    detail=f"capacity field {m.at} is not a number on both sides"))
+            elif a != b and not any(d.path == m.at for d in out.deltas):
+                out.deltas.append(Delta(m.at, m.before, m.after, (a > b) != m.inverse, m.what))
+        elif m.meaning == Meaning.WEAKENED:
+            out.weakened.append(m)
+        elif m.meaning == Meaning.UNCLASSIFIED:
+            out.unclassified.append(m)
+    covered = {d.path for d in out.deltas}
+    out.config_paths = [
+        m.path for m in found
+        if m.meaning in (Meaning.BENIGN, Meaning.STRENGTHENED, Meaning.POD_TEMPLATE)
+        and not any(_within(m.path, p) or _within(p, m.path) for p in covered)
     ]
     return out
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from agents.drift.reasoning.base import Reasoner, ReasoningInput, ReasoningOutput
 from agents.drift.reasoning.prompt import build_messages
 from agents.drift.reasoning.rules import RulesReasoner, finish
-from protocol.models import Action, Domain, Finding, LlmUsage, Recommendation, Severity
+from protocol.models import Action, Domain, Finding, FindingKind, LlmUsage, Recommendation, Severity
 
 __all__ = ["LlmAnswer", "LlmConfig", "LlmReasoner"]
 
@@ -181,7 +181,8 @@ class LlmReasoner:
                           f"[model {self.config.model}, agrees with rules] {text}",
                           refs=refs or rules.evidence_refs, findings=rules.findings, domain=rules.domain)
         disagreement = Finding(
-            rule_id="llm.disagrees_with_rules", severity=Severity.MEDIUM,
+            rule_id="llm.disagrees_with_rules", domain=Domain.OPERATIONAL, kind=FindingKind.NOTE,
+            severity=Severity.MEDIUM,
             message=f"model said {model_action.value} ({answer.confidence:.2f}), rules say {rules.action.value} "
                     f"({rules.confidence:.2f}): a human decides",
         )

@@ -32,11 +32,13 @@ from agents.drift.reasoning.changes import ResourceChanges, classify
 from agents.drift.reasoning.evidence_view import EvidenceView
 from agents.drift.reasoning.security import is_security_relevant, trusted_registries, widening_findings
 from agents.drift.reasoning.workloads import container_map, dig, pod_spec, quantity
+from agents.kit.knowledge import Packs, default_packs, teach
 from protocol.models import (
     Action,
     Domain,
     DriftReport,
     Finding,
+    FindingKind,
     Recommendation,
     ResourcePaths,
     Scope,
@@ -62,6 +64,8 @@ class RulesConfig:
     """a 5xx share at or above this (and 3x the baseline) is an error spike"""
     memory_pressure: float = 0.9
     """working set at or above this share of Git's memory limit is memory pressure"""
+    packs: Packs | None = None
+    """what custom resources' fields mean (None: the packs shipped in agents/kit/packs)"""
 
 
 @dataclass
@@ -90,11 +94,14 @@ def decide(inp: ReasoningInput, config: RulesConfig | None = None) -> Recommenda
     """The rubric applied to one drift event (pure: same input, same answer)."""
     config = config or RulesConfig()
     report = inp.report
+    packs = config.packs or default_packs()
+    changes = [classify(d, packs) for d in report.drifts]
     opinion = (
-        _security(inp)
-        or _secrets(inp)
+        _security(inp, packs)
+        or _secrets(changes)
         or _freeze(inp)
-        or _operational(inp, config)
+        or _unknown(inp, changes)
+        or _operational(inp, config, changes)
     )
     opinion = _windows(opinion, report, inp.now)
     return _recommendation(inp, opinion)
@@ -110,25 +117,33 @@ def finish(inp: ReasoningInput, action: Action, confidence: float, reasoning: st
 # --- rule 1: privilege and exposure ------------------------------------------------------------------
 
 
-def _security(inp: ReasoningInput) -> _Opinion | None:
+def _decisive(f: Finding) -> bool:
+    return f.kind == FindingKind.WIDENED and f.severity in (Severity.HIGH, Severity.CRITICAL)
+
+
+def _security(inp: ReasoningInput, packs: Packs) -> _Opinion | None:
     report = inp.report
     trusted = trusted_registries(report.drifts)
-    own = [f for d in report.drifts for f in widening_findings(d, trusted)]
+    own = [f for d in report.drifts for f in widening_findings(d, trusted, packs)]
     specialist_recs = [r for r in inp.specialists if r.kind == "recommendation" and r.domain != Domain.OPERATIONAL]
-    enforcers = [r for r in specialist_recs if r.action == Action.ENFORCE]
-    escalators = [r for r in specialist_recs if r.action == Action.ESCALATE]
+    # A specialist's typed answer counts: its action, or a decisive widening among its findings.
+    enforcers = [r for r in inp.specialists
+                 if (r in specialist_recs and r.action == Action.ENFORCE) or any(_decisive(f) for f in r.findings)]
+    escalators = [r for r in specialist_recs if r.action == Action.ESCALATE and r not in enforcers]
     if own or enforcers:
         strong = any(f.severity in (Severity.HIGH, Severity.CRITICAL) for f in own)
         confidence = 0.97 if own and enforcers else (0.94 if strong else 0.88) if own else 0.9
         lines = ["Rule 1 (privilege/exposure widened -> enforce now)."]
         lines += [f"Own check: {_where(f)} {f.message} [{f.rule_id}]." for f in own]
         for r in enforcers:
-            lines.append(f"Specialist {r.agent} ({r.domain.value}) recommends enforce "
-                         f"(confidence {r.confidence:.2f}).")
+            said = r.action.value if r.action else "abstain"
+            lines.append(f"Specialist {r.agent} ({r.domain.value}) says {said} (confidence {r.confidence:.2f}); "
+                         f"widening findings: {', '.join(f.rule_id for f in r.findings if _decisive(f)) or 'none'}.")
         for r in escalators:
             lines.append(f"Specialist {r.agent} ({r.domain.value}) asks for escalation; rule 1 reverts first.")
         domain = enforcers[0].domain if enforcers else Domain.OPERATIONAL
         findings = own + [f for r in enforcers for f in r.findings]
+        domain = Domain.SECURITY if any(f.domain == Domain.SECURITY for f in findings) else domain
         refs = [ref for r in enforcers for ref in r.evidence_refs]
         return _Opinion(Action.ENFORCE, confidence, lines, refs, findings, domain)
     if escalators:
@@ -137,7 +152,8 @@ def _security(inp: ReasoningInput) -> _Opinion | None:
                   for r in escalators]
         return _Opinion(Action.ESCALATE, 0.9, lines, [ref for r in escalators for ref in r.evidence_refs],
                         [f for r in escalators for f in r.findings], escalators[0].domain)
-    missing = [s for s in inp.unreachable_specialists if "security" in s]
+    # Which domain an unreachable specialist covers is unknown here: any of them leaves the security view open.
+    missing = list(inp.unreachable_specialists)
     relevant = [d for d in report.drifts if is_security_relevant(d)]
     if missing and relevant:
         paths = ", ".join(f"{d.ref.kind} {d.ref.namespace or '-'}/{d.ref.name} {c.path}"
@@ -151,12 +167,13 @@ def _security(inp: ReasoningInput) -> _Opinion | None:
 # --- rule 2: Secret values ------------------------------------------------------------------------
 
 
-def _secrets(inp: ReasoningInput) -> _Opinion | None:
-    changed = [(d, c) for d in inp.report.drifts for c in classify(d).secret_values]
+def _secrets(changes: list[ResourceChanges]) -> _Opinion | None:
+    changed = [(rc.drift, c) for rc in changes for c in rc.secret_values]
     if not changed:
         return None
     fields = ", ".join(f"Secret {d.ref.namespace or '-'}/{d.ref.name} {path}" for d, path in changed)
-    findings = [Finding(rule_id="secret.value_changed", severity=Severity.HIGH, resource=d.ref, path=path,
+    findings = [Finding(rule_id="secret.value_changed", domain=Domain.SECURITY, kind=FindingKind.SECRET_VALUE,
+                        severity=Severity.HIGH, resource=d.ref, path=path,
                         message="Secret value differs from Git (redacted: rotation or compromise cannot be told)")
                 for d, path in changed]
     return _Opinion(Action.ESCALATE, 0.95, [
@@ -225,9 +242,9 @@ def _freeze(inp: ReasoningInput) -> _Opinion | None:
         return _Opinion(Action.ESCALATE, 0.95, [
             f"Rule 3 (regulated scope during a change freeze -> escalate): {where} is regulated and the project's "
             f"{window} is active at {inp.now.isoformat()}. No automated change either way; change management decides."],
-            refs=refs, findings=[Finding(rule_id="compliance.freeze", severity=Severity.HIGH,
-                                         message=f"change freeze over regulated {where}")])
-    missing = [s for s in inp.unreachable_specialists if "compliance" in s]
+            refs=refs, findings=[Finding(rule_id="compliance.freeze", domain=Domain.COMPLIANCE, kind=FindingKind.FREEZE,
+                                         severity=Severity.HIGH, message=f"change freeze over regulated {where}")])
+    missing = list(inp.unreachable_specialists)
     if missing:
         where = ", ".join(f"{ns} ({regime})" for ns, regime in regulated)
         return _Opinion(Action.ESCALATE, 0.85, [
@@ -236,16 +253,43 @@ def _freeze(inp: ReasoningInput) -> _Opinion | None:
     return None
 
 
+# --- rule 6's "no security meaning must be known": unclassified is rule 7 --------------------------
+
+
+def _unknown(inp: ReasoningInput, changes: list[ResourceChanges]) -> _Opinion | None:
+    """Escalate a drift whose meaning no pack establishes: ours, or a specialist's unclassified finding."""
+    own = [_unclassified_finding(rc) for rc in changes if rc.unclassified]
+    theirs = [f for r in inp.specialists for f in r.findings if f.kind == FindingKind.UNCLASSIFIED]
+    if not own and not theirs:
+        return None
+    lines = ["Rule 7 (meaning cannot be established -> escalate; unknown is never benign, rule 6)."]
+    lines += [f"Own check: {f.message}." for f in own]
+    lines += [f"Specialist {r.agent}: {f.message}." for r in inp.specialists for f in r.findings
+              if f.kind == FindingKind.UNCLASSIFIED]
+    return _Opinion(Action.ESCALATE, 0.9, lines, findings=own + theirs)
+
+
+def _unclassified_finding(rc: ResourceChanges) -> Finding:
+    ref = rc.drift.ref
+    paths = [m.path or "(whole object)" for m in rc.unclassified]
+    hints = sorted({h for m in rc.unclassified for h in m.hinted})
+    why = "; ".join(dict.fromkeys(m.detail for m in rc.unclassified if m.detail))
+    return Finding(
+        rule_id="pack.unclassified", domain=Domain.OPERATIONAL, kind=FindingKind.UNCLASSIFIED,
+        severity=Severity.HIGH if hints else Severity.MEDIUM, resource=ref, path=rc.unclassified[0].path or None,
+        message=f"{ref.kind} {ref.namespace or '-'}/{ref.name} ({ref.group}) changed {', '.join(paths[:6])}: {why}"
+                + (f"; the field names suggest security or capacity meaning ({', '.join(hints)}), so nothing is "
+                   "assumed harmless" if hints else "")
+                + f"; {teach(ref.group, ref.kind, [m.path for m in rc.unclassified])}",
+    )
+
+
 # --- rules 4-7: operational ----------------------------------------------------------------------
 
 
-def _operational(inp: ReasoningInput, config: RulesConfig) -> _Opinion:
+def _operational(inp: ReasoningInput, config: RulesConfig, changes: list[ResourceChanges]) -> _Opinion:
     view = EvidenceView(inp.evidence)
-    opinions = [
-        _assess(inp, view, rc, config)
-        for rc in (classify(d) for d in inp.report.drifts)
-        if rc.deltas or rc.config_paths
-    ]
+    opinions = [_assess(inp, view, rc, config) for rc in changes if rc.deltas or rc.config_paths]
     if not opinions:
         return _Opinion(Action.ESCALATE, 0.5, [
             "No changed field could be read from the drift report (Argo CD reports the application OutOfSync "
@@ -299,6 +343,9 @@ class _Signals:
     rate_change: float | None = None
     traffic_known: bool = False
     error_spike: str | None = None  # 5xx share far above baseline: justifies more capacity, condemns less
+    spike: str | None = None  # request rate far above baseline (also in `strong`)
+    fell: str | None = None  # request rate far below baseline (also in `weak`)
+    owner: str | None = None  # an autoscaler owns the replicas and live is within its bounds (also in `strong`)
 
 
 def _assess(inp: ReasoningInput, view: EvidenceView, rc: ResourceChanges, config: RulesConfig) -> _Opinion:
@@ -324,8 +371,8 @@ def _assess(inp: ReasoningInput, view: EvidenceView, rc: ResourceChanges, config
     def cite(ids: tuple[str, ...]) -> str:
         return f"[{', '.join(ids)}]" if ids else ""
 
-    findings = [Finding(rule_id="operational.change", severity=Severity.INFO, resource=ref, path=d.path,
-                        message=d.describe()) for d in rc.deltas]
+    findings = [Finding(rule_id="operational.change", domain=Domain.OPERATIONAL, kind=FindingKind.NOTE,
+                        severity=Severity.INFO, resource=ref, path=d.path, message=d.describe()) for d in rc.deltas]
 
     if not rc.deltas:
         # Configuration only (rule 4 with an incident, else rule 6; rule 7 when incidents cannot be read).
@@ -387,9 +434,11 @@ def _traffic(view: EvidenceView, ns: str, name: str, config: RulesConfig, sig: _
             if t.request_rate is not None and t.baseline_request_rate is not None
             else f"request rate x{ratio:.2f} of baseline [{got.ids[0]}]")
     if ratio >= config.spike_ratio:
-        sig.strong.append(f"load spike: {desc}")
+        sig.spike = f"load spike: {desc}"
+        sig.strong.append(sig.spike)
     elif ratio <= config.drop_ratio:
-        sig.weak.append(f"load fell: {desc}")
+        sig.fell = f"load fell: {desc}"
+        sig.weak.append(sig.fell)
     else:
         sig.context.append(f"traffic steady: {desc}")
     er, ber = t.error_ratio, t.baseline_error_ratio
@@ -416,8 +465,9 @@ def _autoscalers(view: EvidenceView, ns: str, rc: ResourceChanges, sig: _Signals
         high = a.max_replicas if a.max_replicas is not None else 10**9
         bounds = f"min {a.min_replicas}, max {a.max_replicas}, desired {a.desired_replicas}"
         if isinstance(live, int) and low <= live <= high:
-            sig.strong.append(f"/spec/replicas is owned by {a.kind} {a.name} ({bounds}); live {live} is within its "
-                              f"bounds [{got.ids[0]}]")
+            sig.owner = (f"/spec/replicas is owned by {a.kind} {a.name} ({bounds}); live {live} is within its "
+                         f"bounds [{got.ids[0]}]")
+            sig.strong.append(sig.owner)
             return
         sig.context.append(f"{a.kind} {a.name} exists ({bounds}) but live replicas {live} are outside its bounds "
                            f"[{got.ids[0]}]")
@@ -502,7 +552,7 @@ def _load_follows(rc: ResourceChanges, sig: _Signals, config: RulesConfig) -> st
     share = cut.after / cut.before
     if sig.rate_change > config.drop_ratio or sig.rate_change > share:
         return None
-    fell = next((w for w in sig.weak if w.startswith("load fell")), f"request rate x{sig.rate_change:.2f}")
+    fell = sig.fell or f"request rate x{sig.rate_change:.2f}"
     return (f"{fell}; replicas cut to {share:.0%} of Git's ({cut.before} -> {cut.after}) while the load is "
             f"{sig.rate_change:.0%} of its baseline, so each replica carries no more than before")
 
@@ -510,7 +560,7 @@ def _load_follows(rc: ResourceChanges, sig: _Signals, config: RulesConfig) -> st
 def _assess_down(head: str, rc: ResourceChanges, sig: _Signals, findings: list[Finding],
                  config: RulesConfig) -> _Opinion:
     facts = sig.context
-    owned = [s for s in sig.strong if "owned by" in s]
+    owned = [sig.owner] if sig.owner else []
     only_replicas = all(d.what == "replicas" for d in rc.down)
     if owned and only_replicas:
         return _Opinion(Action.ALLOW, 0.9, [
@@ -532,14 +582,14 @@ def _assess_down(head: str, rc: ResourceChanges, sig: _Signals, findings: list[F
         return _Opinion(Action.ALLOW, 0.85, [
             f"{head} Rule 4 (an operational change live evidence justifies -> allow): {follows}"
             + ("; " + "; ".join(facts) if facts else "") + "."], sig.refs, findings)
-    reasons = [s for s in sig.strong if "owned by" not in s and "load spike" not in s] + sig.weak
+    reasons = [s for s in sig.strong if s not in (sig.owner, sig.spike)] + sig.weak
     if reasons:
         return _Opinion(Action.ALLOW, 0.65, [
             f"{head} Capacity/resilience lowered; possible reasons: " + "; ".join(reasons)
             + ". They may explain the cut but do not prove it: a human confirms."], sig.refs, findings)
     return _Opinion(Action.ENFORCE, 0.92 if sig.traffic_known else 0.85, [
         f"{head} Rule 5 (capacity/resilience lowered with no evidence behind it -> enforce): "
-        + ("; ".join(facts + [s for s in sig.strong if "load spike" in s]) or "no live signal")
+        + ("; ".join(facts + ([sig.spike] if sig.spike else [])) or "no live signal")
         + "; no open incident, no autoscaler owning it."], sig.refs, findings)
 
 

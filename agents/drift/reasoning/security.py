@@ -18,7 +18,8 @@ from agents.drift.reasoning.workloads import (
     pod_spec_pointer,
     registry,
 )
-from protocol.models import Finding, ResourceDrift, Severity
+from agents.kit.knowledge import Meaning, Packs, default_packs, is_builtin, meanings
+from protocol.models import Domain, Finding, FindingKind, ResourceDrift, Severity
 
 RBAC_ROLE_KINDS = frozenset({"Role", "ClusterRole"})
 RBAC_BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
@@ -39,7 +40,8 @@ SECURITY_PATH_WORDS = (
 
 
 def _finding(rule: str, sev: Severity, drift: ResourceDrift, path: str, message: str) -> Finding:
-    return Finding(rule_id=rule, severity=sev, resource=drift.ref, path=path, message=message)
+    return Finding(rule_id=rule, domain=Domain.SECURITY, kind=FindingKind.WIDENED, severity=sev, resource=drift.ref,
+                   path=path, message=message)
 
 
 def is_security_path(path: str) -> bool:
@@ -48,18 +50,23 @@ def is_security_path(path: str) -> bool:
 
 
 def is_security_relevant(drift: ResourceDrift) -> bool:
-    """Whether the security specialist's view is needed for this resource's drift."""
-    if drift.ref.kind in SECURITY_KINDS:
+    """Whether the security specialist's view is needed for this resource's drift (any custom resource's is)."""
+    if drift.ref.kind in SECURITY_KINDS or not is_builtin(drift.ref.group):
         return True
     return any(is_security_path(c.path) for c in drift.changes)
 
 
-def widening_findings(drift: ResourceDrift, trusted_registries: set[str]) -> list[Finding]:
-    """Every way this resource's live state widens privilege or exposure over Git's."""
+def widening_findings(drift: ResourceDrift, trusted_registries: set[str], packs: Packs | None = None) -> list[Finding]:
+    """Every way this resource's live state widens privilege or exposure, or weakens a control a pack names."""
     target, live = drift.target or {}, drift.live or {}
     out: list[Finding] = []
     out += _pod_findings(drift, target, live, trusted_registries)
-    kind = drift.ref.kind
+    if not is_builtin(drift.ref.group):
+        out += [_finding(f"pack.{m.pack}.control-weakened", Severity.HIGH, drift, m.at or m.path,
+                         f"security control weakened ({m.pack} pack): {m.detail}")
+                for m in meanings(drift, packs or default_packs()) if m.meaning == Meaning.WEAKENED]
+    # The kind checks below read Kubernetes' own kinds; a custom kind of the same name means what its pack says.
+    kind = drift.ref.kind if is_builtin(drift.ref.group) else ""
     if kind in RBAC_ROLE_KINDS:
         out += _role_findings(drift, target, live)
     elif kind in RBAC_BINDING_KINDS:

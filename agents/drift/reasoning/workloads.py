@@ -62,6 +62,7 @@ def pod_spec(obj: dict[str, Any] | None) -> dict[str, Any] | None:
         spec,
         dig(spec, "template", "spec"),
         dig(spec, "jobTemplate", "spec", "template", "spec"),
+        dig(spec, "jobTargetRef", "template", "spec"),
     ):
         if isinstance(candidate, dict) and isinstance(candidate.get("containers"), list):
             return candidate
@@ -77,6 +78,8 @@ def pod_spec_pointer(obj: dict[str, Any] | None) -> str:
         return "/spec/jobTemplate/spec/template/spec"
     if isinstance(dig(spec, "template", "spec", "containers"), list):
         return "/spec/template/spec"
+    if isinstance(dig(spec, "jobTargetRef", "template", "spec", "containers"), list):
+        return "/spec/jobTargetRef/template/spec"
     return "/spec"
 
 

@@ -1,1 +1,4 @@
-"""Knowledge packs (data): one YAML file per project, read by agents.kit.knowledge. See README "Teach Driftwise a custom resource"."""
+"""Knowledge packs (data): one YAML file per project, read by agents.kit.knowledge.
+
+See README "Teach Driftwise a custom resource".
+"""
