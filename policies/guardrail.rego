@@ -10,7 +10,8 @@
 # Output: `verdict` {action, requires_approval, allowed_actions, confidence, threshold, reasons, deny, scope}.
 # The rules, in order: an OPA deny always wins (escalate); a security specialist's enforce is
 # binding; any accepted specialist's escalate escalates; otherwise the proposal; an enforce the
-# sync windows refuse now escalates. A human approves an escalation, a confidence below the
+# sync windows refuse now escalates; an allow or defer of a drift that a specialist (or the proposal)
+# marked `unclassified` — a change whose meaning no knowledge pack establishes — escalates. A human approves an escalation, a confidence below the
 # threshold, a second opinion that disagrees, or a missing specialist.
 package driftwise.guardrail
 
@@ -50,6 +51,19 @@ default missing_specialists := []
 
 missing_specialists := input.missing_specialists if is_array(input.missing_specialists)
 
+# Findings are typed (protocol Finding.kind): the policy reads their kind, never their message.
+unclassified_by contains r.agent if {
+	some r in input.specialists
+	some f in r.findings
+	f.kind == "unclassified"
+}
+
+unclassified_by contains proposal.agent if {
+	has_proposal
+	some f in proposal.findings
+	f.kind == "unclassified"
+}
+
 # --- the action ---------------------------------------------------------------------------------
 
 base_action := "enforce" if {
@@ -71,10 +85,18 @@ window_refuses if {
 	not is_boolean(input.facts.sync_allowed_now)
 }
 
+# Unknown is never benign: nothing accepts or leaves waiting what nobody can say the meaning of.
+unclassified_refuses if {
+	count(unclassified_by) > 0
+	base_action in {"allow", "defer"}
+}
+
 action := "escalate" if {
 	count(deny) > 0
 } else := "escalate" if {
 	window_refuses
+} else := "escalate" if {
+	unclassified_refuses
 } else := "escalate" if {
 	not base_action in actions
 } else := base_action
@@ -160,6 +182,14 @@ reason contains [50, "policy.sync_window_refuses", msg] if {
 	window_refuses
 	msg := sprintf("the project's sync windows refuse a sync of %v now: escalated instead of enforce", [
 		input.facts.application,
+	])
+}
+
+reason contains [52, "policy.unclassified", msg] if {
+	unclassified_refuses
+	msg := concat("", [
+		"a change marked unclassified by ", concat(", ", sort(unclassified_by)),
+		" has no established meaning: it is never allowed or deferred without a human",
 	])
 }
 

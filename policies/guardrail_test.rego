@@ -255,3 +255,73 @@ test_reasons_are_ordered_by_weight if {
 	v.reasons[0].code == "policy.security_enforce_binding"
 	v.reasons[1].code == "policy.sync_window_refuses"
 }
+
+unclassified := {
+	"rule_id": "pack.unclassified", "domain": "security", "kind": "unclassified", "severity": "medium",
+	"message": "Widget/w (widgets.example.com): /spec/mode cannot be classified",
+}
+
+security_unclassified := object.union(rec("security", "security", "escalate", 0.9), {"findings": [unclassified]})
+
+security_abstains_unclassified := object.union(
+	{"kind": "abstain", "event_id": "evt-1", "agent": "appsec", "domain": "security", "action": null,
+	 "confidence": 0.9, "evidence_refs": [], "scope": null},
+	{"findings": [unclassified]},
+)
+
+# A hostile or wrong reasoner proposes a confident allow of a drift the security specialist could not classify.
+input_unclassified_refuses_an_autonomous_allow := with_input({"specialists": [security_abstains_unclassified]})
+
+test_unclassified_refuses_an_autonomous_allow if {
+	v := guardrail.verdict
+	v.action == "escalate"
+	v.requires_approval == true
+	v.scope == null
+	has_reason(v, "policy.unclassified")
+}
+
+input_unclassified_refuses_an_autonomous_defer := with_input({
+	"proposal": proposal("defer", 0.97),
+	"specialists": [security_abstains_unclassified],
+})
+
+test_unclassified_refuses_an_autonomous_defer if {
+	v := guardrail.verdict
+	v.action == "escalate"
+	v.requires_approval == true
+	has_reason(v, "policy.unclassified")
+}
+
+input_unclassified_in_the_proposal_refuses_an_allow := with_input({"proposal": object.union(
+	proposal("allow", 0.95),
+	{"findings": [unclassified]},
+)})
+
+test_unclassified_in_the_proposal_refuses_an_allow if {
+	v := guardrail.verdict
+	v.action == "escalate"
+	has_reason(v, "policy.unclassified")
+}
+
+input_unclassified_does_not_stop_an_enforce := with_input({
+	"proposal": proposal("enforce", 0.9),
+	"specialists": [security_enforce, security_unclassified],
+})
+
+test_unclassified_does_not_stop_an_enforce if {
+	v := guardrail.verdict
+	v.action == "enforce"
+	not has_reason(v, "policy.unclassified")
+}
+
+input_other_findings_change_nothing := with_input({"specialists": [object.union(
+	rec("security", "security", "allow", 0.9),
+	{"kind": "abstain", "action": null, "findings": [object.union(unclassified, {"kind": "strengthened"})]},
+)]})
+
+test_other_findings_change_nothing if {
+	v := guardrail.verdict
+	v.action == "allow"
+	v.requires_approval == false
+	not has_reason(v, "policy.unclassified")
+}
