@@ -9,6 +9,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (several times faster at start-up), else the pure one."""
 
 
 def load_yaml_model(path: Path, model: type[M], *, what: str, error: type[Exception],
@@ -17,7 +19,7 @@ def load_yaml_model(path: Path, model: type[M], *, what: str, error: type[Except
 
     With `empty_is_default`, an empty file means the model's defaults."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_LOADER)  # a safe loader, either way
     except (OSError, yaml.YAMLError) as exc:
         raise error(f"{what} {path} cannot be read: {exc}") from exc
     if empty_is_default and not data:

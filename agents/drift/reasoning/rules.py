@@ -121,6 +121,11 @@ def _decisive(f: Finding) -> bool:
     return f.kind == FindingKind.WIDENED and f.severity in (Severity.HIGH, Severity.CRITICAL)
 
 
+def _only_unclassified(r: Recommendation) -> bool:
+    kinds = {f.kind for f in r.findings} - {FindingKind.NOTE, FindingKind.STRENGTHENED}
+    return kinds == {FindingKind.UNCLASSIFIED}
+
+
 def _security(inp: ReasoningInput, packs: Packs) -> _Opinion | None:
     report = inp.report
     trusted = trusted_registries(report.drifts)
@@ -129,7 +134,9 @@ def _security(inp: ReasoningInput, packs: Packs) -> _Opinion | None:
     # A specialist's typed answer counts: its action, or a decisive widening among its findings.
     enforcers = [r for r in inp.specialists
                  if (r in specialist_recs and r.action == Action.ENFORCE) or any(_decisive(f) for f in r.findings)]
-    escalators = [r for r in specialist_recs if r.action == Action.ESCALATE and r not in enforcers]
+    # An escalation that stands only on unclassified findings is rule 7's, decided (and explained) below.
+    escalators = [r for r in specialist_recs if r.action == Action.ESCALATE and r not in enforcers
+                  and not _only_unclassified(r)]
     if own or enforcers:
         strong = any(f.severity in (Severity.HIGH, Severity.CRITICAL) for f in own)
         confidence = 0.97 if own and enforcers else (0.94 if strong else 0.88) if own else 0.9
