@@ -285,3 +285,16 @@ def test_unknown_kinds_are_never_allowed_nor_deferred_without_a_human(
                                   scope=Scope(resources=paths, until=now_of(s), not_before=now_of(s)))
         action, needs_human = _final(engine, s, proposal, specialists)
         assert action not in ("allow", "defer") and needs_human, action
+
+
+def test_the_readme_example_pack_loads_and_classifies(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Teach Driftwise a custom resource", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    packs = load_packs(_write(tmp_path, "acme-platform.yaml", example))
+    assert meanings(_drift("platform.acme.internal", "TenantGuard", "/spec/mode", "strict", "disabled"),
+                    packs)[0].meaning == Meaning.WEAKENED
+    assert meanings(_drift("platform.acme.internal", "TenantGuard", "/spec/workers", 2, 5),
+                    packs)[0].meaning == Meaning.CAPACITY
+    assert meanings(_drift("platform.acme.internal", "TenantGuard", "/spec/colour", "a", "b"),
+                    packs)[0].meaning == Meaning.UNCLASSIFIED
