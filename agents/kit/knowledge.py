@@ -83,16 +83,18 @@ class Inversion(BaseModel):
 
 
 class EntryAction(BaseModel):
-    """Where a rule list's entries carry their own verdict (Calico: `action: Allow | Deny | Pass | Log`)."""
+    """Where a rule list's entries carry their own verdict (Calico: `action: Allow | Deny | Pass | Log`).
+
+    An entry that is a plain value is its own verdict (Kyverno's `validationActions: [Deny, Audit]`)."""
 
     model_config = ConfigDict(extra="forbid")
     field: str = Field(default="action", min_length=1)
-    allows: list[str] = Field(min_length=1)
+    allows: list[str] = Field(default_factory=list)
     restricts: list[str] = Field(min_length=1)
     neutral: list[str] = Field(default_factory=list)
 
     def sides(self, entry: Any) -> str:
-        value = _norm(entry.get(self.field)) if isinstance(entry, dict) else None
+        value = _norm(entry.get(self.field) if isinstance(entry, dict) else entry)
         for side, values in (("allows", self.allows), ("restricts", self.restricts), ("neutral", self.neutral)):
             if value in [_norm(v) for v in values]:
                 return side

@@ -61,6 +61,7 @@ def widening_findings(drift: ResourceDrift, trusted_registries: set[str], packs:
     target, live = drift.target or {}, drift.live or {}
     out: list[Finding] = []
     out += _pod_findings(drift, target, live, trusted_registries)
+    out += _mesh_findings(drift, target, live)
     if not is_builtin(drift.ref.group):
         out += [_finding(f"pack.{m.pack}.control-weakened", Severity.HIGH, drift, m.at or m.path,
                          f"security control weakened ({m.pack} pack): {m.detail}")
@@ -176,6 +177,27 @@ def _context_findings(drift: ResourceDrift, t: dict[str, Any], live: dict[str, A
         if dig(live, profile, "type") == "Unconfined" and dig(t, profile, "type") != "Unconfined":
             out.append(_finding("security.seccomp", Severity.MEDIUM, drift, f"{path}/{profile}",
                                 f"{profile} set to Unconfined"))
+    return out
+
+
+# --- mesh membership ------------------------------------------------------------------------------
+
+MESH_ON = {"linkerd.io/inject": ("enabled",), "sidecar.istio.io/inject": ("true",), "istio-injection": ("enabled",),
+           "istio.io/dataplane-mode": ("ambient",)}
+"""Labels and annotations that put pods in a mesh (mTLS, mesh authorization), with the values that do."""
+
+
+def _mesh_findings(drift: ResourceDrift, target: dict[str, Any], live: dict[str, Any]) -> list[Finding]:
+    """A workload or namespace taken out of the mesh: it loses mTLS and mesh authorization (rule 1)."""
+    out: list[Finding] = []
+    for base in (("metadata",), ("spec", "template", "metadata")):
+        for section in ("annotations", "labels"):
+            t_map, l_map = dig(target, *base, section) or {}, dig(live, *base, section) or {}
+            for key, on in MESH_ON.items():
+                if str(t_map.get(key)).lower() in on and str(l_map.get(key)).lower() not in on:
+                    pointer = "/" + "/".join((*base, section, key.replace("~", "~0").replace("/", "~1")))
+                    out.append(_finding("security.mesh_left", Severity.HIGH, drift, pointer,
+                                        f"{key} {t_map.get(key)} -> {l_map.get(key, 'removed')}: out of the mesh"))
     return out
 
 
