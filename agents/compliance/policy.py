@@ -7,11 +7,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.kit.datafile import load_yaml_model
+from agents.kit.errors import KitConfigError
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
 
-class PolicyError(Exception):
+class PolicyError(KitConfigError):
     """The policy file is missing or malformed; the message names the file and the field."""
 
 

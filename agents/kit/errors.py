@@ -2,6 +2,7 @@
 
 KitError
  ├── KitConfigError          a key, trust store or setting the kit needs is missing or wrong
+ │    └── PackError          a knowledge pack (agents/kit/packs) is missing or malformed (agents.kit.knowledge)
  ├── InvalidMessage          an incoming A2A message does not hold the JSON model its skill takes
  │    └── InvalidAnalysisRequest   ... a specialist's: an AnalysisRequest
  └── PeerError               calling another agent failed; the message names the peer and the cause

@@ -27,8 +27,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.kit.datafile import load_yaml_model
+from agents.kit.errors import KitConfigError
 from agents.kit.pointers import MISSING, get, matches, walk
-from protocol.models import ResourceDrift
+from protocol.models import Domain, Finding, FindingKind, ResourceDrift, ResourceRef, Severity
 
 __all__ = [
     "BUILTIN_GROUPS",
@@ -44,6 +45,7 @@ __all__ = [
     "load_packs",
     "meanings",
     "teach",
+    "unclassified_finding",
 ]
 
 DEFAULT_PACKS = Path(__file__).with_name("packs")
@@ -66,8 +68,8 @@ FIELD_HINTS = (
 finding more severe (more careful), never less."""
 
 
-class PackError(Exception):
-    """A pack file is missing or malformed; the message names the file and the field."""
+class PackError(KitConfigError):
+    """A pack file is missing or malformed; the message names the file and the field (the agent does not start)."""
 
 
 class Inversion(BaseModel):
@@ -383,3 +385,21 @@ def teach(group: str, kind: str, paths: list[str]) -> str:
     return (f"to teach Driftwise what {kind}.{group or 'core'} {shown or '(whole object)'} means, "
             f"name the path(s) in a knowledge pack (agents/kit/packs/<project>.yaml: group {group!r}, kind {kind!r}; "
             "README \"Teach Driftwise a custom resource\")")
+
+
+def unclassified_finding(ref: ResourceRef, found: list[PathMeaning], domain: Domain) -> Finding:
+    """The one finding an agent reports for a resource's unclassified paths: kind, paths, why, how to teach it.
+
+    Field-name hints raise the severity (a more careful answer); they never make the change known."""
+    paths = [m.path or "(whole object)" for m in found]
+    hints = sorted({h for m in found for h in m.hinted})
+    why = "; ".join(dict.fromkeys(m.detail for m in found if m.detail))
+    return Finding(
+        rule_id="pack.unclassified", domain=domain, kind=FindingKind.UNCLASSIFIED,
+        severity=Severity.HIGH if hints else Severity.MEDIUM, resource=ref, path=found[0].path or None,
+        message=f"{ref.kind} {ref.namespace or '-'}/{ref.name} ({ref.group}) changed {', '.join(paths[:6])}, whose "
+                f"meaning cannot be established: {why}"
+                + (f"; the field names suggest security or capacity meaning ({', '.join(hints)}), so nothing is "
+                   "assumed harmless" if hints else "")
+                + f"; {teach(ref.group, ref.kind, [m.path for m in found])}",
+    )

@@ -7,13 +7,8 @@ Kubernetes' own kinds are judged by the rules in rules.yaml, not here.
 
 from __future__ import annotations
 
-from agents.kit.knowledge import Meaning, Packs, PathMeaning, meanings, teach
+from agents.kit.knowledge import Meaning, Packs, PathMeaning, meanings, unclassified_finding
 from protocol.models import Domain, DriftReport, Finding, FindingKind, ResourceDrift, Severity
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _control_finding(drift: ResourceDrift, m: PathMeaning) -> Finding:
@@ -28,20 +23,6 @@ def _control_finding(drift: ResourceDrift, m: PathMeaning) -> Finding:
     )
 
 
-def _unclassified(drift: ResourceDrift, found: list[PathMeaning]) -> Finding:
-    paths = [m.path or "(whole object)" for m in found]
-    hints = sorted({h for m in found for h in m.hinted})
-    why = "; ".join(dict.fromkeys(m.detail for m in found if m.detail))
-    return Finding(
-        rule_id="pack.unclassified", domain=Domain.SECURITY, kind=FindingKind.UNCLASSIFIED,
-        severity=Severity.HIGH if hints else Severity.MEDIUM, resource=drift.ref, path=found[0].path or None,
-        message=f"{drift.ref.kind}/{drift.ref.name} ({drift.ref.group}): whether {', '.join(paths[:6])} "
-                f"weaken a security control cannot be established ({why})"
-                + (f"; the field names suggest security or capacity meaning ({', '.join(hints)})" if hints else "")
-                + f"; {teach(drift.ref.group, drift.ref.kind, [m.path for m in found])}",
-    )
-
-
 def pack_findings(report: DriftReport, packs: Packs) -> list[Finding]:
     """Findings for every drifted custom resource: controls weakened or strengthened, paths no pack names."""
     out: list[Finding] = []
@@ -50,5 +31,5 @@ def pack_findings(report: DriftReport, packs: Packs) -> list[Finding]:
         out += [_control_finding(drift, m) for m in found if m.meaning in (Meaning.WEAKENED, Meaning.STRENGTHENED)]
         unknown = [m for m in found if m.meaning == Meaning.UNCLASSIFIED]
         if unknown:
-            out.append(_unclassified(drift, unknown))
+            out.append(unclassified_finding(drift.ref, unknown, Domain.SECURITY))
     return out

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.kit.datafile import load_yaml_model
+from agents.kit.errors import KitConfigError
 from agents.kit.knowledge import is_builtin
 from agents.kit.pointers import MISSING, get, matches, walk
 from protocol.models import Domain, DriftReport, Finding, FindingKind, ResourceDrift, Severity
@@ -31,7 +32,7 @@ CATEGORY_KIND: dict[str, FindingKind] = {
 SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
-class RulesError(Exception):
+class RulesError(KitConfigError):
     """The rules file is missing or malformed; the message names the file and the rule."""
 
 

@@ -32,7 +32,7 @@ from agents.drift.reasoning.changes import ResourceChanges, classify
 from agents.drift.reasoning.evidence_view import EvidenceView
 from agents.drift.reasoning.security import is_security_relevant, trusted_registries, widening_findings
 from agents.drift.reasoning.workloads import container_map, dig, pod_spec, quantity
-from agents.kit.knowledge import Packs, default_packs, teach
+from agents.kit.knowledge import Packs, default_packs, unclassified_finding
 from protocol.models import (
     Action,
     Domain,
@@ -265,7 +265,7 @@ def _freeze(inp: ReasoningInput) -> _Opinion | None:
 
 def _unknown(inp: ReasoningInput, changes: list[ResourceChanges]) -> _Opinion | None:
     """Escalate a drift whose meaning no pack establishes: ours, or a specialist's unclassified finding."""
-    own = [_unclassified_finding(rc) for rc in changes if rc.unclassified]
+    own = [unclassified_finding(rc.drift.ref, rc.unclassified, Domain.OPERATIONAL) for rc in changes if rc.unclassified]
     theirs = [f for r in inp.specialists for f in r.findings if f.kind == FindingKind.UNCLASSIFIED]
     if not own and not theirs:
         return None
@@ -274,21 +274,6 @@ def _unknown(inp: ReasoningInput, changes: list[ResourceChanges]) -> _Opinion | 
     lines += [f"Specialist {r.agent}: {f.message}." for r in inp.specialists for f in r.findings
               if f.kind == FindingKind.UNCLASSIFIED]
     return _Opinion(Action.ESCALATE, 0.9, lines, findings=own + theirs)
-
-
-def _unclassified_finding(rc: ResourceChanges) -> Finding:
-    ref = rc.drift.ref
-    paths = [m.path or "(whole object)" for m in rc.unclassified]
-    hints = sorted({h for m in rc.unclassified for h in m.hinted})
-    why = "; ".join(dict.fromkeys(m.detail for m in rc.unclassified if m.detail))
-    return Finding(
-        rule_id="pack.unclassified", domain=Domain.OPERATIONAL, kind=FindingKind.UNCLASSIFIED,
-        severity=Severity.HIGH if hints else Severity.MEDIUM, resource=ref, path=rc.unclassified[0].path or None,
-        message=f"{ref.kind} {ref.namespace or '-'}/{ref.name} ({ref.group}) changed {', '.join(paths[:6])}: {why}"
-                + (f"; the field names suggest security or capacity meaning ({', '.join(hints)}), so nothing is "
-                   "assumed harmless" if hints else "")
-                + f"; {teach(ref.group, ref.kind, [m.path for m in rc.unclassified])}",
-    )
 
 
 # --- rules 4-7: operational ----------------------------------------------------------------------
