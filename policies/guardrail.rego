@@ -52,15 +52,14 @@ default missing_specialists := []
 missing_specialists := input.missing_specialists if is_array(input.missing_specialists)
 
 # Findings are typed (protocol Finding.kind): the policy reads their kind, never their message.
-unclassified_by contains r.agent if {
+unclassified_marked if {
 	some r in input.specialists
 	some f in r.findings
 	f.kind == "unclassified"
 }
 
-unclassified_by contains proposal.agent if {
-	has_proposal
-	some f in proposal.findings
+unclassified_marked if {
+	some f in input.proposal.findings
 	f.kind == "unclassified"
 }
 
@@ -87,7 +86,7 @@ window_refuses if {
 
 # Unknown is never benign: nothing accepts or leaves waiting what nobody can say the meaning of.
 unclassified_refuses if {
-	count(unclassified_by) > 0
+	unclassified_marked
 	base_action in {"allow", "defer"}
 }
 
@@ -187,8 +186,14 @@ reason contains [50, "policy.sync_window_refuses", msg] if {
 
 reason contains [52, "policy.unclassified", msg] if {
 	unclassified_refuses
+	by := {a |
+		some r in array.concat(input.specialists, [object.get(input, "proposal", {})])
+		some f in object.get(r, "findings", [])
+		f.kind == "unclassified"
+		a := r.agent
+	}
 	msg := concat("", [
-		"a change marked unclassified by ", concat(", ", sort(unclassified_by)),
+		"a change marked unclassified by ", concat(", ", sort(by)),
 		" has no established meaning: it is never allowed or deferred without a human",
 	])
 }

@@ -14,7 +14,7 @@ from agents.drift.evidence_plan import plan_evidence
 from agents.drift.reasoning.prompt import build_messages
 from protocol.context import FieldDescription, FieldDescriptions
 from protocol.models import Evidence
-from tests.reasoning.helpers import reasoning_input, typical_specialists
+from tests.reasoning.helpers import real_specialists, reasoning_input
 from tests.reasoning.test_llm import Server, ask
 from tests.reasoning.world import all_scenarios, now_of, report_for
 from tests.sandbox.conftest import CRD_SCENARIOS
@@ -115,7 +115,7 @@ def server() -> Iterator[Server]:
 async def test_the_llm_reasoner_sends_the_block_and_reads_its_answer(server: Server) -> None:
     server.use("rules-like")
     s = crd_scenario("c02")
-    out = await ask(server, reasoning_input(s, specialists=typical_specialists(s)))
+    out = await ask(server, reasoning_input(s, specialists=await real_specialists(s)))
     (request,) = server.requests
     user = "\n".join(m["content"] for m in request["body"]["messages"][1:])
     _, schema_text = _blocks(user)
