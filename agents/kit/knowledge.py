@@ -6,9 +6,11 @@ of any other group means only what a pack says. Per API group and kind, a pack n
 - `security`: paths that are security controls and which direction weakens them
   (`order`: values from strongest to weakest; `items: allows` — entries added widen, removed narrow;
   `items: restricts` — entries removed widen, added narrow; `changed: weakens` — any change is a widening,
-  for references such as an issuer or a secret store). The security specialist acts on these.
+  for references such as an issuer or a secret store; `items: by_action` — each entry's own action says,
+  Calico-style; `inverted_when` — a list that restricts in some modes, an Istio DENY policy's rules).
+  The security specialist acts on these, and the drift agent's own check reads them as a second view.
 - `pod_templates`: pointers to pod specs, so that the image, privilege, host and resource checks apply.
-- `capacity`: numeric paths that set capacity or resilience (more is more capacity).
+- `capacity`: numeric paths that set capacity or resilience (more is more capacity, unless `more_is: less`).
 - `benign`: paths of plain configuration.
 
 The drift agent's rules act on capacity, pod templates and benign paths. A changed path no section
