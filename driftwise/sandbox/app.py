@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from driftwise.sandbox import argocd, control, grafana, kubernetes, pagerduty, prometheus
+from driftwise.sandbox.faults import FaultMiddleware
 from driftwise.sandbox.prometheus import BuiltinBackend, PrometheusBackend
 from driftwise.sandbox.state import Sandbox
 
@@ -28,13 +30,18 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def build_apps(sandbox: Sandbox, prom: PrometheusBackend | None = None) -> dict[str, Starlette]:
     prom = prom or BuiltinBackend()
-    handlers = {404: _not_found}
+    routes = {
+        "argocd": control.routes(sandbox) + argocd.routes(sandbox),
+        "kubernetes": kubernetes.routes(sandbox),
+        "prometheus": prometheus.routes(sandbox, prom),
+        "grafana": grafana.routes(sandbox),
+        "pagerduty": pagerduty.routes(sandbox),
+    }
+    # every backend answers through the faults a test put in force (POST /sandbox/faults)
     return {
-        "argocd": Starlette(routes=control.routes(sandbox) + argocd.routes(sandbox), exception_handlers=handlers),
-        "kubernetes": Starlette(routes=kubernetes.routes(sandbox), exception_handlers=handlers),
-        "prometheus": Starlette(routes=prometheus.routes(sandbox, prom), exception_handlers=handlers),
-        "grafana": Starlette(routes=grafana.routes(sandbox), exception_handlers=handlers),
-        "pagerduty": Starlette(routes=pagerduty.routes(sandbox), exception_handlers=handlers),
+        name: Starlette(routes=table, exception_handlers={404: _not_found},
+                        middleware=[Middleware(FaultMiddleware, sandbox=sandbox, backend=name)])
+        for name, table in routes.items()
     }
 
 

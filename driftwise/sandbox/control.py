@@ -1,4 +1,5 @@
-"""Sandbox-only endpoints under /sandbox/ on the Argo CD port: clock, scenarios, clones, writes, live, health.
+"""Sandbox-only endpoints under /sandbox/ on the Argo CD port: clock, scenarios, clones, writes, live, faults,
+health.
 
 No auth. The contract:
 - GET  /sandbox/clock -> {"now"}; POST {"now": RFC3339} or {"advance_s": float} -> {"now"}
@@ -13,6 +14,19 @@ No auth. The contract:
   Argo CD's managed-resources diff both show it, the application's sync status is recomputed). A test
   and demo control, not a Driftwise write: never in /sandbox/writes. 404 names the missing application
   or resource, 400 a bad body or patch.
+- GET  /sandbox/faults -> {"faults": [fault]}; DELETE releases every held request and clears them all
+- POST /sandbox/faults {"backend"?: argocd|kubernetes|prometheus|grafana|pagerduty (default argocd),
+  "method", "path": a route pattern like /api/v1/applications/{name}/sync or a concrete path,
+  "action": "hold" | "delay" | "fail", "seconds"?, "status"?: 5xx (fail, default 503), "skip"?: let N
+  matching requests through first, "times"?: apply to at most N} -> 201 the fault:
+  {"id", ...the spec, "matched", "applied", "held" (requests held now), "active" (applied, not finished),
+  "expired" (holds that reached their maximum), "released"}.
+  hold: keep each matching request until released, at most `seconds` (default and cap
+  driftwise.sandbox.faults.MAX_HOLD_S), then it runs as the backend would have run it — even if its
+  client has gone. delay: run it after `seconds` (at most MAX_DELAY_S). fail: answer `status` without
+  running it; on Argo CD a failed write is recorded in /sandbox/writes as refused. 400 names a bad field.
+- GET  /sandbox/faults/{id}; POST /sandbox/faults/{id}/release -> the fault (held requests go on, the
+  fault applies no more); DELETE /sandbox/faults/{id} releases it and forgets it. 404 for an unknown id.
 - GET  /sandbox/healthz -> {"ok": true, "active"}
 """
 
@@ -23,11 +37,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from driftwise.sandbox.errors import SandboxError, UnknownResource
+from driftwise.sandbox.faults import FaultSpec
 from driftwise.sandbox.http import json_response
 from driftwise.sandbox.state import Sandbox, rfc3339
 
@@ -142,8 +158,52 @@ def routes(sandbox: Sandbox) -> list[Route]:
             "live": world.masked_object(resource.live),
         })
 
+    async def faults(request: Request) -> Response:
+        registry = sandbox.faults
+        if request.method == "DELETE":
+            registry.clear()
+        elif request.method == "POST":
+            try:
+                spec = FaultSpec.model_validate(await _body(request))
+                fault = registry.add(spec)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "body"
+                return _error(400, f"faults: field {where!r}: {err['msg']}; send {{\"method\", \"path\", "
+                                   '"action": hold|delay|fail, ...} (GET /sandbox/faults lists the faults in force)')
+            except SandboxError as exc:
+                return _error(400, f"faults: {exc}")
+            return json_response(fault.as_json(), 201)
+        return json_response({"faults": [f.as_json() for f in registry.items.values()]})
+
+    async def fault(request: Request) -> Response:
+        registry = sandbox.faults
+        try:
+            fault_id = int(request.path_params["id"])
+            found = registry.get(fault_id)
+            if request.method == "DELETE":
+                registry.release(fault_id)
+                del registry.items[fault_id]
+        except ValueError:
+            return _error(404, f"faults: no fault {request.path_params['id']!r}")
+        except SandboxError as exc:
+            return _error(404, f"faults: {exc}")
+        return json_response(found.as_json())
+
+    async def release(request: Request) -> Response:
+        try:
+            found = sandbox.faults.release(int(request.path_params["id"]))
+        except ValueError:
+            return _error(404, f"faults: no fault {request.path_params['id']!r}")
+        except SandboxError as exc:
+            return _error(404, f"faults: {exc}")
+        return json_response(found.as_json())
+
     return [
         Route("/sandbox/healthz", healthz),
+        Route("/sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/sandbox/faults/{id}", fault, methods=["GET", "DELETE"]),
+        Route("/sandbox/faults/{id}/release", release, methods=["POST"]),
         Route("/sandbox/clock", clock, methods=["GET", "POST"]),
         Route("/sandbox/scenarios", scenarios),
         Route("/sandbox/scenarios/load", load, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""The sandbox's shared state: loaded scenarios, the active world, the clock, and recorded writes."""
+"""The sandbox's shared state: loaded scenarios, the active world, the clock, recorded writes, faults."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from driftwise.sandbox.clone import clone_scenario
 from driftwise.sandbox.errors import SandboxError, UnknownScenario
+from driftwise.sandbox.faults import Faults
 from driftwise.sandbox.scenario import Scenario, load_paths
 from driftwise.sandbox.world import World
 
@@ -74,6 +75,7 @@ class Sandbox:
     listeners: list[WorldListener] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     write_seq: int = 0
+    faults: Faults = field(default_factory=Faults)
 
     def load(self, paths: list[Path]) -> list[Scenario]:
         loaded = load_paths(paths)

@@ -1,52 +1,15 @@
-"""Sandbox fixtures: an in-process sandbox (ASGI clients, fast) over the visible scenarios and the CRD fixtures."""
+"""Sandbox fixtures: an in-process sandbox (ASGI clients, fast) over the visible scenarios."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 
-from driftwise.sandbox.app import build_apps
-from driftwise.sandbox.state import Sandbox
-from tests.support.processes import SCENARIOS
-
-ARGO = {"Authorization": "Bearer sandbox-argocd-token"}
-KUBE = {"Authorization": "Bearer sandbox-kube-token"}
-GRAFANA = {"Authorization": "Bearer sandbox-grafana-token"}
-PD = {"Authorization": "Token token=sandbox-pagerduty-token"}
-CRD_SCENARIOS = Path(__file__).parent / "fixtures" / "crds"
-"""Scenarios of custom resources with the CRDs the cluster serves (test fixtures, not a labelled set)."""
-
-
-@dataclass
-class Clients:
-    sandbox: Sandbox
-    argocd: httpx.AsyncClient
-    kubernetes: httpx.AsyncClient
-    prometheus: httpx.AsyncClient
-    grafana: httpx.AsyncClient
-    pagerduty: httpx.AsyncClient
-
-    async def activate(self, scenario_id: str) -> dict:
-        r = await self.argocd.post("/sandbox/scenarios/activate", json={"id": scenario_id})
-        assert r.status_code == 200, r.text
-        return r.json()
+from tests.support.sandbox_clients import Clients, in_process_sandbox
 
 
 @pytest.fixture
 async def sb() -> AsyncIterator[Clients]:
-    sandbox = Sandbox()
-    sandbox.load([SCENARIOS, CRD_SCENARIOS])
-    apps = build_apps(sandbox)
-    clients = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-        for name, app in apps.items()
-    }
-    try:
-        yield Clients(sandbox, **clients)
-    finally:
-        for c in clients.values():
-            await c.aclose()
+    async with in_process_sandbox() as clients:
+        yield clients

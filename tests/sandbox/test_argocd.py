@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.sandbox.conftest import ARGO, Clients
+from tests.support.sandbox_clients import ARGO, Clients
 
 
 async def test_auth_is_required_like_argocd(sb: Clients) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.sandbox.conftest import ARGO, GRAFANA, KUBE, PD, Clients
+from tests.support.sandbox_clients import ARGO, GRAFANA, KUBE, PD, Clients
 
 
 async def test_kubernetes_discovery_get_list_and_errors(sb: Clients) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.sandbox.conftest import ARGO, KUBE, Clients
+from tests.support.sandbox_clients import ARGO, KUBE, Clients
 
 APP = "payments-api"
 DEPLOYMENT = {"application": APP, "kind": "Deployment", "name": "payments-api", "namespace": "payments"}

@@ -17,8 +17,8 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.sandbox.conftest import ARGO, CRD_SCENARIOS, PD
 from tests.support.processes import ROOT, SCENARIOS, driftwise, free_port_block
+from tests.support.sandbox_clients import ARGO, CRD_SCENARIOS, PD
 
 pytestmark = pytest.mark.slow
 
