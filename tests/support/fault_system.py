@@ -1,0 +1,269 @@
+"""The whole system as real processes under the product's own supervisor, driven only from outside.
+
+`fault_system()` starts the sandbox, the four MCP servers, both specialists and the drift agent
+(autonomous mode) with `driftwise.supervisor` — the same planning as `driftwise up --sandbox` —
+and clones one enforce scenario into a pool of distinct applications, so that every case decides
+its own applications and no two cases mix their writes. Faults come from outside the drift agent
+only: the sandbox's /sandbox/faults endpoints, `kill -9` of the drift agent (the supervisor starts
+it again), SIGSTOP/SIGCONT of another process. The drift agent gets no test hooks.
+
+The caller's DRIFTWISE_* environment is kept away from the settings and from the children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import pytest
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from driftwise.settings import Settings
+from driftwise.supervisor import (
+    DRIFT,
+    State,
+    Supervisor,
+    ensure_keys,
+    file_sink,
+    free_port_block,
+    plan_system,
+    ports_needed,
+    prepare_settings,
+)
+from protocol.models import AuditRecord, Decision
+from tests.support.processes import ROOT, SCENARIOS
+from tests.support.waiting import poll_until
+
+WEBHOOK = {"Authorization": "Bearer fault-webhook-token"}
+API = {"Authorization": "Bearer fault-approvals-token"}
+SYNC_ROUTE = "/api/v1/applications/{name}/sync"
+
+
+class SandboxWrite(BaseModel):
+    """One entry of GET /sandbox/writes (driftwise.sandbox.state.Write)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    at: str
+    method: str
+    path: str
+    application: str | None
+    body: Any
+    accepted: bool
+    status: int
+
+
+class FaultView(BaseModel):
+    """One entry of GET /sandbox/faults (driftwise.sandbox.faults.Fault.as_json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    matched: int
+    applied: int
+    held: int
+    active: int
+    expired: int
+    released: bool
+
+
+class Clone(BaseModel):
+    """One application of the sandbox's clones (POST /sandbox/clones)."""
+
+    app: str
+    namespace: str
+    notification: dict[str, Any]
+
+
+def enforce_scenario() -> dict[str, Any]:
+    """The first visible scenario whose right answer is `enforce` (its decision writes to Argo CD)."""
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if doc["expect"]["action"] == "enforce" and not doc.get("down"):
+            return doc
+    raise AssertionError(f"no enforce scenario in {SCENARIOS}")
+
+
+@dataclass
+class FaultSystem:
+    supervisor: Supervisor
+    settings: Settings
+    http: httpx.AsyncClient
+    log: Path
+    pool: list[Clone] = field(default_factory=list)
+    """Applications no case has used yet."""
+
+    @property
+    def sandbox(self) -> str:
+        return self.settings.argocd.url
+
+    @property
+    def drift(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.drift.port}"
+
+    @property
+    def db(self) -> Path:
+        return self.settings.state_dir / "drift.sqlite"
+
+    def take(self, n: int) -> list[Clone]:
+        """n applications no earlier case decided."""
+        assert len(self.pool) >= n, f"the application pool is used up ({len(self.pool)} left, {n} wanted)"
+        taken, self.pool = self.pool[:n], self.pool[n:]
+        return taken
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # --- the sandbox ----------------------------------------------------------------------------
+
+    async def fault(self, **spec: Any) -> FaultView:
+        r = await self.http.post(f"{self.sandbox}/sandbox/faults", json=spec)
+        assert r.status_code == 201, r.text
+        return FaultView.model_validate(r.json())
+
+    async def faults(self) -> list[FaultView]:
+        r = await self.http.get(f"{self.sandbox}/sandbox/faults")
+        assert r.status_code == 200, r.text
+        return [FaultView.model_validate(f) for f in r.json()["faults"]]
+
+    async def until_held(self, fault: FaultView, timeout_s: float = 20) -> None:
+        async def probe() -> FaultView | None:
+            return next((f for f in await self.faults() if f.id == fault.id), None)
+
+        await poll_until(probe, lambda f: f is not None and f.held >= 1, timeout_s,
+                         f"a request held by sandbox fault {fault.id}", self.tail)
+
+    async def release(self, fault: FaultView) -> None:
+        r = await self.http.post(f"{self.sandbox}/sandbox/faults/{fault.id}/release")
+        assert r.status_code == 200, r.text
+
+    async def clear_faults(self) -> None:
+        """Release everything held, wait (bounded) until no faulted request is still running, forget them."""
+        for fault in await self.faults():
+            await self.release(fault)
+        await poll_until(self.faults, lambda fs: all(f.active == 0 for f in fs), 20,
+                         "every faulted request to finish", self.tail)
+        assert (await self.http.delete(f"{self.sandbox}/sandbox/faults")).status_code == 200
+
+    async def writes(self) -> list[SandboxWrite]:
+        r = await self.http.get(f"{self.sandbox}/sandbox/writes")
+        assert r.status_code == 200, r.text
+        return [SandboxWrite.model_validate(w) for w in r.json()["writes"]]
+
+    # --- the drift agent ------------------------------------------------------------------------
+
+    async def post(self, clone: Clone) -> str:
+        r = await self.http.post(f"{self.drift}/v1/webhooks/argocd", json=clone.notification, headers=WEBHOOK)
+        assert r.status_code == 202, r.text
+        return str(r.json()["event_id"])
+
+    async def decisions(self) -> dict[str, Decision]:
+        r = await self.http.get(f"{self.drift}/v1/decisions", headers=API, timeout=30)
+        assert r.status_code == 200, r.text
+        found = [Decision.model_validate(d) for d in r.json()["decisions"]]
+        return {d.event.event_id: d for d in found}
+
+    async def decision(self, event_id: str, wait_s: float | None = None) -> Decision | None:
+        """The decision as it stands; with `wait_s`, once final (the drift agent holds the request that long)."""
+        params = {"wait": str(wait_s)} if wait_s else {}
+        try:
+            r = await self.http.get(f"{self.drift}/v1/decisions/{event_id}", headers=API, params=params,
+                                    timeout=(wait_s or 0) + 10)
+        except httpx.TransportError:
+            return None  # between a kill and the restart
+        return Decision.model_validate(r.json()) if r.status_code == 200 else None
+
+    def pid(self, name: str) -> int:
+        pid = self.supervisor.children[name].pid
+        assert pid is not None, f"{name} has no process"
+        return pid
+
+    async def kill9_drift(self, release: FaultView | None = None) -> None:
+        """kill -9 the drift agent, release `release` (the backend answers a client that is gone), and wait
+        (bounded) until the supervisor has the drift agent ready again."""
+        child = self.supervisor.children[DRIFT]
+        restarts = child.restarts
+        os.kill(self.pid(DRIFT), signal.SIGKILL)
+        if release is not None:
+            await self.release(release)
+
+        async def probe() -> tuple[int, State]:
+            return child.restarts, child.state
+
+        await poll_until(probe, lambda s: s[0] > restarts and s[1] is State.READY, 60,
+                         "the supervisor to restart the drift agent", self.tail)
+
+    # --- the audit, through the command line --------------------------------------------------
+
+    async def _cli(self, *args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "driftwise", *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    async def audit(self) -> tuple[list[AuditRecord], bool, str]:
+        """Every audit record (`driftwise audit show --json`) and whether `driftwise audit verify` passes."""
+        (code, out, err), (vcode, vout, verr) = await asyncio.gather(
+            self._cli("audit", "show", "--json", "--db", str(self.db)),
+            self._cli("audit", "verify", "--db", str(self.db)))
+        assert code == 0, err
+        records = [AuditRecord.model_validate_json(line) for line in out.splitlines() if line.strip()]
+        return records, vcode == 0 and json.loads(vout or "{}").get("ok") is True, (vout + verr).strip()
+
+
+def _clean_environment(mp: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("DRIFTWISE_") and key != "DRIFTWISE_CI":
+            mp.delenv(key)
+
+
+@asynccontextmanager
+async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "shadow"] = "autonomous",
+                       deadline_s: float = 8.0, pool: int = 260) -> AsyncIterator[FaultSystem]:
+    with pytest.MonkeyPatch.context() as mp:
+        _clean_environment(mp)
+        settings = Settings(
+            state_dir=state, log_level="info",
+            # Argo CD's own timeout beyond the deadline: a held sync meets the deadline first
+            argocd={"timeout_s": deadline_s + 4},
+            drift={"mode": mode, "decision_deadline_s": deadline_s,
+                   "webhook_token": WEBHOOK["Authorization"].split()[1],
+                   "approvals_token": API["Authorization"].split()[1],
+                   # a re-read would open decisions no case asked for
+                   "reread_interval_s": 3600, "scheduler_interval_s": 0.2},
+        )
+        settings = prepare_settings(settings, port_base=free_port_block(ports_needed(settings)))
+        await asyncio.to_thread(ensure_keys, settings)
+        specs = plan_system(settings, sandbox_paths=[SCENARIOS], sandbox_args=["--prometheus", "builtin"])
+        sink, close = file_sink(state / "system.log")
+        # kill -9 is the point here: restart at once and as often as the cases kill
+        supervisor = Supervisor(specs, sink=sink, ready_timeout_s=90, max_restarts=50, backoff_s=(0.1, 0.5))
+        try:
+            await supervisor.start()
+            async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
+                system = FaultSystem(supervisor, settings, http, state / "system.log")
+                scenario = enforce_scenario()
+                r = await http.post(f"{system.sandbox}/sandbox/clones", json={"id": scenario["id"], "count": pool},
+                                    timeout=120)
+                assert r.status_code == 200, r.text
+                system.pool = [Clone.model_validate(a) for a in r.json()["applications"]]
+                yield system
+        finally:
+            await supervisor.stop()
+            close()
