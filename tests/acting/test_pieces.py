@@ -67,8 +67,11 @@ def test_ignore_differences_add_and_remove_exactly_ours() -> None:
 
 def test_backport_sets_git_to_the_cluster_values_and_never_writes_secrets() -> None:
     text = backport_patch(_report())
-    assert "-  replicas: 3" in text and "+  replicas: 12" in text
-    assert "+    - name: app" in text or "image: r/a:2" in text
+    lines = text.splitlines()
+    assert "-  replicas: 3" in lines and "+  replicas: 12" in lines
+    # the image changes in place: its line is replaced, the container list itself is context
+    assert "-        image: r/a:1" in lines and "+        image: r/a:2" in lines
+    assert "       - name: app" in lines
     assert "<redacted>" not in text
     assert "core/Secret/payments/s: change by hand" in text
     assert "https://git.example/payments.git" in text

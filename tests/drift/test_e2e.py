@@ -192,7 +192,11 @@ def system(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> It
                   f"p50 {statistics.median(LATENCIES):.0f} ms, max {max(LATENCIES):.0f} ms")
 
 
-def decide(drift: DriftProc, notification: dict, timeout: float = DEADLINE_S + 5) -> tuple[Decision, float]:
+def decide(drift: DriftProc, notification: dict, timeout: float = DEADLINE_S + 5) -> Decision:
+    """Post the notification and wait (bounded by the deadline and a margin) for its final decision.
+
+    The webhook -> final latency is collected and printed for the module; asserting on it belongs
+    to the benchmarks (driftwise bench), not here."""
     started = time.monotonic()
     r = httpx.post(f"{drift.url}/v1/webhooks/argocd", json=notification,
                    headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=10)
@@ -209,9 +213,8 @@ def decide(drift: DriftProc, notification: dict, timeout: float = DEADLINE_S + 5
         return decision.final
 
     wait_until(final, timeout, f"decision {event_id} final", drift.proc)
-    elapsed = (time.monotonic() - started) * 1000
-    LATENCIES.append(elapsed)
-    return found[0], elapsed
+    LATENCIES.append((time.monotonic() - started) * 1000)
+    return found[0]
 
 
 def verify_signatures(decision: Decision, trust: TrustStore) -> None:
@@ -249,7 +252,7 @@ def test_scenario_end_to_end(system: System, path: Path) -> None:
     scenario = yaml.safe_load(path.read_text())
     system.sandbox.activate(scenario["id"])
     httpx.delete(f"{system.sandbox.argocd}/sandbox/writes", timeout=5)
-    decision, elapsed = decide(system.drift, scenario["notification"])
+    decision = decide(system.drift, scenario["notification"])
     assert decision.verdict is not None
     verdict = decision.verdict.verdict
     reasons = "; ".join(f"{r.code}: {r.message}" for r in verdict.reasons)
@@ -262,7 +265,6 @@ def test_scenario_end_to_end(system: System, path: Path) -> None:
     verify_signatures(decision, system.trust)
     audit_ok(system.drift, decision.event.event_id)
     assert system.sandbox.writes() == []
-    assert elapsed < DEADLINE_S * 1000 + 2000
 
 
 def _reason_text(decision: Decision) -> str:
@@ -273,19 +275,18 @@ def _reason_text(decision: Decision) -> str:
 def test_backend_down_ends_in_escalation_naming_it(system: System) -> None:
     down = next(yaml.safe_load(p.read_text()) for p in SCENARIO_FILES if "down" in yaml.safe_load(p.read_text()))
     system.sandbox.activate(down["id"])
-    decision, elapsed = decide(system.drift, down["notification"])
+    decision = decide(system.drift, down["notification"])
     failed = [e for e in decision.evidence if e.error]
     assert failed and all(e.source in down["down"] for e in failed)
     assert any(name in (e.error or "") for e in failed for name in down["down"])
     assert decision.verdict is not None and decision.verdict.verdict.action == Action.ESCALATE
-    assert elapsed < DEADLINE_S * 1000
 
 
 def test_forged_and_expired_recommendations_are_discarded(system: System) -> None:
     scenario = next(yaml.safe_load(p.read_text()) for p in SCENARIO_FILES
                     if yaml.safe_load(p.read_text())["expect"]["action"] == "enforce")
     system.sandbox.activate(scenario["id"])
-    decision, elapsed = decide(system.drift_fakes, scenario["notification"])
+    decision = decide(system.drift_fakes, scenario["notification"])
     assert decision.verdict is not None
     verdict = decision.verdict.verdict
     discarded = {d.agent: d.reason for d in verdict.discarded}
@@ -294,21 +295,19 @@ def test_forged_and_expired_recommendations_are_discarded(system: System) -> Non
     assert "bad_signature" in _reason_text(decision) and "expired" in _reason_text(decision)
     verify_signatures(decision, system.trust)
     audit_ok(system.drift_fakes, decision.event.event_id)
-    assert elapsed < DEADLINE_S * 1000
 
 
 def test_opa_unreachable_fails_closed(system: System) -> None:
     scenario = next(yaml.safe_load(p.read_text()) for p in SCENARIO_FILES
                     if yaml.safe_load(p.read_text())["expect"]["action"] == "allow")
     system.sandbox.activate(scenario["id"])
-    decision, elapsed = decide(system.drift_no_opa, scenario["notification"])
+    decision = decide(system.drift_no_opa, scenario["notification"])
     assert decision.verdict is not None
     verdict = decision.verdict.verdict
     assert verdict.action == Action.ESCALATE and verdict.requires_approval
     assert "opa." in _reason_text(decision)
     assert decision.state == DecisionState.AWAITING_APPROVAL
     audit_ok(system.drift_no_opa, decision.event.event_id, ("decision",))
-    assert elapsed < DEADLINE_S * 1000
 
 
 def test_specialist_killed_is_named_and_decision_still_ends(system: System) -> None:
@@ -317,11 +316,13 @@ def test_specialist_killed_is_named_and_decision_still_ends(system: System) -> N
     system.sandbox.activate(scenario["id"])
     system.specialists["security"].kill()
     try:
-        decision, elapsed = decide(system.drift, scenario["notification"])
+        decision = decide(system.drift, scenario["notification"])
         assert decision.verdict is not None
-        text = _reason_text(decision)
-        assert "security" in text, text
-        assert elapsed < DEADLINE_S * 1000
+        verdict = decision.verdict.verdict
+        # the guardrail names the specialist that did not answer, and a human must decide without it
+        missing = [r for r in verdict.reasons if r.code == "policy.specialist_missing"]
+        assert len(missing) == 1 and "security" in missing[0].message, _reason_text(decision)
+        assert "compliance" not in missing[0].message and verdict.requires_approval
         audit_ok(system.drift, decision.event.event_id)
     finally:
         args, _, port = system.specialist_cmd["security"]

@@ -73,7 +73,7 @@ async def test_kill9_right_after_the_guardrail(system: FaultSystem) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="issue 13 item 2: after a kill between the sync's intent and Argo CD's "
-                   "answer, resume records the sync Argo CD ran as skipped (executed: false) and the dry run not at all")
+                   "answer, resume records the sync Argo CD ran as skipped (executed: false), the dry run not at all")
 async def test_kill9_between_intent_and_argocd_answer(system: FaultSystem) -> None:
     # the dry run passes, the sync itself is held: Argo CD carries it out once released, after the kill
     await _kill_while_held(system, "kill -9 between intent and Argo CD's answer",
