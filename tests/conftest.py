@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
+
+from tests.support.env import clear_driftwise_environment
 
 IN_CI = os.environ.get("DRIFTWISE_CI") == "1"
 
@@ -19,3 +22,11 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def isolated_env() -> Iterator[None]:
+    """The test's settings (and the processes it starts) see none of the caller's DRIFTWISE_* variables."""
+    with pytest.MonkeyPatch.context() as mp:
+        clear_driftwise_environment(mp)
+        yield

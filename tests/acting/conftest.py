@@ -1,5 +1,22 @@
-"""The acting tests reuse the drift tests' sandbox process fixture (module-scoped, dynamic ports)."""
+"""The acting tests' processes: a sandbox and the stack (MCP servers, specialists, OTLP stand-in), once per module."""
 
-from tests.drift.conftest import sandbox
+from __future__ import annotations
 
-__all__ = ["sandbox"]
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.acting_stack import Stack, start_stack
+from tests.support.e2e import SandboxProc, sandbox_process
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxProc]:
+    with sandbox_process() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with start_stack(sandbox, tmp_path_factory.mktemp("acting")) as running:
+        yield running

@@ -1,43 +1,23 @@
-"""Shared fixtures of the drift agent's tests: a sandbox process on dynamic ports."""
+"""Shared fixtures of the drift agent's tests: a sandbox process on dynamic ports, and (for the re-read end to
+end) the acting tests' stack of processes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 
-from tests.support.processes import SCENARIOS, Proc, driftwise, free_port_block
-
-ARGO_TOKEN = "sandbox-argocd-token"
-
-
-@dataclass
-class SandboxProc:
-    proc: Proc
-    base: int
-
-    @property
-    def argocd(self) -> str:
-        return f"http://127.0.0.1:{self.base}"
-
-    def activate(self, scenario_id: str) -> dict:
-        r = httpx.post(f"{self.argocd}/sandbox/scenarios/activate", json={"id": scenario_id}, timeout=10)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def writes(self) -> list[dict]:
-        r = httpx.get(f"{self.argocd}/sandbox/writes", timeout=5)
-        assert r.status_code == 200, r.text
-        return r.json()["writes"]
+from tests.support.acting_stack import Stack, start_stack
+from tests.support.e2e import SandboxProc, sandbox_process
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxProc]:
-    base = free_port_block(5)
-    with driftwise(
-        "sandbox", str(SCENARIOS), "--port", str(base), "--prometheus", "builtin",
-        name="sandbox", ready_url=f"http://127.0.0.1:{base}/sandbox/healthz", timeout=30,
-    ) as proc:
-        yield SandboxProc(proc, base)
+    with sandbox_process() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with start_stack(sandbox, tmp_path_factory.mktemp("stack")) as running:
+        yield running

@@ -25,29 +25,24 @@ import yaml
 
 from protocol.models import Action, Decision, DecisionState
 from protocol.signing import TrustStore, Verifier
-from tests.drift.conftest import SandboxProc
+from tests.support.e2e import (
+    AGENT_TOKENS,
+    APPROVALS,
+    DEADLINE_S,
+    PEER,
+    WEBHOOK_TOKEN,
+    DriftProc,
+    SandboxProc,
+    make_keys,
+    settings_doc,
+    write_yaml,
+)
 from tests.support.processes import ROOT, SCENARIOS, Proc, driftwise, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
 
-WEBHOOK_TOKEN = "e2e-webhook-token"
-APPROVALS = "e2e-approvals-token"
-AGENT_TOKENS = {"security": "e2e-security-token", "compliance": "e2e-compliance-token"}  # a token per role
-PEER = "e2e-peer-token"  # a peer asking the drift agent's A2A face (never the approvals token)
-DEADLINE_S = 6.0
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
 LATENCIES: list[float] = []
-
-
-@dataclass
-class DriftProc:
-    proc: Proc
-    port: int
-    state_dir: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -62,84 +57,26 @@ class System:
     extra: list[Proc] = field(default_factory=list)
 
 
-def _settings(state: Path, sandbox_base: int, mcp_ports: dict[str, int], spec_ports: dict[str, int],
-              drift_port: int, **extra: object) -> dict:
-    doc: dict = {
-        "host": "127.0.0.1",
-        "state_dir": str(state),
-        "log_level": "warning",
-        "argocd": {"url": f"http://127.0.0.1:{sandbox_base}"},
-        "kubernetes": {"url": f"http://127.0.0.1:{sandbox_base + 1}"},
-        "prometheus": {"url": f"http://127.0.0.1:{sandbox_base + 2}"},
-        "grafana": {"url": f"http://127.0.0.1:{sandbox_base + 3}"},
-        "pagerduty": {"url": f"http://127.0.0.1:{sandbox_base + 4}"},
-        "mcp": {name: {"port": port, "token": f"e2e-mcp-{name}-token"} for name, port in mcp_ports.items()},
-        "specialists": {
-            name: {"module": f"agents.{name}", "port": port, "token": AGENT_TOKENS[name]}
-            for name, port in spec_ports.items()
-        },
-        "drift": {
-            "port": drift_port,
-            "webhook_token": WEBHOOK_TOKEN,
-            "approvals_token": APPROVALS,
-            "peer_tokens": {"e2e-peer": PEER},
-            "decision_deadline_s": DEADLINE_S,
-            "delegate_timeout_s": 3.0,
-            "sandbox_clock_url": f"http://127.0.0.1:{sandbox_base}/sandbox/clock",
-            # shadow: every decision runs the whole graph (apply included) and writes nothing
-            "mode": "shadow",
-        },
-    }
-    for key, value in extra.items():
-        doc.setdefault(key, {}).update(value)  # type: ignore[union-attr]
-    return doc
-
-
-def _write(path: Path, doc: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def _keys(keys: Path) -> None:
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "driftwise", "keys", "generate", "--agent", agent, "--out", str(keys),
-                          "--trust", str(keys / f"trust-{agent}.json")], cwd=ROOT, stdout=subprocess.DEVNULL)
-        for agent in ("drift", "security", "compliance")
-    ]
-    for p in procs:
-        assert p.wait(60) == 0
-    # Each generate wrote its own trust file (no write race); merge them into the one trust store.
-    trust = TrustStore()
-    for agent in ("drift", "security", "compliance"):
-        part = TrustStore.load(keys / f"trust-{agent}.json")
-        for kid in part.agents().get(agent, []):
-            entry = part.lookup(kid)
-            assert entry is not None
-            trust.add(agent, entry[1])
-    trust.save(keys / "trust.json")
-
-
 @pytest.fixture(scope="module")
 def system(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("e2e")
     keys = root / "main" / "keys"
-    _keys(keys)
+    make_keys(keys)
     mcp_ports = {n: free_port() for n in ("prometheus", "grafana", "pagerduty", "kubernetes")}
     spec_ports = {n: free_port() for n in ("security", "compliance")}
     fake_ports = {n: free_port() for n in ("security", "compliance")}
     drift_ports = {n: free_port() for n in ("main", "fakes", "no_opa")}
     dead_port = free_port()
     configs = {
-        "main": _settings(root / "main", sandbox.base, mcp_ports, spec_ports, drift_ports["main"]),
-        "fakes": _settings(root / "fakes", sandbox.base, mcp_ports, fake_ports, drift_ports["fakes"]),
-        "no_opa": _settings(root / "no_opa", sandbox.base, mcp_ports, spec_ports, drift_ports["no_opa"],
+        "main": settings_doc(root / "main", sandbox.base, mcp_ports, spec_ports, drift_ports["main"]),
+        "fakes": settings_doc(root / "fakes", sandbox.base, mcp_ports, fake_ports, drift_ports["fakes"]),
+        "no_opa": settings_doc(root / "no_opa", sandbox.base, mcp_ports, spec_ports, drift_ports["no_opa"],
                             policy={"opa_url": f"http://127.0.0.1:{dead_port}", "timeout_s": 0.5},
                             drift={"mode": "advisory"}),
     }
     for name in ("fakes", "no_opa"):
         shutil.copytree(keys, root / name / "keys")
-    files = {name: _write(root / f"{name}.yaml", doc) for name, doc in configs.items()}
+    files = {name: write_yaml(root / f"{name}.yaml", doc) for name, doc in configs.items()}
     main_cfg = ["--config", str(files["main"])]
     with ExitStack() as stack:
         started: list[tuple[Proc, str]] = []

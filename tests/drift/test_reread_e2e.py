@@ -18,11 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.drift.reread import REREAD_EVENT
 from protocol.models import Decision
-from tests.acting.test_acting_e2e import AUTH, Stack, post, stack
-from tests.drift.test_e2e import DriftProc
+from tests.support.acting_stack import AUTH, Stack, post
+from tests.support.e2e import DriftProc
 from tests.support.processes import wait_until
-
-__all__ = ["stack"]  # the acting tests' module-scoped stack of processes, started once for this module
 
 pytestmark = pytest.mark.slow
 

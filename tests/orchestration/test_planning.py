@@ -43,6 +43,8 @@ from protocol.signing import TrustStore
 from tests.support.processes import ROOT, SCENARIOS
 
 NOW = "2026-11-20T16:30:00Z"
+# every test here plans from load_settings(): the caller's DRIFTWISE_* variables must not leak in
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 def test_relocated_ports_are_one_block_and_every_url_follows() -> None:

@@ -125,6 +125,7 @@ def test_eval_llm_needs_an_endpoint() -> None:
     assert out.returncode == 2 and "llm.base_url" in out.stderr, out.stderr
 
 
+@pytest.mark.usefixtures("isolated_env")
 async def test_a_taken_port_moves_the_whole_system_to_a_new_block(tmp_path: Path) -> None:
     import socket
 

@@ -41,6 +41,7 @@ from driftwise.supervisor import (
     prepare_settings,
 )
 from protocol.models import AuditRecord, Decision
+from tests.support.env import clear_driftwise_environment
 from tests.support.processes import ROOT, SCENARIOS
 from tests.support.waiting import poll_until
 
@@ -227,17 +228,11 @@ class FaultSystem:
         return records, vcode == 0 and json.loads(vout or "{}").get("ok") is True, (vout + verr).strip()
 
 
-def _clean_environment(mp: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("DRIFTWISE_") and key != "DRIFTWISE_CI":
-            mp.delenv(key)
-
-
 @asynccontextmanager
 async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "shadow"] = "autonomous",
                        deadline_s: float = 8.0, pool: int = 260) -> AsyncIterator[FaultSystem]:
     with pytest.MonkeyPatch.context() as mp:
-        _clean_environment(mp)
+        clear_driftwise_environment(mp)
         settings = Settings(
             state_dir=state, log_level="info",
             # Argo CD's own timeout beyond the deadline: a held sync meets the deadline first
