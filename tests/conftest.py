@@ -1,27 +1,12 @@
-"""Shared fixtures. Tests that need a real backend binary fail (not skip) when DRIFTWISE_CI=1."""
+"""Fixtures every test package may use (helpers shared between modules live in tests/support)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.env import clear_driftwise_environment
-
-IN_CI = os.environ.get("DRIFTWISE_CI") == "1"
-
-
-def require_binary(name: str) -> str:
-    """The path of a backend binary; in CI its absence is a failure, elsewhere a skip."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install -y prometheus; .ci/run does this)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture

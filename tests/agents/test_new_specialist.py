@@ -14,8 +14,8 @@ import pytest
 from agents.kit.client import PeerClient
 from protocol.models import Action, AnalysisRequest
 from protocol.signing import Verifier
-from tests.agents.conftest import make_keys, write_config
 from tests.agents.scenario_reports import report_for
+from tests.support.agents import make_keys, write_config
 from tests.support.processes import ROOT, SCENARIOS, driftwise, free_port
 
 pytestmark = pytest.mark.slow

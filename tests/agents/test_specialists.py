@@ -20,8 +20,8 @@ from agents.kit.client import PeerClient
 from agents.kit.errors import PeerAuthError, PeerTimeout, PeerUnreachable
 from protocol.models import Action, AnalysisRequest, Recommendation
 from protocol.signing import Verifier
-from tests.agents.conftest import TOKENS, Env, dead_port, start_agent, write_config
 from tests.agents.scenario_reports import report_for
+from tests.support.agents import TOKENS, Env, dead_port, start_agent, write_config
 from tests.support.processes import SCENARIOS, free_port
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,7 @@ from agents.drift.metrics import DriftMetrics
 from agents.drift.reread import Rereader
 from agents.drift.store import EventStore
 from protocol.models import Decision
-from tests.drift.test_reread import NOW, FakeArgo, store
-
-__all__ = ["store"]
+from tests.support.reread_fakes import NOW, FakeArgo
 
 
 def _counts(metrics: DriftMetrics) -> dict[str, float]:

@@ -60,9 +60,14 @@ async def burst(events: int, kill_after: int, concurrency: int) -> Outcome:
                                              accepted, settle_s=300)
             elapsed = time.monotonic() - started
             syncs = Counter(w.application for w in await system.writes() if w.accepted and write_kind(w) == "sync")
+            decisions = await system.decisions()
+            # the headline: Argo CD synced it, the decision says a human must decide
+            escalated = [e for e, app in accepted.items() if syncs[app] and (d := decisions.get(e)) is not None
+                         and d.verdict is not None and (d.verdict.verdict.requires_approval
+                                                        or d.verdict.verdict.action.value == "escalate")]
             print(f"wall {elapsed:.1f}s; applications synced: {len(syncs)}, synced twice: "
-                  f"{sum(1 for n in syncs.values() if n > 1)}; drift agent restarts: "
-                  f"{system.supervisor.children['drift'].restarts}")
+                  f"{sum(1 for n in syncs.values() if n > 1)}, synced while the decision says escalate: "
+                  f"{len(escalated)}; drift agent restarts: {system.supervisor.children['drift'].restarts}")
             print(outcome.report())
             return outcome
 

@@ -5,59 +5,12 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 
-import httpx
 import pytest
 
-from agents.kit.mcp_pool import McpEndpoint
-from tests.sandbox.conftest import CRD_SCENARIOS
-from tests.support.processes import SCENARIOS, driftwise, free_port, free_port_block, http_ok, wait_until
-
-SERVERS = ("prometheus", "grafana", "pagerduty", "kubernetes")
-TOKEN = "test-mcp-token"
-
-
-@dataclass
-class Stack:
-    sandbox_base: int
-    endpoints: dict[str, McpEndpoint]
-
-    @property
-    def control(self) -> str:
-        return f"http://127.0.0.1:{self.sandbox_base}/sandbox"
-
-    def activate(self, scenario_id: str) -> None:
-        response = httpx.post(f"{self.control}/scenarios/activate", json={"id": scenario_id}, timeout=10)
-        assert response.status_code == 200, response.text
-
-
-def backend_env(base: int, state_dir: str) -> dict[str, str]:
-    """Settings that point Driftwise processes at a sandbox whose base port is `base`."""
-    return {
-        "DRIFTWISE_STATE_DIR": state_dir,
-        "DRIFTWISE_KUBERNETES__URL": f"http://127.0.0.1:{base + 1}",
-        "DRIFTWISE_PROMETHEUS__URL": f"http://127.0.0.1:{base + 2}",
-        "DRIFTWISE_GRAFANA__URL": f"http://127.0.0.1:{base + 3}",
-        "DRIFTWISE_PAGERDUTY__URL": f"http://127.0.0.1:{base + 4}",
-    }
-
-
-def start_servers(stack: ExitStack, env: dict[str, str], names: tuple[str, ...] = SERVERS) -> dict[str, McpEndpoint]:
-    """Start the servers side by side (each start is mostly imports), then wait for each to be ready."""
-    endpoints, started = {}, []
-    for name in names:
-        port = free_port()
-        # A section set from the environment needs all its required fields, the port included.
-        own = {f"DRIFTWISE_MCP__{name.upper()}__TOKEN": TOKEN, f"DRIFTWISE_MCP__{name.upper()}__PORT": str(port)}
-        proc = stack.enter_context(
-            driftwise("mcp", name, "--transport", "http", name=f"mcp-{name}", env={**env, **own})
-        )
-        started.append((proc, f"http://127.0.0.1:{port}/healthz"))
-        endpoints[name] = McpEndpoint(url=f"http://127.0.0.1:{port}/mcp", token=TOKEN)
-    for proc, ready in started:
-        wait_until(http_ok(ready), 30, f"{proc.name} ready at {ready}", proc)
-    return endpoints
+from tests.support.mcp_stack import Stack, backend_env, start_servers
+from tests.support.processes import SCENARIOS, driftwise, free_port_block, http_ok, wait_until
+from tests.support.sandbox_clients import CRD_SCENARIOS
 
 
 @pytest.fixture(scope="package")

@@ -18,8 +18,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from driftwise.cli.mcp import ServerName, build
 from driftwise.settings import load_settings
-from tests.conftest import IN_CI
-from tests.mcp.conftest import SERVERS, TOKEN, Stack, backend_env
+from tests.support.binaries import IN_CI
+from tests.support.mcp_stack import SERVERS, TOKEN, Stack, backend_env
 
 CONTRACT = {
     "prometheus": {"query", "workload_traffic", "workload_memory"},

@@ -11,8 +11,8 @@ import pytest
 
 from agents.kit.mcp_pool import McpEndpoint, McpPool
 from protocol.context import MemoryReport, TrafficReport
-from tests.conftest import require_binary
-from tests.mcp.conftest import Stack, backend_env, start_servers
+from tests.support.binaries import require_binary
+from tests.support.mcp_stack import Stack, backend_env, start_servers
 from tests.support.processes import SCENARIOS, driftwise, free_port_block
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend]

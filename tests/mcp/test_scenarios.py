@@ -26,7 +26,7 @@ from protocol.context import (
     TrafficReport,
 )
 from protocol.models import REDACTED, Evidence
-from tests.mcp.conftest import Stack
+from tests.support.mcp_stack import Stack
 
 pytestmark = pytest.mark.slow
 

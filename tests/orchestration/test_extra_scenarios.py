@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.orchestration.test_system import driftwise_cmd, explain
+from tests.support.cli import driftwise_cmd, explain
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.slow

@@ -16,22 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.cli import driftwise_cmd, explain
 from tests.support.processes import ROOT, SCENARIOS
 
 pytestmark = pytest.mark.slow
-
-
-def driftwise_cmd(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    out = subprocess.run([sys.executable, "-m", "driftwise", *args], capture_output=True, text=True, cwd=ROOT,
-                         timeout=timeout)
-    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
-    assert not left, f"processes left running after `driftwise {args[0]}`: {left}"
-    return out
-
-
-def explain(out: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {out.returncode}\nstdout:\n{out.stdout[-4000:]}\nstderr:\n{out.stderr[-4000:]}"
 
 
 def test_eval_on_the_visible_scenarios_is_all_correct(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.scenario import load_paths
 from driftwise.sandbox.state import Sandbox
 from driftwise.settings import PrometheusQueries
-from tests.conftest import require_binary
+from tests.support.binaries import require_binary
 from tests.support.processes import SCENARIOS, driftwise, free_port_block
 
 pytestmark = pytest.mark.slow

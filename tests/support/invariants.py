@@ -89,9 +89,14 @@ class Outcome:
     def holds(self) -> bool:
         return not (self.lost or self.terminal_twice or self.mismatches) and self.audit_verified
 
+    @property
+    def mismatched_events(self) -> int:
+        return len({m.split(" ", 1)[0] for m in self.mismatches})
+
     def line(self) -> str:
         return (f"{self.case}: accepted={self.accepted} lost={len(self.lost)} "
                 f"terminal_twice={len(self.terminal_twice)} record_write_mismatches={len(self.mismatches)} "
+                f"(in {self.mismatched_events} events) "
                 f"audit_verify={'ok' if self.audit_verified else 'FAILED'} states={dict(self.states)}")
 
     def report(self) -> str:
