@@ -28,6 +28,22 @@ from tests.support.invariants import check_invariants, settled
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 DEADLINE_S = 8.0
+# The product bugs the strict xfails below wait on (found by these cases, named by issue 13's items).
+DRY_RUN_SENT_TWICE = ("issue 13 item 2: the dry run sent before the crash is sent again on resume, "
+                      "and the decision records one of the two")
+SYNC_RECORDED_AS_SKIPPED = ("issue 13 item 2: after a kill between the sync's intent and Argo CD's answer, "
+                            "resume records the sync Argo CD ran as skipped (executed: false), the dry run not at all")
+DEADLINE_REWRITES_VERDICT = ("issue 13 item 3: the deadline fires while the sync is in flight and the fallback "
+                             "escalation replaces the verdict; Argo CD then syncs what the decision says it did not")
+FAILED_APPLY_DROPS_DRY_RUN = ("issue 13 item 2: an apply failing at the sync drops the dry run it already made "
+                              "from the decision's record (applied is replaced by one `none`)")
+APPROVAL_ANNOTATION_UNAUDITED = ("issue 13 item 1: the status annotation written for an approval request "
+                                 "(awaiting_approval) is recorded by the decision, but the audit has no `apply` for it")
+
+
+def known_bug(reason: str) -> pytest.MarkDecorator:
+    """A case failing today on a product bug issue 13 names: it must fail (strict), and on an invariant."""
+    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -64,16 +80,14 @@ async def test_kill9_during_gather(system: FaultSystem) -> None:
         "backend": "kubernetes", "method": "GET", "path": f"/api/v1/namespaces/{c.namespace}"})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 2: the dry run sent before the crash is sent again on "
-                   "resume, and the decision records one of the two")
+@known_bug(DRY_RUN_SENT_TWICE)
 async def test_kill9_right_after_the_guardrail(system: FaultSystem) -> None:
     # the verdict is given and recorded; the first write (the dry run) is on its way to Argo CD
     await _kill_while_held(system, "kill -9 right after the guardrail",
                            lambda c: {"method": "POST", "path": _sync_of(c)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 2: after a kill between the sync's intent and Argo CD's "
-                   "answer, resume records the sync Argo CD ran as skipped (executed: false), the dry run not at all")
+@known_bug(SYNC_RECORDED_AS_SKIPPED)
 async def test_kill9_between_intent_and_argocd_answer(system: FaultSystem) -> None:
     # the dry run passes, the sync itself is held: Argo CD carries it out once released, after the kill
     await _kill_while_held(system, "kill -9 between intent and Argo CD's answer",
@@ -90,8 +104,7 @@ async def test_kill9_after_apply(system: FaultSystem) -> None:
     assert outcome.holds, outcome.report()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 3: the deadline fires while the sync is in flight and the "
-                   "fallback escalation replaces the verdict; Argo CD then syncs what the decision says it did not")
+@known_bug(DEADLINE_REWRITES_VERDICT)
 async def test_deadline_fires_while_the_sync_is_held(system: FaultSystem) -> None:
     (clone,) = system.take(1)
     held = await system.fault(method="POST", path=_sync_of(clone), action="hold", skip=1, times=1)
@@ -103,8 +116,7 @@ async def test_deadline_fires_while_the_sync_is_held(system: FaultSystem) -> Non
     assert outcome.holds, outcome.report()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 2: an apply failing at the sync drops the dry run it already "
-                   "made from the decision's record (applied is replaced by one `none`)")
+@known_bug(FAILED_APPLY_DROPS_DRY_RUN)
 async def test_argocd_fails_the_sync(system: FaultSystem) -> None:
     (clone,) = system.take(1)
     await system.fault(method="POST", path=_sync_of(clone), action="fail", status=503, skip=1)
@@ -116,9 +128,7 @@ async def test_argocd_fails_the_sync(system: FaultSystem) -> None:
 
 
 @pytest.mark.parametrize("frozen", [
-    pytest.param("security", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 13 item 1: the status annotation written for an approval request (awaiting_approval) is "
-        "recorded by the decision but has no `apply` record in the audit"))),
+    pytest.param("security", marks=known_bug(APPROVAL_ANNOTATION_UNAUDITED)),
     "mcp-kubernetes",
 ])
 async def test_a_frozen_process_mid_call(system: FaultSystem, frozen: str) -> None:

@@ -7,7 +7,8 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,14 @@ VALID_CALLS: dict[str, dict[str, dict[str, Any]]] = {
 ALL_TOOLS = [(server, tool) for server, tools in VALID_CALLS.items() for tool in tools]
 
 
-def http_client(url: str, token: str | None = TOKEN) -> Client:
+@asynccontextmanager
+async def http_client(url: str, token: str | None = TOKEN) -> AsyncIterator[Client]:
+    """An MCP client over streamable HTTP; the SDK leaves a client it was given open, so this one closes it."""
     import httpx2
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers)))
+    async with httpx2.AsyncClient(headers=headers) as http, Client(streamable_http_client(url, http_client=http)) as c:
+        yield c
 
 
 @pytest.mark.slow
