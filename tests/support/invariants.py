@@ -129,64 +129,78 @@ async def settle(system: FaultSystem, event_ids: list[str], timeout_s: float) ->
 
 async def check_invariants(system: FaultSystem, case: str, accepted: dict[str, str], settle_s: float = 60
                            ) -> Outcome:
-    """`accepted`: event id -> application, for every event of the case answered 202."""
+    """Release every fault, wait for `accepted` (event id -> application, each answered 202) to settle, then
+    judge the three records; prints the outcome's line."""
     await system.clear_faults()
-    outcome = Outcome(case, len(accepted))
     await settle(system, list(accepted), settle_s)
     decisions = await system.decisions()
+    writes = await system.writes()
+    records, verified, detail = await system.audit()
+    outcome = judge(case, accepted, decisions, writes, records)
+    outcome.audit_verified, outcome.audit_detail = verified, detail
+    print(outcome.line())
+    return outcome
+
+
+def judge(case: str, accepted: dict[str, str], decisions: dict[str, Decision], writes: list[SandboxWrite],
+          records: list[AuditRecord]) -> Outcome:
+    """The invariants over the three records, for the events of one case (the audit chain's own check aside)."""
+    outcome = Outcome(case, len(accepted))
     outcome.lost = [e for e in accepted if not settled(decisions.get(e))]
     outcome.states = Counter(decisions[e].state.value if e in decisions else "missing" for e in accepted)
+    sent = _attribute(accepted, writes, outcome)
+    audited: dict[str, list[AuditRecord]] = {}
+    for record in records:
+        audited.setdefault(record.event_id, []).append(record)
+    for event_id, app in accepted.items():
+        decision = decisions.get(event_id)
+        if decision is not None:  # else counted as lost
+            _judge_event(f"{event_id} ({app})", decision, sent[event_id], audited.get(event_id, []), outcome)
+    return outcome
 
-    apps = set(accepted.values())
+
+def _attribute(accepted: dict[str, str], writes: list[SandboxWrite], outcome: Outcome) -> dict[str, list[SandboxWrite]]:
+    """Each write to an application of the case, under the event it names (or its application's only event)."""
     by_app: dict[str, list[str]] = {}
     for event_id, app in accepted.items():
         by_app.setdefault(app, []).append(event_id)
     sent: dict[str, list[SandboxWrite]] = {e: [] for e in accepted}
-    for write in await system.writes():
-        if write.application not in apps:
-            continue
-        event_id = write_event(write)
-        if event_id is None and len(by_app[write.application or ""]) == 1:
-            event_id = by_app[write.application or ""][0]
+    for write in writes:
+        events = by_app.get(write.application or "")
+        if events is None:
+            continue  # another case's application
+        event_id = write_event(write) or (events[0] if len(events) == 1 else None)
         if event_id not in sent:
             outcome.mismatches.append(f"write #{write.seq} {write.method} {write.path} names event {event_id}, "
-                                      "which no accepted event of this case is")
+                                      "which is no accepted event of this case")
             continue
         sent[event_id].append(write)
+    return sent
 
-    records, outcome.audit_verified, outcome.audit_detail = await system.audit()
-    audited: dict[str, list[AuditRecord]] = {}
-    for record in records:
-        audited.setdefault(record.event_id, []).append(record)
 
-    for event_id, app in accepted.items():
-        decision = decisions.get(event_id)
-        if decision is None:
-            continue  # counted as lost
-        mine = audited.get(event_id, [])
-        decided = [r for r in mine if r.kind == "decision"]
-        if len(decided) > 1:
-            outcome.terminal_twice.append(f"{event_id} ({app}): {len(decided)} decision records")
-        elif not decided and settled(decision):
-            outcome.mismatches.append(f"{event_id} ({app}): {decision.state.value} without a decision record")
-        if decided and decision.verdict is not None and decided[0].payload.get("verdict", {}).get("jws") \
-                != decision.verdict.jws:
-            outcome.mismatches.append(f"{event_id} ({app}): the decision shows another verdict than its audit record")
-        argo = Counter(write_kind(w) for w in sent[event_id] if w.accepted)
-        recorded = recorded_writes(decision.applied)
+def _judge_event(name: str, decision: Decision, sent: list[SandboxWrite], mine: list[AuditRecord],
+                 outcome: Outcome) -> None:
+    decided = [r for r in mine if r.kind == "decision"]
+    if len(decided) > 1:
+        outcome.terminal_twice.append(f"{name}: {len(decided)} decision records")
+    elif not decided and settled(decision):
+        outcome.mismatches.append(f"{name}: {decision.state.value} without a decision record")
+    if decided and decision.verdict is not None and \
+            (decided[0].payload.get("verdict") or {}).get("jws") != decision.verdict.jws:
+        outcome.mismatches.append(f"{name}: the decision shows another verdict than its audit record")
+    argo = Counter(write_kind(w) for w in sent if w.accepted)
+    recorded = recorded_writes(decision.applied)
+    if argo != recorded:
         action = decision.verdict.verdict.action.value if decision.verdict else None
-        if argo != recorded:
-            outcome.mismatches.append(
-                f"{event_id} ({app}): Argo CD carried out {dict(argo)} but the decision ({decision.state.value}, "
-                f"{action}, error {decision.error!r}) records {dict(recorded)}")
-        refused = [w for w in sent[event_id] if not w.accepted]
-        if refused and decision.error is None and decision.state != DecisionState.FAILED:
-            outcome.mismatches.append(f"{event_id} ({app}): Argo CD refused {[write_kind(w) for w in refused]} "
-                                      f"(HTTP {[w.status for w in refused]}) but the decision shows no error")
-        applies = [AppliedAction.model_validate(a) for r in mine if r.kind in ("apply", "expiry")
-                   for a in r.payload.get("applied") or []]
-        if recorded_writes(applies) != recorded:
-            outcome.mismatches.append(f"{event_id} ({app}): the audit's apply records list "
-                                      f"{dict(recorded_writes(applies))}, the decision {dict(recorded)}")
-    print(outcome.line())
-    return outcome
+        outcome.mismatches.append(
+            f"{name}: Argo CD carried out {dict(argo)} but the decision ({decision.state.value}, {action}, "
+            f"error {decision.error!r}) records {dict(recorded)}")
+    refused = [w for w in sent if not w.accepted]
+    if refused and decision.error is None and decision.state != DecisionState.FAILED:
+        outcome.mismatches.append(f"{name}: Argo CD refused {[write_kind(w) for w in refused]} "
+                                  f"(HTTP {[w.status for w in refused]}) but the decision shows no error")
+    applies = [AppliedAction.model_validate(a) for r in mine if r.kind in ("apply", "expiry")
+               for a in r.payload.get("applied") or []]
+    if recorded_writes(applies) != recorded:
+        outcome.mismatches.append(f"{name}: the audit's apply records list {dict(recorded_writes(applies))}, "
+                                  f"the decision {dict(recorded)}")
