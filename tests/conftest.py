@@ -8,6 +8,9 @@ import pytest
 
 from tests.support.env import clear_driftwise_environment
 
+# the sandbox process and the acting stack, for every package that starts them (tests/acting, tests/drift)
+pytest_plugins = ["tests.support.process_fixtures"]
+
 
 @pytest.fixture
 def isolated_env() -> Iterator[None]:

@@ -1,4 +1,5 @@
-"""The acting tests' processes: a sandbox and the stack (MCP servers, specialists, OTLP stand-in), once per module."""
+"""Module-scoped fixtures of processes, registered for the whole suite by tests/conftest.py (pytest_plugins):
+the sandbox process, and the acting tests' stack over it (tests/acting, tests/drift)."""
 
 from __future__ import annotations
 
@@ -18,5 +19,5 @@ def sandbox() -> Iterator[SandboxProc]:
 
 @pytest.fixture(scope="module")
 def stack(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with start_stack(sandbox, tmp_path_factory.mktemp("acting")) as running:
+    with start_stack(sandbox, tmp_path_factory.mktemp("stack")) as running:
         yield running
