@@ -180,10 +180,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
         registry = sandbox.faults
         try:
             fault_id = int(request.path_params["id"])
-            found = registry.get(fault_id)
-            if request.method == "DELETE":
-                registry.release(fault_id)
-                del registry.items[fault_id]
+            found = registry.remove(fault_id) if request.method == "DELETE" else registry.get(fault_id)
         except ValueError:
             return _error(404, f"faults: no fault {request.path_params['id']!r}")
         except SandboxError as exc:

@@ -138,6 +138,12 @@ class Faults:
         fault.released.set()
         return fault
 
+    def remove(self, fault_id: int) -> Fault:
+        """Release this fault and forget it."""
+        fault = self.release(fault_id)
+        del self.items[fault_id]
+        return fault
+
     def clear(self) -> None:
         """Release every fault and forget them all."""
         for fault in self.items.values():

@@ -98,6 +98,10 @@ async def test_delete_releases_what_is_held_and_clears(sb: Clients) -> None:
     assert (await sb.argocd.delete("/sandbox/faults")).json() == {"faults": []}
     async with asyncio.timeout(5):
         assert (await sync).status_code == 200
+    one = (await sb.argocd.post("/sandbox/faults", json={"method": "POST", "path": SYNC, "action": "hold"})).json()
+    gone = await sb.argocd.delete(f"/sandbox/faults/{one['id']}")
+    assert gone.status_code == 200 and gone.json()["released"] is True and await _faults(sb) == []
+    assert (await _sync(sb)).status_code == 200  # nothing holds it any more
 
 
 async def test_bad_faults_are_refused_naming_the_problem(sb: Clients) -> None:
