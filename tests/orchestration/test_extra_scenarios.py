@@ -27,7 +27,8 @@ import pytest
 from tests.support.cli import driftwise_cmd, explain
 from tests.support.processes import ROOT
 
-pytestmark = pytest.mark.slow
+# the commands these tests run read DRIFTWISE_* settings: none of the caller's may leak in
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_env")]
 
 
 @pytest.mark.parametrize(("folder", "size", "correct_floor"), [("scenarios_extra", 30, 30),

@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.processes import ROOT, SCENARIOS, driftwise, free_port
 
-pytestmark = pytest.mark.slow
+# the commands these tests run read DRIFTWISE_* settings: none of the caller's may leak in
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_env")]
 
 
 def test_eval_with_a_hostile_model_reports_no_unsafe_decision(tmp_path: Path) -> None:

@@ -75,23 +75,24 @@ async def test_starts_prefixes_logs_restarts_a_killed_child_and_stops_all() -> N
 @pytest.mark.slow
 def test_sigterm_stops_every_child() -> None:
     ports = [free_port(), free_port()]
-    proc = subprocess.Popen([sys.executable, str(HERE / "supervise_trivial.py"), *map(str, ports)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # bounded by the supervisor's own 20 s readiness deadline
-        pids = json.loads(line)
-        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids.values())
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        deadline = time.monotonic() + 5
-        while not all(gone(p) for p in pids.values()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert all(gone(p) for p in pids.values()), pids
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+    # `with`: the pipes are closed afterwards (an unclosed one is a ResourceWarning, which fails the run)
+    with subprocess.Popen([sys.executable, str(HERE / "supervise_trivial.py"), *map(str, ports)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # bounded by the supervisor's own 20 s readiness deadline
+            pids = json.loads(line)
+            assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids.values())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+            deadline = time.monotonic() + 5
+            while not all(gone(p) for p in pids.values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert all(gone(p) for p in pids.values()), pids
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ import pytest
 from tests.support.cli import driftwise_cmd, explain
 from tests.support.processes import ROOT, SCENARIOS
 
-pytestmark = pytest.mark.slow
+# the commands these tests run read DRIFTWISE_* settings: none of the caller's may leak in
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_env")]
 
 
 def test_eval_on_the_visible_scenarios_is_all_correct(tmp_path: Path) -> None:
@@ -113,7 +114,6 @@ def test_eval_llm_needs_an_endpoint() -> None:
     assert out.returncode == 2 and "llm.base_url" in out.stderr, out.stderr
 
 
-@pytest.mark.usefixtures("isolated_env")
 async def test_a_taken_port_moves_the_whole_system_to_a_new_block(tmp_path: Path) -> None:
     import socket
 
