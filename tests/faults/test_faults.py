@@ -27,7 +27,9 @@ from tests.support.invariants import check_invariants, settled
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-DEADLINE_S = 8.0
+# Long enough that a decision of the 200-burst on a loaded 2-core machine does not meet it (at 8 s, 20 of
+# 200 did, and each broke the record the way issue 13 item 3 says); the deadline case waits it out once.
+DEADLINE_S = 20.0
 # The product bugs the strict xfails below wait on (found by these cases, named by issue 13's items).
 DRY_RUN_SENT_TWICE = ("issue 13 item 2: the dry run sent before the crash is sent again on resume, "
                       "and the decision records one of the two")
