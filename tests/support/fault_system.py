@@ -31,6 +31,9 @@ from pydantic import BaseModel, ConfigDict
 from driftwise.settings import Settings
 from driftwise.supervisor import (
     DRIFT,
+    LineSink,
+    LocalSystem,
+    StartError,
     State,
     Supervisor,
     ensure_keys,
@@ -228,6 +231,23 @@ class FaultSystem:
         return records, vcode == 0 and json.loads(vout or "{}").get("ok") is True, (vout + verr).strip()
 
 
+async def _started(settings: Settings, sink: LineSink, attempts: int = 3) -> LocalSystem:
+    """Every process started on a free block of ports; a block another program took meanwhile (other test
+    runs share the machine) is given up for a new one."""
+    for attempt in range(attempts):
+        moved = prepare_settings(settings, port_base=free_port_block(ports_needed(settings)))
+        specs = plan_system(moved, sandbox_paths=[SCENARIOS], sandbox_args=["--prometheus", "builtin"])
+        # kill -9 is the point here: restart at once and as often as the cases kill
+        supervisor = Supervisor(specs, sink=sink, ready_timeout_s=90, max_restarts=50, backoff_s=(0.1, 0.5))
+        try:
+            await supervisor.start()  # stops what it started when it fails
+            return LocalSystem(supervisor, moved)
+        except StartError as exc:
+            if attempt + 1 == attempts or "address already in use" not in exc.output.lower():
+                raise
+    raise AssertionError("unreachable")
+
+
 @asynccontextmanager
 async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "shadow"] = "autonomous",
                        deadline_s: float = 8.0, pool: int = 260) -> AsyncIterator[FaultSystem]:
@@ -243,22 +263,20 @@ async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "
                    # a re-read would open decisions no case asked for
                    "reread_interval_s": 3600, "scheduler_interval_s": 0.2},
         )
-        settings = prepare_settings(settings, port_base=free_port_block(ports_needed(settings)))
         await asyncio.to_thread(ensure_keys, settings)
-        specs = plan_system(settings, sandbox_paths=[SCENARIOS], sandbox_args=["--prometheus", "builtin"])
         sink, close = file_sink(state / "system.log")
-        # kill -9 is the point here: restart at once and as often as the cases kill
-        supervisor = Supervisor(specs, sink=sink, ready_timeout_s=90, max_restarts=50, backoff_s=(0.1, 0.5))
         try:
-            await supervisor.start()
-            async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
-                system = FaultSystem(supervisor, settings, http, state / "system.log")
-                scenario = enforce_scenario()
-                r = await http.post(f"{system.sandbox}/sandbox/clones", json={"id": scenario["id"], "count": pool},
-                                    timeout=120)
-                assert r.status_code == 200, r.text
-                system.pool = [Clone.model_validate(a) for a in r.json()["applications"]]
-                yield system
+            running = await _started(settings, sink)
+            try:
+                async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
+                    system = FaultSystem(running.supervisor, running.settings, http, state / "system.log")
+                    scenario = enforce_scenario()
+                    r = await http.post(f"{system.sandbox}/sandbox/clones",
+                                        json={"id": scenario["id"], "count": pool}, timeout=120)
+                    assert r.status_code == 200, r.text
+                    system.pool = [Clone.model_validate(a) for a in r.json()["applications"]]
+                    yield system
+            finally:
+                await running.supervisor.stop()
         finally:
-            await supervisor.stop()
             close()
