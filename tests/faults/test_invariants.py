@@ -62,7 +62,7 @@ def _judged(decision: Decision, writes: list[SandboxWrite] = WRITES, records: li
 
 def test_consistent_records_hold() -> None:
     outcome = _judged(_decision())
-    assert (outcome.lost, outcome.terminal_twice, outcome.mismatches) == ([], [], [])
+    assert (outcome.lost, outcome.terminal_twice, outcome.mismatches, outcome.audit_mismatches) == ([], [], [], [])
 
 
 def test_a_sync_argo_cd_ran_that_the_decision_does_not_record() -> None:
@@ -87,12 +87,13 @@ def test_two_decision_records_are_terminal_twice() -> None:
     decision = _decision()
     outcome = _judged(decision, records=[_record(1, "decision"), _record(2, "decision"),
                                          _record(3, "apply", decision.applied)])
-    assert len(outcome.terminal_twice) == 1 and not outcome.mismatches
+    assert len(outcome.terminal_twice) == 1 and not outcome.mismatches and not outcome.audit_mismatches
 
 
 def test_writes_without_their_apply_record() -> None:
     outcome = _judged(_decision(), records=[_record(1, "decision")])
-    assert len(outcome.mismatches) == 1 and "apply records list {}" in outcome.mismatches[0]
+    assert not outcome.mismatches and len(outcome.audit_mismatches) == 1
+    assert "apply records list {}" in outcome.audit_mismatches[0]
 
 
 def test_an_unsettled_event_is_lost() -> None:

@@ -82,22 +82,26 @@ class Outcome:
     lost: list[str] = field(default_factory=list)
     terminal_twice: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    """Argo CD's writes against the decisions' records."""
+    audit_mismatches: list[str] = field(default_factory=list)
+    """The decisions against their audit records (decision record, verdict, one `apply` per write)."""
     audit_verified: bool = False
     audit_detail: str = ""
     states: Counter[str] = field(default_factory=Counter)
 
     @property
     def holds(self) -> bool:
-        return not (self.lost or self.terminal_twice or self.mismatches) and self.audit_verified
+        broken = self.lost or self.terminal_twice or self.mismatches or self.audit_mismatches
+        return not broken and self.audit_verified
 
     @property
     def mismatched_events(self) -> int:
-        return len({m.split(" ", 1)[0] for m in self.mismatches})
+        return len({m.split(" ", 1)[0] for m in self.mismatches + self.audit_mismatches})
 
     def line(self) -> str:
         return (f"{self.case}: accepted={self.accepted} lost={len(self.lost)} "
                 f"terminal_twice={len(self.terminal_twice)} record_write_mismatches={len(self.mismatches)} "
-                f"(in {self.mismatched_events} events) "
+                f"audit_mismatches={len(self.audit_mismatches)} (in {self.mismatched_events} events) "
                 f"audit_verify={'ok' if self.audit_verified else 'FAILED'} states={dict(self.states)}")
 
     def report(self) -> str:
@@ -105,6 +109,7 @@ class Outcome:
         parts += [f"  lost: {e}" for e in self.lost[:10]]
         parts += [f"  terminal twice: {e}" for e in self.terminal_twice[:10]]
         parts += [f"  mismatch: {m}" for m in self.mismatches[:10]]
+        parts += [f"  audit: {m}" for m in self.audit_mismatches[:10]]
         if not self.audit_verified:
             parts.append(f"  audit verify: {self.audit_detail}")
         return "\n".join(parts)
@@ -184,10 +189,10 @@ def _judge_event(name: str, decision: Decision, sent: list[SandboxWrite], mine: 
     if len(decided) > 1:
         outcome.terminal_twice.append(f"{name}: {len(decided)} decision records")
     elif not decided and settled(decision):
-        outcome.mismatches.append(f"{name}: {decision.state.value} without a decision record")
+        outcome.audit_mismatches.append(f"{name}: {decision.state.value} without a decision record")
     if decided and decision.verdict is not None and \
             (decided[0].payload.get("verdict") or {}).get("jws") != decision.verdict.jws:
-        outcome.mismatches.append(f"{name}: the decision shows another verdict than its audit record")
+        outcome.audit_mismatches.append(f"{name}: the decision shows another verdict than its audit record")
     argo = Counter(write_kind(w) for w in sent if w.accepted)
     recorded = recorded_writes(decision.applied)
     if argo != recorded:
@@ -202,5 +207,5 @@ def _judge_event(name: str, decision: Decision, sent: list[SandboxWrite], mine: 
     applies = [AppliedAction.model_validate(a) for r in mine if r.kind in ("apply", "expiry")
                for a in r.payload.get("applied") or []]
     if recorded_writes(applies) != recorded:
-        outcome.mismatches.append(f"{name}: the audit's apply records list {dict(recorded_writes(applies))}, "
+        outcome.audit_mismatches.append(f"{name}: the audit's apply records list {dict(recorded_writes(applies))}, "
                                   f"the decision {dict(recorded)}")
