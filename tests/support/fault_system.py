@@ -250,19 +250,20 @@ async def _started(settings: Settings, sink: LineSink, attempts: int = 3) -> Loc
 
 @asynccontextmanager
 async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "shadow"] = "autonomous",
-                       deadline_s: float = 8.0, pool: int = 260) -> AsyncIterator[FaultSystem]:
+                       deadline_s: float | None = None, pool: int = 260) -> AsyncIterator[FaultSystem]:
+    """The system with `pool` cloned applications; `deadline_s` None keeps the product's decision deadline."""
     with pytest.MonkeyPatch.context() as mp:
         clear_driftwise_environment(mp)
-        settings = Settings(
-            state_dir=state, log_level="info",
-            # Argo CD's own timeout beyond the deadline: a held sync meets the deadline first
-            argocd={"timeout_s": deadline_s + 4},
-            drift={"mode": mode, "decision_deadline_s": deadline_s,
-                   "webhook_token": WEBHOOK["Authorization"].split()[1],
-                   "approvals_token": API["Authorization"].split()[1],
-                   # a re-read would open decisions no case asked for
-                   "reread_interval_s": 3600, "scheduler_interval_s": 0.2},
-        )
+        drift: dict[str, Any] = {
+            "mode": mode, "webhook_token": WEBHOOK["Authorization"].split()[1],
+            "approvals_token": API["Authorization"].split()[1],
+            # a re-read would open decisions no case asked for
+            "reread_interval_s": 3600, "scheduler_interval_s": 0.2}
+        argocd: dict[str, Any] = {}
+        if deadline_s is not None:
+            drift["decision_deadline_s"] = deadline_s
+            argocd["timeout_s"] = deadline_s + 4  # Argo CD's own timeout beyond it: a held sync meets it first
+        settings = Settings(state_dir=state, log_level="info", argocd=argocd, drift=drift)
         await asyncio.to_thread(ensure_keys, settings)
         sink, close = file_sink(state / "system.log")
         try:
