@@ -16,7 +16,7 @@ from mcp_servers.common import BackendConfig, Limits
 from mcp_servers.kubernetes import KubernetesServerConfig, build_server
 from mcp_servers.kubernetes.schema import SchemaWalker, pointer_segments
 from protocol.context import FieldDescriptions
-from tests.sandbox.conftest import CRD_SCENARIOS
+from tests.support.sandbox_clients import CRD_SCENARIOS
 
 ISTIO = {"api_version": "security.istio.io/v1", "kind": "AuthorizationPolicy"}
 Rewrite = Callable[[httpx.Request], httpx.Response | None]

@@ -17,7 +17,7 @@ from protocol.models import Evidence
 from tests.reasoning.helpers import real_specialists, reasoning_input
 from tests.reasoning.test_llm import Server, ask
 from tests.reasoning.world import all_scenarios, now_of, report_for
-from tests.sandbox.conftest import CRD_SCENARIOS
+from tests.support.sandbox_clients import CRD_SCENARIOS
 
 ISTIO_ID = "kubernetes.field_descriptions:payments/AuthorizationPolicy/payments-api-callers"
 

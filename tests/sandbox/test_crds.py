@@ -10,7 +10,7 @@ import yaml
 
 from driftwise.sandbox.errors import ScenarioError
 from driftwise.sandbox.scenario import load_file
-from tests.sandbox.conftest import CRD_SCENARIOS, KUBE, Clients
+from tests.support.sandbox_clients import CRD_SCENARIOS, KUBE, Clients
 
 ISTIO = "c01-istio-authorizationpolicy-opened"
 KYVERNO = "c02-kyverno-clusterpolicy-audit"

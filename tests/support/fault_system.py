@@ -37,6 +37,7 @@ from driftwise.supervisor import (
     State,
     Supervisor,
     ensure_keys,
+    ensure_tokens,
     file_sink,
     free_port_block,
     plan_system,
@@ -258,13 +259,17 @@ async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "
             "mode": mode, "webhook_token": WEBHOOK["Authorization"].split()[1],
             "approvals_token": API["Authorization"].split()[1],
             # a re-read would open decisions no case asked for
-            "reread_interval_s": 3600, "scheduler_interval_s": 0.2}
+            "reread_interval_s": 3600, "scheduler_interval_s": 0.2,
+            # every audit record anchored by a signed checkpoint: `audit verify` holds at any moment a case
+            # checks, kill -9 included (no shutdown checkpoint then)
+            "audit_checkpoint_every": 1}
         argocd: dict[str, Any] = {}
         if deadline_s is not None:
             drift["decision_deadline_s"] = deadline_s
             argocd["timeout_s"] = deadline_s + 4  # Argo CD's own timeout beyond it: a held sync meets it first
         settings = Settings(state_dir=state, log_level="info", argocd=argocd, drift=drift)
         await asyncio.to_thread(ensure_keys, settings)
+        settings, _ = await asyncio.to_thread(ensure_tokens, settings)  # a token per role, as `driftwise up`
         sink, close = file_sink(state / "system.log")
         try:
             running = await _started(settings, sink)
