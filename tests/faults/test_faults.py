@@ -34,10 +34,8 @@ DEADLINE_S = 20.0
 # The product bugs the strict xfails below wait on (found by these cases, named by issue 13's items).
 DRY_RUN_SENT_TWICE = ("issue 13 item 2: the dry run sent before the crash is sent again on resume, "
                       "and the decision records one of the two")
-SYNC_RECORDED_AS_SKIPPED = ("issue 13 item 2: after a kill between the sync's intent and Argo CD's answer, "
-                            "resume records the sync Argo CD ran as skipped (executed: false), the dry run not at all")
-DEADLINE_REWRITES_VERDICT = ("issue 13 item 3: the deadline fires while the sync is in flight and the fallback "
-                             "escalation replaces the verdict; Argo CD then syncs what the decision says it did not")
+DEADLINE_REWRITES_VERDICT = ("issue 13 item 3: the deadline fires while the sync is in flight; the decision ends "
+                             "without that sync in its record (it was escalate, now failed), and Argo CD then runs it")
 FAILED_APPLY_DROPS_DRY_RUN = ("issue 13 item 2: an apply failing at the sync drops the dry run it already made "
                               "from the decision's record (applied is replaced by one `none`)")
 ESCALATED_UNDER_LOAD = ("issue 13 items 4 and 1: under the burst a decision escalates for load (`database is locked`, "
@@ -92,7 +90,6 @@ async def test_kill9_right_after_the_guardrail(system: FaultSystem) -> None:
                            lambda c: {"method": "POST", "path": _sync_of(c)})
 
 
-@known_bug(SYNC_RECORDED_AS_SKIPPED)
 async def test_kill9_between_intent_and_argocd_answer(system: FaultSystem) -> None:
     # the dry run passes, the sync itself is held: Argo CD carries it out once released, after the kill
     await _kill_while_held(system, "kill -9 between intent and Argo CD's answer",
