@@ -118,6 +118,7 @@ def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
             add("kubernetes", "namespace", None, ns, name=ns)
     for drift in report.drifts:
         ref = drift.ref
+        ns = ref.namespace or report.destination_namespace  # each resource's evidence from its own namespace
         if ref.group not in BUILTIN_GROUPS and drift.changes:
             add("kubernetes", "field_descriptions", ref.namespace, f"{ref.kind}/{ref.name}",
                 api_version=f"{ref.group}/{ref.version}", kind=ref.kind,
