@@ -6,11 +6,13 @@ that both sides of a hop validate the same shape and a version skew fails loudly
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
 from protocol.context import ToolResult
@@ -44,19 +46,85 @@ class Action(StrEnum):
 # --- intake ------------------------------------------------------------------------------------
 
 
+# The names Argo CD and Kubernetes accept (k8s.io/apimachinery validation): an Application or
+# AppProject name is a DNS-1123 subdomain, a namespace a DNS-1123 label. ASCII only, so no control,
+# bidi or other invisible character can pass any of these fields.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_LABEL = rf"^{_LABEL}$"
+DNS1123_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
+REVISION_CHARS = r"^[A-Za-z0-9._/+-]*$"
+"""A git SHA, a tag or branch name (git check-ref-format, ASCII), a Helm chart version, or empty."""
+ARGOCD_URL = r"^(https?://[!-~]+)?$"
+TRIGGER_NAME = r"^[-._a-zA-Z0-9]+$"
+"""A ConfigMap key, as Argo CD notification triggers are named (trigger.<name>)."""
+
+
+def _named(pattern: str, what: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not {what}")
+        return value
+
+    return check
+
+
+def _shown(value: str) -> str:
+    """A value quoted for an error message, every non-printable or non-ASCII character escaped."""
+    text = value if len(value) <= 80 else value[:80] + "..."
+    return ascii(text)
+
+
+def _revision(value: str) -> str:
+    """git check-ref-format's rules over an ASCII alphabet; a SHA, `HEAD` and `1.2.3+build` pass."""
+    if not re.fullmatch(REVISION_CHARS, value):
+        raise ValueError(f"{_shown(value)} is not a git SHA, tag, branch or chart version "
+                         "(letters, digits and . _ / + - only)")
+    if value and (".." in value or "//" in value or value.startswith(("/", ".", "-")) or value.endswith(("/", "."))
+                  or value.endswith(".lock") or "/." in value):
+        raise ValueError(f"{_shown(value)} is not a valid git ref name (git check-ref-format)")
+    return value
+
+
+def _named_field(pattern: str, what: str, **field: Any) -> Any:
+    """A string field checked against `pattern` with a message saying what it must be; the pattern goes
+    into the JSON Schema (and so the OpenAPI document) too."""
+    return Annotated[str, AfterValidator(_named(pattern, what)),
+                     Field(json_schema_extra={"pattern": pattern}, **field)]
+
+
+AppName = _named_field(DNS1123_SUBDOMAIN, "an Argo CD application name (a DNS-1123 subdomain: lower-case "
+                       "letters, digits, '-' and '.', starting and ending with a letter or digit)",
+                       min_length=1, max_length=253)
+NamespaceName = _named_field(DNS1123_LABEL, "a Kubernetes namespace (a DNS-1123 label: lower-case letters, "
+                             "digits and '-', starting and ending with a letter or digit)",
+                             min_length=1, max_length=63)
+ProjectName = _named_field(DNS1123_SUBDOMAIN, "an Argo CD project name (a DNS-1123 subdomain)",
+                           min_length=1, max_length=253)
+Revision = Annotated[str, AfterValidator(_revision),
+                     Field(max_length=255, json_schema_extra={"pattern": REVISION_CHARS})]
+ArgoCDURL = _named_field(ARGOCD_URL, "an http(s) URL of printable ASCII without spaces", max_length=2048)
+TriggerName = _named_field(TRIGGER_NAME, "an Argo CD notification trigger name (letters, digits, '-', '_', '.')",
+                           min_length=1, max_length=100)
+
+
 class ArgoNotification(StrictModel):
-    """The JSON body our Argo CD notification template POSTs (deploy/argocd/notifications-cm.yaml)."""
+    """The JSON body our Argo CD notification template POSTs (deploy/argocd/notifications-cm.yaml).
+
+    Every field is checked where it enters, against what Argo CD itself allows for it: a value that
+    Argo CD could not have sent is refused with a message naming the field, never stored."""
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    app: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    app_namespace: str = Field(default="argocd", min_length=1, max_length=63)
-    project: str = Field(min_length=1, max_length=253)
-    revision: str = Field(default="", max_length=200)
-    sync_status: str = Field(default="OutOfSync", max_length=40)
-    health_status: str = Field(default="", max_length=40)
-    argocd_url: str = Field(default="", max_length=2048)
-    event: str = Field(default="on-drift-detected", max_length=100)
+    app: AppName
+    app_namespace: NamespaceName = "argocd"
+    project: ProjectName
+    revision: Revision = ""
+    sync_status: Literal["Synced", "OutOfSync", "Unknown"] = "OutOfSync"
+    health_status: Literal["", "Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"] = ""
+    argocd_url: ArgoCDURL = ""
+    event: TriggerName = "on-drift-detected"
 
 
 class DriftEvent(Versioned):
@@ -351,11 +419,17 @@ class DecisionState(StrEnum):
     APPLYING = "applying"
     DONE = "done"
     FAILED = "failed"
+    SUPERSEDED = "superseded"
+    """A changed drift (or revision) of the same application replaced it before it ended; `superseded_by`."""
+    UNKNOWN_APPLICATION = "unknown_application"
+    """The Argo CD API does not know the application the notification names: nothing to decide or approve."""
 
     @property
     def final(self) -> bool:
-        """Final for evaluation: decided, even if a human still has to act on it."""
-        return self in (DecisionState.AWAITING_APPROVAL, DecisionState.DONE, DecisionState.FAILED)
+        """Final for evaluation: decided, even if a human still has to act on it. Not the same as closed:
+        agents.drift.open_rule says when a decision is still open to join or supersede."""
+        return self in (DecisionState.AWAITING_APPROVAL, DecisionState.DONE, DecisionState.FAILED,
+                        DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION)
 
 
 class Approval(Versioned):
@@ -406,6 +480,7 @@ class Decision(Versioned):
     llm: LlmUsage | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    superseded_by: str | None = Field(default=None, description="the event id of the decision that replaced it")
     updated_at: AwareDatetime
 
     @property
@@ -418,7 +493,7 @@ class AuditRecord(Versioned):
 
     seq: int = Field(ge=1)
     event_id: str
-    kind: Literal["decision", "approval", "apply", "expiry"]
+    kind: Literal["decision", "approval", "apply", "expiry", "supersede"]
     at: AwareDatetime
     payload: dict[str, Any]
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -440,6 +515,32 @@ class SignedCheckpoint(BaseModel):
 
     jws: str
     checkpoint: AuditCheckpoint
+
+
+# --- the drift agent's HTTP API (webhook, decisions, approvals): its answers -------------------
+
+
+class WebhookAccepted(StrictModel):
+    """The webhook's 202: the event id to follow (a new decision's, or the open one a repeat joined)."""
+
+    event_id: str
+    state: DecisionState
+    duplicate: bool = Field(description="true when the notification joined an open decision")
+
+
+class DecisionList(StrictModel):
+    """`GET /v1/decisions`: newest first."""
+
+    decisions: list[Decision]
+
+
+class ApiError(StrictModel):
+    """Every 4xx/5xx of the drift agent's HTTP API: what is wrong and how to fix it."""
+
+    error: str
+    field: str | None = Field(default=None, description="the request field at fault, dotted")
+    allowed_actions: list[Action] | None = None
+    superseded_by: str | None = None
 
 
 JsonObject = Annotated[dict[str, JsonValue], Field(description="a JSON object")]

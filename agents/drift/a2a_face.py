@@ -1,8 +1,11 @@
 """The drift agent's A2A face: a signed card with one skill, "analyze-drift", on the kit's server machinery.
 
 A peer sends an ArgoNotification (application/json text part) naming an application; the drift
-agent runs (or joins) the decision for it and answers with a completed Task whose artifact
-`verdict` holds the signed verdict (application/jwt) and the Verdict (application/json).
+agent runs the decision for it, or joins the open one of the same application and revision (the
+same rule as the webhook: agents.drift.open_rule), and answers with a completed Task whose artifact
+`verdict` holds the signed verdict (application/jwt) and the Verdict (application/json), its
+metadata the decision's `event_id`. A decision that ends without a verdict (an application Argo CD
+does not know) fails the task with a message naming its state and event id.
 """
 
 from __future__ import annotations
@@ -77,16 +80,13 @@ class DriftExecutor(AgentExecutor):
             )
             return
         if decision is None or decision.verdict is None:
-            await updater.update_status(
-                TaskState.TASK_STATE_FAILED,
-                message=new_text_message(f"no verdict for {notification.app} yet; "
-                                         "follow it with GET /v1/decisions?application=..."),
-            )
+            await updater.update_status(TaskState.TASK_STATE_FAILED, message=new_text_message(_no_verdict(
+                notification, decision)))
             return
         await updater.add_artifact(
             [Part(text=decision.verdict.jws, media_type=JWT),
              Part(text=decision.verdict.verdict.model_dump_json(), media_type=JSON)],
-            name=ARTIFACT_NAME, last_chunk=True,
+            name=ARTIFACT_NAME, last_chunk=True, metadata={"event_id": decision.event.event_id},
         )
         await updater.update_status(TaskState.TASK_STATE_COMPLETED)
 
@@ -94,6 +94,17 @@ class DriftExecutor(AgentExecutor):
         if context.current_task is not None:
             updater = TaskUpdater(event_queue, context.current_task.id, context.current_task.context_id)
             await updater.update_status(TaskState.TASK_STATE_CANCELED)
+
+
+def _no_verdict(notification: ArgoNotification, decision: Decision | None) -> str:
+    if decision is None:
+        return f"no decision for {notification.app}"
+    event_id = decision.event.event_id
+    if decision.final:
+        reason = decision.error or "no verdict"
+        return f"decision {event_id} for {notification.app} ended {decision.state.value}: {reason}"
+    return (f"no verdict for {notification.app} yet (decision {event_id} is {decision.state.value}); "
+            f"follow it with GET /v1/decisions/{event_id}")
 
 
 def build_card_for(agent: str, base_url: str, key: OKPKey) -> AgentCard:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from a2a.types import AgentCard
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,21 +27,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.drift.a2a_face import a2a_routes, build_card_for
 from agents.drift.config import DriftConfig
-from agents.drift.intake import BodyTooLarge, bearer_ok, error, read_limited, webhook_endpoint
+from agents.drift.intake import BadRequest, bearer_ok, error, field_error, printable, read_json_object, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
+from agents.drift.openapi import DECISIONS_PATH, MAX_WAIT_S, OPENAPI_PATH, OPERATIONS, UNTIL, openapi_document
 from agents.drift.sqlite import connect
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
-from protocol.models import Approval, ArgoNotification, Decision, DecisionState, DriftEvent
+from protocol.models import Approval, ArgoNotification, Decision, DecisionList, DecisionState, DriftEvent
 from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PATH = "/v1/webhooks/argocd"
-DECISIONS_PATH = "/v1/decisions"
 _OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH)
-_PUBLIC = frozenset({"/healthz", "/metrics", "/.well-known/agent-card.json", JWKS_PATH})
+_PUBLIC = frozenset({"/healthz", "/metrics", OPENAPI_PATH, "/.well-known/agent-card.json", JWKS_PATH})
 
 
 class PeerAuth:
@@ -64,10 +63,16 @@ Resume = Callable[[str, Approval], Awaitable[Decision]]
 """Takes a human's answer for an event and returns the decision after it (DecisionRunner.resume)."""
 Wait = Callable[[str, float, bool], Awaitable[Decision | None]]
 """Waits up to the seconds given for an event's decision to be final, or (True) to have its verdict
-(DecisionRunner.wait); returns it as it then stands."""
-MAX_WAIT_S = 60.0
-"""The longest a `GET /v1/decisions/{id}?wait=S` holds its request open."""
-UNTIL = ("final", "verdict")
+(Admission.wait); returns it as it then stands."""
+
+
+def _superseded(decision: Decision | None) -> Response | None:
+    """409 for an answer to a decision a changed drift replaced: its approval was withdrawn."""
+    if decision is None or decision.state != DecisionState.SUPERSEDED:
+        return None
+    return error(409, f"decision {decision.event.event_id} was superseded by event {decision.superseded_by}: "
+                      "its approval was withdrawn; answer that decision instead",
+                 superseded_by=decision.superseded_by)
 
 
 def create_app(
@@ -90,6 +95,7 @@ def create_app(
         return any([bearer_ok(header, t) for t in approvers])  # every one compared: no early exit
 
     webhook = webhook_endpoint(config, store, on_accepted)
+    document = openapi_document()
 
     async def counted_webhook(request: Request) -> Response:
         response = await webhook(request)
@@ -101,9 +107,9 @@ def create_app(
             return error(401, "send Authorization: Bearer <drift.approvals_token>")
         state = request.query_params.get("state") or None
         if state is not None and state not in {s.value for s in DecisionState}:
-            return error(400, f"state {state!r} is not one of {', '.join(s.value for s in DecisionState)}")
+            return error(400, f"state {printable(state)!r} is not one of {', '.join(s.value for s in DecisionState)}")
         found = await store.list(request.query_params.get("application") or None, state)
-        return JSONResponse({"decisions": [d.model_dump(mode="json") for d in found]})
+        return JSONResponse(DecisionList(decisions=found).model_dump(mode="json"))
 
     async def get_decision(request: Request) -> Response:
         if not approver(request):
@@ -112,14 +118,14 @@ def create_app(
         params = request.query_params
         until = params.get("until") or "final"
         if until not in UNTIL:
-            return error(400, f"until={until!r}: use until=final (the default) or until=verdict")
+            return error(400, f"until={printable(until)!r}: use until=final (the default) or until=verdict")
         if params.get("wait"):
             try:
                 wait_s = float(params["wait"])
             except ValueError:
                 wait_s = -1.0
             if not 0 < wait_s <= MAX_WAIT_S:
-                return error(400, f"wait={params['wait']!r}: give the seconds to wait for the decision, "
+                return error(400, f"wait={printable(params['wait'])!r}: give the seconds to wait for the decision, "
                                   f"a number above 0 and at most {MAX_WAIT_S:g}")
             if wait is None:
                 return error(503, "this drift agent does not wait for decisions; poll without ?wait=")
@@ -127,13 +133,11 @@ def create_app(
         else:
             found = await store.get(event_id)
         if found is None:
-            return error(404, f"no decision for event {request.path_params['event_id']}")
+            return error(404, f"no decision for event {printable(event_id)}")
         return JSONResponse(found.model_dump(mode="json"))
 
-    def answer(decision: str) -> Callable[[Request], Awaitable[Response]]:
+    def answer(decision: Literal["approve", "reject"]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            from pydantic import ValidationError
-
             from agents.drift.runner import ApprovalConflict
 
             if not approver(request):
@@ -141,28 +145,28 @@ def create_app(
             if resume is None:
                 return error(503, "this drift agent does not take approvals")
             try:
-                body = json.loads(await read_limited(request, config.max_body_bytes) or b"{}")
-            except BodyTooLarge:
-                return error(413, f"body larger than drift.max_body_bytes ({config.max_body_bytes} bytes)")
-            except (ValueError, UnicodeDecodeError):
-                return error(400, "body is not JSON: send an Approval {decision, action, approver, comment}")
-            if not isinstance(body, dict):
-                return error(400, "body must be a JSON object (an Approval)")
+                body = await read_json_object(request, config.max_body_bytes,
+                                              "an Approval {decision, action, approver, comment}", required=False)
+            except BadRequest as exc:
+                return error(exc.status, str(exc))
             body.setdefault("decision", decision)
             try:
                 approval = Approval.model_validate(body)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(p) for p in err["loc"]) or "body"
-                return error(422, f"field `{field}`: {err['msg']}", field=field)
+                return field_error(exc)
             if approval.decision != decision:
                 return error(422, f"field `decision` is {approval.decision!r} on the /{decision} endpoint",
                              field="decision")
+            event_id = request.path_params["event_id"]
+            if (refused := _superseded(await store.get(event_id))) is not None:
+                return refused
             try:
-                result = await resume(request.path_params["event_id"], approval)
+                result = await resume(event_id, approval)
             except ApprovalConflict as exc:
+                if (refused := _superseded(await store.get(event_id))) is not None:
+                    return refused  # superseded while the answer was on its way
                 extra = {"allowed_actions": exc.allowed} if exc.allowed else {}
-                return error(exc.status, str(exc), **extra)
+                return error(exc.status, printable(str(exc), 400), **extra)
             return JSONResponse(result.model_dump(mode="json"))
 
         return endpoint
@@ -177,14 +181,18 @@ def create_app(
     async def jwks_endpoint(_: Request) -> Response:
         return JSONResponse(jwks or {"keys": []})
 
-    routes: list[BaseRoute] = [
-        Route(WEBHOOK_PATH, counted_webhook, methods=["POST"]),
-        Route(DECISIONS_PATH, list_decisions, methods=["GET"]),
-        Route(DECISIONS_PATH + "/{event_id}", get_decision, methods=["GET"]),
-        Route(DECISIONS_PATH + "/{event_id}/approve", answer("approve"), methods=["POST"]),
-        Route(DECISIONS_PATH + "/{event_id}/reject", answer("reject"), methods=["POST"]),
+    async def openapi_endpoint(_: Request) -> Response:
+        return JSONResponse(document)
+
+    handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
+        "webhook": counted_webhook, "list_decisions": list_decisions, "get_decision": get_decision,
+        "approve": answer("approve"), "reject": answer("reject"),
+    }
+    routes: list[BaseRoute] = [Route(op.path, handlers[op.id], methods=[op.method]) for op in OPERATIONS]
+    routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route(OPENAPI_PATH, openapi_endpoint, methods=["GET"]),
         Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
     ]
     if card is not None and ask is not None:
@@ -213,6 +221,7 @@ async def serve(config: DriftConfig) -> None:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from agents.drift.acting.store import ActingStore
+    from agents.drift.admission import Admission
     from agents.drift.argocd_client import ArgoCDClient, shared_client
     from agents.drift.audit import AuditLog
     from agents.drift.audit_anchor import anchor_for
@@ -259,6 +268,11 @@ async def serve(config: DriftConfig) -> None:
         stack.push_async_callback(runner.close)
         applier = deps.applier
         assert applier is not None
+        argocd = ArgoCDClient(http, config.argocd.url, _secret(config.argocd.token), config.argocd.timeout_s)
+        # every new event passes the open-decision rule (join, supersede, unknown application) first
+        admission = Admission(store, argocd, audit, runner.submit, runner.wait, jobs=acting,
+                              wait_bound_s=config.decision_deadline_s + 5.0)
+        stack.push_async_callback(admission.close)
 
         async def ask(notification: ArgoNotification) -> Decision | None:
             import uuid
@@ -267,24 +281,31 @@ async def serve(config: DriftConfig) -> None:
                                received_at=datetime.now(UTC), notification=notification)
             decision, duplicate = await store.accept(event, datetime.now(UTC))
             if not duplicate:
-                await runner.submit(decision)
-            return await runner.wait(decision.event.event_id, config.decision_deadline_s + 2.0)
+                await admission.submit(decision)
+            return await admission.wait(decision.event.event_id, config.decision_deadline_s + 2.0)
 
         async def resume(event_id: str, approval: Approval) -> Decision:
-            return await runner.resume(event_id, approval, config.decision_deadline_s + 5.0)
+            from agents.drift.runner import ApprovalConflict
+
+            decision = await store.get(event_id)
+            if decision is None:
+                raise ApprovalConflict(f"no decision for event {event_id}", status=404)
+            async with admission.lock(decision.event.idempotency_key):  # an approval or a supersede, not both
+                return await runner.resume(event_id, approval, config.decision_deadline_s + 5.0)
 
         base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
         card = build_card_for(config.agent_id, base_url, deps.signer.key)
-        async def wait(event_id: str, timeout_s: float, until_verdict: bool) -> Decision | None:
-            return await runner.wait(event_id, timeout_s, until_verdict=until_verdict)
 
-        app = create_app(config, store, metrics, runner.submit, ask=ask, resume=resume, wait=wait, card=card,
+        async def wait(event_id: str, timeout_s: float, until_verdict: bool) -> Decision | None:
+            return await admission.wait(event_id, timeout_s, until_verdict)
+
+        app = create_app(config, store, metrics, admission.submit, ask=ask, resume=resume, wait=wait, card=card,
                          jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app)
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())
         if recovered:
             log.info("resolved %d Argo CD write(s) a previous run left unconfirmed", recovered)
-        resumed = await runner.resume_undecided()
+        resumed = await admission.resume_undecided()
         if resumed:
             log.info("resumed %d undecided event(s)", resumed)
 
@@ -292,8 +313,7 @@ async def serve(config: DriftConfig) -> None:
             for job, action in await applier.run_due(await deps.clock.now()):
                 await runner.record_job(job, action)
 
-        rereader = Rereader(store, ArgoCDClient(http, config.argocd.url, _secret(config.argocd.token),
-                                                config.argocd.timeout_s), runner.submit, metrics)
+        rereader = Rereader(store, argocd, admission.submit, metrics)
 
         async def reread() -> None:
             await rereader.tick(await deps.clock.now())

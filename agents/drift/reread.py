@@ -2,16 +2,15 @@
 
 Argo CD's notification fires once per revision, so a drift that changes while the application stays
 OutOfSync (someone edits the same object again, or another one) would go unnoticed. Every
-`drift.reread_interval_s`, each application Driftwise has decided before and has no open decision
-for is read from the Argo CD API; when its drift (the digest of every changed path and value) differs
-from the last decided one, it is decided as a new event. The same drift (deferred, allowed,
-awaiting a human) is left alone.
+`drift.reread_interval_s`, each application Driftwise has decided before and is not deciding or
+acting on right now is read from the Argo CD API; when its drift (the digest of every changed path
+and value) or its revision differs from the last decided one, it is a new event, which admission
+(agents.drift.admission) decides and lets supersede the open decision it replaces. The same drift
+(deferred, allowed, awaiting a human) is left alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,22 +20,13 @@ from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.errors import DriftAgentError
 from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import build_report
+from agents.drift.open_rule import changes_digest, in_flight
 from agents.drift.store import EventStore
-from protocol.models import Decision, DriftEvent, DriftReport
+from protocol.models import Decision, DriftEvent
 
 log = logging.getLogger(__name__)
 
 REREAD_EVENT = "on-drift-changed"
-
-
-def changes_digest(report: DriftReport) -> str:
-    """What drifted, independent of when it was observed: resources, paths, operations and values."""
-    items = sorted(
-        [d.ref.key, c.path, c.op, json.dumps(c.before, sort_keys=True), json.dumps(c.after, sort_keys=True)]
-        for d in report.drifts
-        for c in d.changes
-    )
-    return hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()
 
 
 class Rereader:
@@ -55,8 +45,8 @@ class Rereader:
         """Re-read every governed application once; returns the ids of the new events."""
         started: list[str] = []
         for last in await self._store.latest_per_application():
-            if not last.final or last.report is None:
-                continue  # being decided now, or never observed: nothing to compare against
+            if in_flight(last) or last.report is None:
+                continue  # being decided or acted on now, or never observed: nothing to compare against
             try:
                 event_id = await self._check(last, now)
             except DriftAgentError as exc:
@@ -81,16 +71,14 @@ class Rereader:
         if not current.drifts:
             self._count("synced")
             return None
-        if changes_digest(current) == changes_digest(last.report):
+        if current.revision == last.report.revision and changes_digest(current) == changes_digest(last.report):
             self._count("unchanged")
             return None
         notification = n.model_copy(update={"revision": app.revision or n.revision, "event": REREAD_EVENT})
         event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(notification),
                            received_at=datetime.now(UTC), notification=notification)
-        decision, duplicate = await self._store.accept(event, datetime.now(UTC))
-        if duplicate:
-            self._count("joined")  # another path (a webhook) opened a decision for it meanwhile
-            return None
+        # never joined at intake: the drift changed, so admission supersedes the open decision instead
+        decision, _ = await self._store.accept(event, datetime.now(UTC), join=False)
         self._count("changed")
         log.info("drift of %s changed since event %s: deciding it as %s", n.app, last.event.event_id,
                  event.event_id)

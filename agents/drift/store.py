@@ -1,8 +1,11 @@
 """The durable event/decision store (SQLite, state_dir/drift.sqlite; the audit log shares the file).
 
 One row per drift event holds its Decision document. An event is persisted before the webhook
-answers; `open` marks a decision not yet decided, and a partial unique index on the dedup key
-makes "one open decision per application" atomic across concurrent webhooks.
+answers; `open` marks a decision still open (agents.drift.open_rule.is_open: deciding, awaiting a
+human, deferred with its sync not run, allowed and not expired). A notification of the same
+application and revision joins the open decision inside one IMMEDIATE transaction, so concurrent
+webhooks (this process or another) agree on one. An event that joins a decision after its drift was
+read (agents.drift.admission) leaves a row in `drift_joins`, and `get` answers with that decision.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agents.drift.errors import StoreError
+from agents.drift.open_rule import UNDECIDED, is_open
 from agents.drift.sqlite import SqliteFile
 from protocol.models import Decision, DecisionState, DriftEvent
 
@@ -27,10 +31,19 @@ CREATE TABLE IF NOT EXISTS drift_decisions (
     updated_at      TEXT NOT NULL,
     document        TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS drift_decisions_open_key
-    ON drift_decisions(idempotency_key) WHERE open = 1;
+-- one open decision per application *and revision* now: a new revision is a new event that
+-- supersedes the open one once read, so the old one-per-application unique index goes
+DROP INDEX IF EXISTS drift_decisions_open_key;
+CREATE INDEX IF NOT EXISTS drift_decisions_open ON drift_decisions(idempotency_key, open);
 CREATE INDEX IF NOT EXISTS drift_decisions_app ON drift_decisions(application, received_at);
+CREATE TABLE IF NOT EXISTS drift_joins (
+    event_id   TEXT PRIMARY KEY,
+    joined     TEXT NOT NULL,
+    at         TEXT NOT NULL
+);
 """
+_STICKY = frozenset({DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION})
+"""Terminal states nothing after them undoes (a scheduler job recorded late keeps the state)."""
 
 
 class EventStore(SqliteFile):
@@ -57,15 +70,23 @@ class EventStore(SqliteFile):
                     raise StoreError(f"event store {self.db_path} stayed locked: {exc}") from exc
                 await asyncio.sleep(0.02 * 2**attempt)
 
-    async def accept(self, event: DriftEvent, now: datetime) -> tuple[Decision, bool]:
-        """Persist a new event as a `received` decision, or join the open one of the same application.
-
-        Returns (decision, duplicate).
-        """
+    async def accept(self, event: DriftEvent, now: datetime, *, join: bool = True) -> tuple[Decision, bool]:
+        """Persist a new event as a `received` decision or, with `join`, join the open decision of the same
+        application and revision. Returns (decision, duplicate)."""
         decision = Decision(event=event, state=DecisionState.RECEIVED, updated_at=now)
         async with self._lock:
             await self._begin_immediate()
             try:
+                if join:
+                    existing = await self._one(
+                        "SELECT document FROM drift_decisions WHERE idempotency_key = ? AND open = 1 "
+                        "AND json_extract(document, '$.event.notification.revision') = ? "
+                        "ORDER BY received_at DESC LIMIT 1",
+                        (event.idempotency_key, event.notification.revision),
+                    )
+                    if existing is not None:
+                        await self.db.execute("COMMIT")
+                        return existing, True
                 await self.db.execute(
                     "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
                     (
@@ -80,36 +101,75 @@ class EventStore(SqliteFile):
                 )
                 await self.db.execute("COMMIT")
                 return decision, False
-            except sqlite3.IntegrityError:
-                await self.db.execute("ROLLBACK")
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
-            existing = await self._one(
-                "SELECT document FROM drift_decisions WHERE idempotency_key = ? AND open = 1",
-                (event.idempotency_key,),
-            )
-        if existing is None:  # closed in between: a fresh attempt will insert
-            return await self.accept(event, now)
-        return existing, True
 
     async def save(self, decision: Decision) -> None:
-        """Write a decision's current document; a final state closes it for dedup."""
+        """Write a decision's current document; whether it is still open follows from it (open_rule)."""
         async with self._lock:
+            current = await self._one("SELECT document FROM drift_decisions WHERE event_id = ?",
+                                      (decision.event.event_id,))
+            if current is not None and current.state in _STICKY and decision.state != current.state:
+                decision = decision.model_copy(update={"state": current.state,
+                                                       "superseded_by": current.superseded_by})
             # one statement in autocommit: its own transaction, with the busy handler honoured
             await self.db.execute(
                 "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? WHERE event_id = ?",
                 (
                     decision.state.value,
-                    0 if decision.state.final else 1,
+                    1 if is_open(decision) else 0,
                     decision.updated_at.isoformat(),
                     decision.model_dump_json(),
                     decision.event.event_id,
                 ),
             )
 
+    async def supersede(self, old: Decision, successor: str, now: datetime) -> Decision | None:
+        """End `old` as superseded by `successor`, only if its state is still the one it was read in
+        (an approval or a run that moved it meanwhile wins); the superseded decision, or None."""
+        ended = old.model_copy(update={"state": DecisionState.SUPERSEDED, "superseded_by": successor,
+                                       "updated_at": now})
+        async with self._lock:
+            cur = await self.db.execute(
+                "UPDATE drift_decisions SET state = ?, open = 0, updated_at = ?, document = ? "
+                "WHERE event_id = ? AND state = ?",
+                (ended.state.value, now.isoformat(), ended.model_dump_json(), old.event.event_id, old.state.value),
+            )
+        return ended if cur.rowcount == 1 else None
+
+    async def join(self, event_id: str, into: str, now: datetime) -> bool:
+        """The event `event_id` (still `received`) is the decision `into`: its own row goes, a join row stays."""
+        async with self._lock:
+            await self._begin_immediate()
+            try:
+                cur = await self.db.execute(
+                    "DELETE FROM drift_decisions WHERE event_id = ? AND state = ?",
+                    (event_id, DecisionState.RECEIVED.value))
+                if cur.rowcount == 1:
+                    await self.db.execute("INSERT INTO drift_joins VALUES (?, ?, ?)", (event_id, into, now.isoformat()))
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+        return cur.rowcount == 1
+
+    async def for_application(self, idempotency_key: str, limit: int = 50) -> list[Decision]:
+        """An application's decisions, newest first."""
+        rows = await self.rows(
+            "SELECT document FROM drift_decisions WHERE idempotency_key = ? ORDER BY received_at DESC LIMIT ?",
+            (idempotency_key, limit),
+        )
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
     async def get(self, event_id: str) -> Decision | None:
-        return await self._one("SELECT document FROM drift_decisions WHERE event_id = ?", (event_id,))
+        """The decision of an event: its own, or the one it joined."""
+        found = await self._one("SELECT document FROM drift_decisions WHERE event_id = ?", (event_id,))
+        if found is not None:
+            return found
+        return await self._one(
+            "SELECT d.document FROM drift_joins j JOIN drift_decisions d ON d.event_id = j.joined "
+            "WHERE j.event_id = ?", (event_id,))
 
     async def list(
         self, application: str | None = None, state: str | None = None, limit: int = 500
@@ -129,8 +189,10 @@ class EventStore(SqliteFile):
 
     async def undecided(self) -> list[Decision]:
         """Events persisted but not decided (crash recovery resumes them)."""
+        states = sorted(s.value for s in UNDECIDED)
         rows = await self.rows(
-            "SELECT document FROM drift_decisions WHERE open = 1 ORDER BY received_at"
+            f"SELECT document FROM drift_decisions WHERE state IN ({', '.join('?' * len(states))}) "
+            "ORDER BY received_at", states,
         )
         return [Decision.model_validate_json(r[0]) for r in rows]
 

@@ -106,3 +106,11 @@ class ActingStore(SqliteFile):
         await self.db.execute(
             "UPDATE jobs SET state=?, attempts=attempts+1, last_error=? WHERE id=?", (state, error, job_id)
         )
+
+    async def cancel(self, event_id: str, kind: JobKind, reason: str) -> bool:
+        """Cancel a pending job (a superseded decision's deferred sync); False when none was pending."""
+        cur = await self.db.execute(
+            "UPDATE jobs SET state='failed', last_error=? WHERE event_id=? AND kind=? AND state='pending'",
+            (f"cancelled: {reason}", event_id, kind),
+        )
+        return cur.rowcount == 1
