@@ -26,7 +26,7 @@ from agents.drift.errors import ObserveError
 from agents.drift.observe import build_report
 from agents.drift.open_rule import Outcome, Ruling, changes_digest, in_flight, rule
 from agents.drift.store import EventStore
-from protocol.models import Decision, DecisionState
+from protocol.models import Approval, Decision, DecisionState
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Auditor(Protocol):
 
 
 Submit = Callable[[Decision], Awaitable[None]]
+Resume = Callable[[str, Approval], Awaitable[Decision]]
 Wait = Callable[..., Awaitable[Decision | None]]
 """DecisionRunner.wait(event_id, timeout_s, until_verdict=...)."""
 
@@ -73,6 +74,18 @@ class Admission:
         """Held while an application's decision is superseded, and by an approval of it (agents.drift.app):
         one of the two wins, never both."""
         return self._locks.setdefault(idempotency_key, asyncio.Lock())
+
+    def guarded(self, resume: Resume) -> Resume:
+        """`resume` (DecisionRunner.resume with its timeout) under the application's lock, so that a human's
+        answer and a supersede of the same decision never interleave."""
+        async def answer(event_id: str, approval: Approval) -> Decision:
+            decision = await self._store.get(event_id)
+            if decision is None:
+                return await resume(event_id, approval)  # the runner answers 404 for it
+            async with self.lock(decision.event.idempotency_key):
+                return await resume(event_id, approval)
+
+        return answer
 
     async def submit(self, decision: Decision) -> None:
         """Admit a new (`received`) event in the background; anything further along goes to the runner."""

@@ -284,14 +284,10 @@ async def serve(config: DriftConfig) -> None:
                 await admission.submit(decision)
             return await admission.wait(decision.event.event_id, config.decision_deadline_s + 2.0)
 
-        async def resume(event_id: str, approval: Approval) -> Decision:
-            from agents.drift.runner import ApprovalConflict
+        async def run_resume(event_id: str, approval: Approval) -> Decision:
+            return await runner.resume(event_id, approval, config.decision_deadline_s + 5.0)
 
-            decision = await store.get(event_id)
-            if decision is None:
-                raise ApprovalConflict(f"no decision for event {event_id}", status=404)
-            async with admission.lock(decision.event.idempotency_key):  # an approval or a supersede, not both
-                return await runner.resume(event_id, approval, config.decision_deadline_s + 5.0)
+        resume = admission.guarded(run_resume)  # an approval or a supersede of a decision, never both
 
         base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
         card = build_card_for(config.agent_id, base_url, deps.signer.key)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agents.drift.reread import REREAD_EVENT, Rereader, changes_digest
+import pytest
+
+from agents.drift.open_rule import changes_digest
+from agents.drift.reread import REREAD_EVENT, Rereader
 from agents.drift.store import EventStore
 from protocol.models import (
     Decision,
