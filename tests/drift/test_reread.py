@@ -33,5 +33,18 @@ async def test_same_drift_is_left_alone_and_a_changed_one_is_a_new_event(store: 
     new = await Rereader(store, FakeArgo(9), submit).tick(NOW)  # type: ignore[arg-type]
     assert len(new) == 1 and [d.event.event_id for d in submitted] == new
     assert submitted[0].event.notification.event == REREAD_EVENT
-    # the new event is open: the next tick does not start another one for the same application
+    # the new event is being decided: the next tick leaves the application alone until it is not
     assert await Rereader(store, FakeArgo(10), submit).tick(NOW) == []  # type: ignore[arg-type]
+
+
+async def test_a_changed_revision_is_a_new_event_too(store: EventStore) -> None:
+    submitted: list[Decision] = []
+
+    async def submit(decision: Decision) -> None:
+        submitted.append(decision)
+
+    argo = FakeArgo(8)
+    assert await Rereader(store, argo, submit).tick(NOW) == []  # type: ignore[arg-type]
+    argo.revision = "def"
+    [new] = await Rereader(store, argo, submit).tick(NOW)  # type: ignore[arg-type]
+    assert submitted[0].event.notification.revision == "def" and submitted[0].event.event_id == new

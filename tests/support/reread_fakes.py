@@ -27,7 +27,7 @@ REF = ResourceRef(group="apps", kind="Deployment", namespace="shop", name="api")
 
 def drift_report(event_id: str, replicas: int) -> DriftReport:
     change = FieldChange(path="/spec/replicas", op="replace", before=3, after=replicas)
-    return DriftReport(event_id=event_id, application="api", project="prod", destination_namespace="shop",
+    return DriftReport(event_id=event_id, application="api", project="prod", revision="abc", destination_namespace="shop",
                        drifts=[ResourceDrift(ref=REF, changes=[change])], observed_at=NOW)
 
 
@@ -52,12 +52,13 @@ class FakeArgo:
     def __init__(self, replicas: int, sync: str = "OutOfSync") -> None:
         self.replicas = replicas
         self.sync = sync
+        self.revision = "abc"
 
     async def application(self, name: str, app_namespace: str | None = None) -> ArgoApplication:
         return ArgoApplication.model_validate({
             "metadata": {"name": name, "namespace": "argocd"},
             "spec": {"project": "prod", "destination": {"namespace": "shop"}},
-            "status": {"sync": {"status": self.sync, "revision": "abc"},
+            "status": {"sync": {"status": self.sync, "revision": self.revision},
                        "resources": [{"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "api",
                                       "status": self.sync}]},
         })
