@@ -138,7 +138,7 @@ class DriftEvent(Versioned):
 
     @staticmethod
     def key_for(notification: ArgoNotification) -> str:
-        """The dedup key: one open decision per application (namespace/name)."""
+        """The application's key (namespace/name): intake joins an open decision of the same key and revision."""
         return f"{notification.app_namespace}/{notification.app}"
 
 

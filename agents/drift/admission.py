@@ -8,6 +8,7 @@ flight, reads the drift from the Argo CD API, then applies agents.drift.open_rul
 - changed while the latest is open: that one ends `superseded` (audited; its approval is withdrawn,
   approving it answers 409 naming the successor; its deferred sync is cancelled), the event is decided;
 - an application Argo CD does not know: the event ends `unknown_application` (audited), nothing to approve;
+  a retry of it (same revision, still unknown) joins that decision;
 - otherwise the event is decided (runner.submit).
 If Argo CD cannot be read for another reason the event is decided anyway: observe meets the same
 failure and the decision escalates, naming it.
@@ -149,6 +150,10 @@ class Admission:
             resources = await self._argocd.managed_resources(n.app, n.app_namespace)
         except ObserveError as exc:
             if exc.kind == NOT_FOUND:
+                earlier = await self._unknown_before(decision)
+                if earlier is not None and await self._store.join(decision.event.event_id, earlier,
+                                                                  datetime.now(UTC)):
+                    return False  # a retry: the application is still unknown, as that decision says
                 await self._unknown_application(decision, str(exc))
                 return False
             log.warning("admission of %s could not read Argo CD (%s): deciding it", decision.event.event_id, exc)
@@ -216,6 +221,14 @@ class Admission:
                 return
             for d in running:
                 await self.wait(d.event.event_id, self._wait_bound_s)
+
+    async def _unknown_before(self, decision: Decision) -> str | None:
+        """The event id of an earlier `unknown_application` decision of the same application and revision."""
+        for d in await self._store.for_application(decision.event.idempotency_key):
+            if (d.state == DecisionState.UNKNOWN_APPLICATION and d.event.event_id != decision.event.event_id
+                    and d.event.notification.revision == decision.event.notification.revision):
+                return d.event.event_id
+        return None
 
     async def _latest_observed(self, decision: Decision) -> Decision | None:
         """The application's newest decision with a drift report, other than this event's, not superseded."""

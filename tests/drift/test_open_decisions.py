@@ -291,6 +291,10 @@ async def test_an_unknown_application_ends_in_its_own_state_never_as_an_approval
     assert [d["event"]["event_id"] for d in listed.json()["decisions"]] == [ack["event_id"]]
     assert await system.store.count_state(DecisionState.AWAITING_APPROVAL.value) == 0
     assert (await system.answer(ack["event_id"], "approve")).status_code == 409
+    retries = [await system.notify(app="no-such-app") for _ in range(3)]
+    for retry in retries:  # Argo CD retries: each joins the one decision that says it is unknown
+        assert (await system.final(retry["event_id"])).event.event_id == ack["event_id"]
+    assert len(await system.store.list("no-such-app")) == 1
     assert system.reasoner.calls == 0
 
 
