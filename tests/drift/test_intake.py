@@ -15,7 +15,7 @@ from agents.drift.app import create_app
 from agents.drift.config import ArgoCDConfig, DriftConfig
 from agents.drift.metrics import DriftMetrics
 from agents.drift.store import EventStore
-from protocol.models import Decision, DecisionState
+from protocol.models import ArgoNotification, Decision, DecisionState
 
 WEBHOOK = "/v1/webhooks/argocd"
 TOKEN = "hook-token"
@@ -275,5 +275,9 @@ async def test_health_and_metrics_are_public(env) -> None:
     document = (await client.get("/openapi.json")).json()
     assert set(document["paths"]) == {"/v1/webhooks/argocd", "/v1/decisions", "/v1/decisions/{event_id}",
                                       "/v1/decisions/{event_id}/approve", "/v1/decisions/{event_id}/reject"}
+    # the schemas are the models': a field added to ArgoNotification shows up in the published API
+    published = document["components"]["schemas"]["ArgoNotification"]
+    assert published["properties"] == ArgoNotification.model_json_schema(by_alias=True)["properties"]
+    assert published["additionalProperties"] is False
     text = (await client.get("/metrics")).text
     assert 'driftwise_webhooks_total{outcome="202"} 1.0' in text
