@@ -136,7 +136,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
     await sandbox.activate(yaml.safe_load(SCENARIO.read_text())["id"])
     config = DriftConfig(state_dir=tmp_path, private_key_path=tmp_path / "k", trust_store_path=tmp_path / "t",
                          argocd=ArgoCDConfig(url="http://argocd"), approvals_token=SecretStr("approve"),
-                         webhook_token=SecretStr("hook"), decision_deadline_s=BOUND_S)
+                         webhook_token=SecretStr("hook"), decision_deadline_s=BOUND_S, mode="autonomous")
     key = generate_key("drift")
     trust = TrustStore()
     trust.add("drift", key)
