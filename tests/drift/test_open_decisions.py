@@ -27,17 +27,20 @@ from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.audit import AuditLog
 from agents.drift.clock import Clock
 from agents.drift.config import ArgoCDConfig, DriftConfig
-from agents.drift.graph import GraphDeps, compile_graph
+from agents.drift.graph import compile_graph
 from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import Observer
 from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
+from agents.drift.replay import ReplayStore
 from agents.drift.reread import Rereader
 from agents.drift.runner import DecisionRunner
+from agents.drift.steps import GraphDeps, checkpoint_serde
 from agents.drift.store import EventStore
+from agents.drift.wiring import verifier_for
 from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.state import Sandbox
 from protocol.models import Action, Decision, DecisionState, Domain, Recommendation, Verdict
-from protocol.signing import Signer, TrustStore, Verifier, generate_key
+from protocol.signing import Signer, TrustStore, generate_key
 from tests.support.processes import SCENARIOS
 
 SCENARIO = SCENARIOS / "v01-payments-emergency-scale-up.yaml"
@@ -141,18 +144,20 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
     trust = TrustStore()
     trust.add("drift", key)
     signer = Signer("drift", key)
-    store, audit, acting = EventStore(config.db_path), AuditLog(config.db_path), ActingStore(config.acting_path)
-    for s in (store, audit, acting):
+    store, audit, acting = EventStore(config.db_path), AuditLog(config.db_path), ActingStore(config.db_path)
+    replay = ReplayStore(config.db_path)
+    for s in (store, audit, acting, replay):
         await s.open()
     reasoner, guardrail = GatedReasoner(), Guardrail()
     argo_transport = httpx.ASGITransport(app=build_apps(sandbox)["argocd"])
     async with (httpx.AsyncClient(transport=argo_transport, base_url="http://argocd") as argo,
                 AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as saver):
+        saver.serde = checkpoint_serde()
         argocd = ArgoCDClient(argo, "http://argocd", sandbox.tokens.argocd, 5.0)
         deps = GraphDeps(config=config, clock=ScenarioClock(argo, None), observer=Observer(argocd), tools=None,
                          plan=lambda r, n: [], peers=None,  # type: ignore[arg-type]
                          wants=lambda k, p, r: False, reasoner=reasoner, signer=signer,
-                         verifier=Verifier(trust, "drift", replay=None), guardrail=guardrail)
+                         verifier=verifier_for(config, trust), replay=replay, guardrail=guardrail)
         runner = DecisionRunner(config, compile_graph(deps, saver), store, audit, signer, deps.clock, DriftMetrics())
         admission = Admission(store, argocd, audit, runner.submit, runner.wait, jobs=acting, wait_bound_s=BOUND_S)
 
@@ -168,7 +173,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
                          Rereader(store, argocd, admission.submit))
         await admission.close()
         await runner.close()
-    for s in (store, audit, acting):
+    for s in (store, audit, acting, replay):
         await s.close()
 
 
