@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from agents.drift.open_rule import changes_digest
 from agents.drift.reread import REREAD_EVENT, Rereader
 from agents.drift.store import EventStore

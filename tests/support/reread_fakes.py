@@ -27,8 +27,8 @@ REF = ResourceRef(group="apps", kind="Deployment", namespace="shop", name="api")
 
 def drift_report(event_id: str, replicas: int) -> DriftReport:
     change = FieldChange(path="/spec/replicas", op="replace", before=3, after=replicas)
-    return DriftReport(event_id=event_id, application="api", project="prod", revision="abc", destination_namespace="shop",
-                       drifts=[ResourceDrift(ref=REF, changes=[change])], observed_at=NOW)
+    return DriftReport(event_id=event_id, application="api", project="prod", revision="abc",
+                       destination_namespace="shop", drifts=[ResourceDrift(ref=REF, changes=[change])], observed_at=NOW)
 
 
 @asynccontextmanager
