@@ -250,10 +250,10 @@ def test_opa_unreachable_fails_closed(system: System) -> None:
 def test_specialist_killed_is_named_and_decision_still_ends(system: System) -> None:
     scenario = next(yaml.safe_load(p.read_text()) for p in SCENARIO_FILES
                     if yaml.safe_load(p.read_text())["expect"]["action"] == "enforce")
-    system.sandbox.activate(scenario["id"])
+    notification = system.sandbox.clone_notification(scenario["id"])
     system.specialists["security"].kill()
     try:
-        decision = decide(system.drift, scenario["notification"])
+        decision = decide(system.drift, notification)
         assert decision.verdict is not None
         verdict = decision.verdict.verdict
         # the guardrail names the specialist that did not answer, and a human must decide without it

@@ -38,6 +38,13 @@ class SandboxProc:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def clone_notification(self, scenario_id: str) -> dict:
+        """The notification of the scenario's clone (its own application): a test that re-posts a scenario
+        another test already decided would join that decision (one open decision per drift)."""
+        r = httpx.post(f"{self.argocd}/sandbox/clones", json={"id": scenario_id, "count": 1}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["applications"][-1]["notification"]
+
     def writes(self) -> list[dict]:
         r = httpx.get(f"{self.argocd}/sandbox/writes", timeout=5)
         assert r.status_code == 200, r.text
