@@ -465,6 +465,20 @@ async def running_system(
         close_log()
 
 
+def rounds(scenarios: list[LabelledScenario]) -> list[list[LabelledScenario]]:
+    """The scenarios in order, cut wherever one's application (name and namespace) already ran in the round."""
+    out: list[list[LabelledScenario]] = [[]]
+    seen: set[tuple[str, str]] = set()
+    for scenario in scenarios:
+        app = (scenario.notification.app, scenario.notification.app_namespace)
+        if app in seen:
+            out.append([])
+            seen = set()
+        out[-1].append(scenario)
+        seen.add(app)
+    return [batch for batch in out if batch]
+
+
 @dataclass
 class EvalRun:
     results: list[ScenarioResult]
@@ -482,22 +496,36 @@ async def run_eval(
     sandbox_args: list[str] | None = None,
     config_file: Path | None = None,
 ) -> EvalRun:
-    """Start sandbox + system (settings already prepared: ports, state dir, mode), run every scenario."""
+    """Start sandbox + system (settings already prepared: ports, state dir, mode), run every scenario.
+
+    Each scenario is its own world, but the drift agent keeps one open decision per application drift:
+    a later scenario whose application an earlier one already used would join or supersede that earlier
+    decision. So the scenarios run in rounds in which no application repeats, each round on a fresh
+    system with its own state folder (one round when every application is distinct, the usual case).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    started = time.perf_counter()
-    async with running_system(settings, sandbox_paths=[folder], console=console, config_file=config_file,
-                              sandbox_args=sandbox_args, move_ports_on_conflict=True) as system:
-        startup_s = time.perf_counter() - started
-        ready = {c["name"]: c["ready_s"] for c in system.supervisor.status()}
-        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
-            client = SystemClient(http, Endpoints.from_settings(system.settings))
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, console=console, transient=True) as progress:
-                task = progress.add_task("scenarios", total=len(scenarios))
+    results: list[ScenarioResult] = []
+    startup_s = 0.0
+    ready: dict[str, float | None] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("scenarios", total=len(scenarios))
 
-                def advance(result: ScenarioResult) -> None:
-                    progress.update(task, advance=1, description=f"{result.id}: {result.got}")
+        def advance(result: ScenarioResult) -> None:
+            progress.update(task, advance=1, description=f"{result.id}: {result.got}")
 
-                results = await evaluate(client, scenarios, timeout_s=timeout_s, on_result=advance)
+        for index, batch in enumerate(rounds(scenarios)):
+            round_settings = settings if index == 0 else settings.model_copy(
+                update={"state_dir": Path(settings.state_dir) / f"round-{index + 1}"})
+            started = time.perf_counter()
+            async with running_system(round_settings, sandbox_paths=[folder], console=console,
+                                      config_file=config_file, sandbox_args=sandbox_args,
+                                      move_ports_on_conflict=True) as system:
+                if index == 0:
+                    startup_s = time.perf_counter() - started
+                    ready = {c["name"]: c["ready_s"] for c in system.supervisor.status()}
+                async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
+                    client = SystemClient(http, Endpoints.from_settings(system.settings))
+                    results += await evaluate(client, batch, timeout_s=timeout_s, on_result=advance)
     return EvalRun(results=results, startup_s=startup_s, process_ready_s=ready)
