@@ -1,6 +1,7 @@
 """Turning a decision's thread into its Decision document and its audit records — the one place that does.
 
-The audit holds one `decision` record per decision, one `apply` per time the graph acted, one
+The audit holds one `decision` record per decision, one `apply` per time the graph wrote (the approval
+request's annotation before the thread waits, `request`; what it did after, `graph`), one
 `approval` per human answer (agents.drift.runner), and one `apply`/`expiry` per job the scheduler ran.
 Every append is keyed (`once`), so a decision recorded again after a crash appends nothing twice.
 A decision is visible as final only after its audit records are written.
@@ -179,16 +180,13 @@ class Recorder:
         # The audit records first: a decision visible as final always has its audit records.
         first = await self.append(event.event_id, "decision", payload, once="decided")
         acted = state.acted and bool(state.applied) and not interrupted
-        if acted:
-            applied = [a.model_dump(mode="json") for a in state.applied]
-            wrote = await self.append(event.event_id, "apply", {
-                "mode": mode, "applied": applied,
-                "approval": state.approval.model_dump(mode="json") if state.approval else None,
-                "backport_patch": state.backport_patch,
-                "error": str(state.apply_error) if state.apply_error else None,
-            }, once="graph")
-            for a in state.applied if wrote else []:
-                self._metrics.applied.labels(kind=a.kind, mode=a.mode, executed=str(a.executed).lower()).inc()
+        # the approval request's writes (its status annotation) are made before the thread waits: audited
+        # then, once (`request`); the graph's own `apply` later lists only what came after them
+        requested = await self._audited(event.event_id, "request")
+        if interrupted and len(state.applied) > requested:
+            await self._audit_apply(event.event_id, "request", mode, state, state.applied[requested:])
+        if acted and len(state.applied) > requested:
+            await self._audit_apply(event.event_id, "graph", mode, state, state.applied[requested:])
         await self._store.save(final)
         if first:
             self._metrics.decisions.labels(action=signed.verdict.action.value, mode=mode).inc()
@@ -199,6 +197,24 @@ class Recorder:
         log.info("decision %s %s: %s (%s%s) in %.0f ms", event.event_id, event.idempotency_key,
                  signed.verdict.action.value, final.state.value, f", {mode}" if acted else "", elapsed_ms)
         return final
+
+    async def _audited(self, event_id: str, step: str) -> int:
+        """How many actions the `apply` record of this step lists (0 when there is none yet)."""
+        async with self._audit_lock:
+            records = await self._audit.records(event_id)
+        return sum(len(r.payload.get("applied") or []) for r in records
+                   if r.kind == "apply" and r.payload.get("step") == step)
+
+    async def _audit_apply(self, event_id: str, step: str, mode: str, state: DriftState,
+                           actions: list[AppliedAction]) -> None:
+        wrote = await self.append(event_id, "apply", {
+            "mode": mode, "applied": [a.model_dump(mode="json") for a in actions],
+            "approval": state.approval.model_dump(mode="json") if state.approval else None,
+            "backport_patch": state.backport_patch,
+            "error": str(state.apply_error) if state.apply_error else None,
+        }, once=step)
+        for a in actions if wrote else []:
+            self._metrics.applied.labels(kind=a.kind, mode=a.mode, executed=str(a.executed).lower()).inc()
 
     async def record_job(self, job: JobLike, action: AppliedAction) -> None:
         """A deferred sync or an allowance expiry ran on the scheduler: audit it and add it to the Decision."""

@@ -257,7 +257,8 @@ def test_advisory_approval_resumes_after_a_restart(stack: Stack, agents) -> None
     writes = stack.sandbox.writes()
     assert len(syncs(writes, dry_run=True)) == 1 and len(syncs(writes, dry_run=False)) == 1
     assert status_of(patches(writes)[-1]["patch"]) == {"state": "enforced", "event": event_id}
-    assert [k for _, k in audit_kinds(drift, event_id)] == ["decision", "approval", "apply"]
+    # one `apply` for the approval request's annotation, one for what the approval carried out
+    assert [k for _, k in audit_kinds(drift, event_id)] == ["decision", "apply", "approval", "apply"]
     again = httpx.post(url, json={"action": "enforce", "approver": "ana"}, headers=AUTH, timeout=5)
     assert again.status_code == 409, again.text
     drift.proc.kill()

@@ -244,7 +244,8 @@ def test_opa_unreachable_fails_closed(system: System) -> None:
     assert verdict.action == Action.ESCALATE and verdict.requires_approval
     assert "opa." in _reason_text(decision)
     assert decision.state == DecisionState.AWAITING_APPROVAL
-    audit_ok(system.drift_no_opa, decision.event.event_id, ("decision",))
+    # the approval request's status annotation is a write: it has its `apply` record
+    audit_ok(system.drift_no_opa, decision.event.event_id, ("decision", "apply"))
 
 
 def test_specialist_killed_is_named_and_decision_still_ends(system: System) -> None:

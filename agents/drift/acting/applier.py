@@ -12,6 +12,7 @@ escalate an approval request (the graph interrupts and waits for a human).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from agents.drift.acting.argocd_writes import ArgoCDWriter, synced_for_event
 from agents.drift.acting.backport import backport_patch
-from agents.drift.acting.errors import ApplyError
+from agents.drift.acting.errors import ApplyError, NoAnswer
 from agents.drift.acting.ignore_differences import add_patch, entries_for, remove_patch
 from agents.drift.acting.store import ActingStore, Job
 from protocol.models import Action, AppliedAction, DriftReport, ResourcePaths, ResourceRef, Scope, Verdict
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["shadow", "advisory", "autonomous"]
 STATUS_ANNOTATION = "driftwise.io/status"
+# how often a sync whose answer never came is looked up in Argo CD, and for how long (DESIGN: the record is
+# completed from Argo CD's own state; past the bound the outbox row stays `requested` for recover())
+RECONCILE_POLL_S = 0.5
+RECONCILE_S = 60.0
 GetApplication = Callable[[str, str], Awaitable[dict[str, Any]]]
 """Reads an Application as Argo CD returns it (name, app namespace) -> JSON object."""
 
@@ -54,8 +59,10 @@ def drift_scope(report: DriftReport) -> Scope | None:
 
 class Applier:
     def __init__(
-        self, writer: ArgoCDWriter, get_application: GetApplication, store: ActingStore, allow_ttl: timedelta
+        self, writer: ArgoCDWriter, get_application: GetApplication, store: ActingStore, allow_ttl: timedelta,
+        reconcile_s: float = RECONCILE_S,
     ) -> None:
+        self._reconcile_s = reconcile_s
         self._writer = writer
         self._get_app = get_application
         self._store = store
@@ -108,8 +115,9 @@ class Applier:
         return [request, await self._annotate(report, mode, now, {"state": "awaiting_approval"})]
 
     async def run_due(self, now: datetime) -> list[tuple[Job, AppliedAction]]:
-        """Run deferred syncs and allowance expiries whose time has come on Driftwise's clock."""
-        results = []
+        """Run deferred syncs and allowance expiries whose time has come on Driftwise's clock: one pair per
+        write made (dry run, sync, the status annotation cleared), so each is recorded and audited once."""
+        results: list[tuple[Job, AppliedAction]] = []
         for job in await self._store.due(now):
             try:
                 if job.kind == "deferred_sync":
@@ -117,17 +125,17 @@ class Applier:
                     mode = job.payload.get("mode", "autonomous")
                     acts = await self._sync_exactly_once(job.event_id, "deferred", job.payload["application"],
                                                          job.payload["app_namespace"], refs, mode, now, {})
-                    action = acts[-1]
-                    await self._clear_status(job.payload["application"], job.payload["app_namespace"],
-                                             job.event_id)
+                    cleared = await self._clear_status(job.payload["application"], job.payload["app_namespace"],
+                                                       job.event_id, mode, now)
+                    acts.extend([cleared] if cleared is not None else [])
                 else:
-                    action = await self._expire(job, now)
+                    acts = [await self._expire(job, now)]
             except ApplyError as exc:
                 log.warning("job %s (%s of event %s) failed: %s", job.id, job.kind, job.event_id, exc)
                 await self._store.finish(job.id, ok=False, error=str(exc), retry=job.attempts < 5)
                 continue
             await self._store.finish(job.id, ok=True)
-            results.append((job, action))
+            results.extend((job, a) for a in acts)
         return results
 
     async def recover(self, now: datetime) -> int:
@@ -156,7 +164,8 @@ class Applier:
     ) -> list[AppliedAction]:
         """Dry run, then sync, each marked `requested` in the outbox before it is sent. Run again after a crash,
         a write the outbox (or Argo CD's `operation.info`) shows done is not sent again but recorded as this
-        decision's (`from_outbox`): the record is completed, never the write repeated."""
+        decision's (`from_outbox`): the record is completed, never the write repeated. A failure raises with
+        the writes already made (`ApplyError.done`), which the decision keeps."""
         refs = [r.model_dump(mode="json") for r in resources]
         base = {"resources": refs, "reason": reason}
         dry_step, sync_step = f"{app}:dry_run", f"{app}:sync"
@@ -165,13 +174,29 @@ class Applier:
         if sync_state == "requested" and synced_for_event(await self._get_app(app, app_ns), event_id):
             await self._store.outbox_mark(event_id, sync_step, "done", now, {"recovered": True})
             sync_state = "done"
-        done: list[AppliedAction] = []
-        if await self._store.outbox_state(event_id, dry_step) == "done":
+        # dry runs sent before a crash (or a lost answer): Argo CD keeps no trace of a dry run, so each one
+        # intended and unconfirmed is recorded as sent, once (its own outbox row), and the dry run made again
+        done = [AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now,
+                              detail={**base, "unconfirmed": True, "from_outbox": True})
+                for _ in await self._store.outbox_steps(event_id, f"{dry_step}#")]
+        dry = await self._store.outbox_row(event_id, dry_step)
+        if dry is not None and dry[0] == "done":
             done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now,
                                       detail={**base, "from_outbox": True}))
         elif sync_state != "done":
+            if dry is not None and _maybe_sent(*dry):
+                await self._store.outbox_mark(event_id, f"{dry_step}#{len(done) + 1}", "done", now,
+                                              {"unconfirmed": True})
+                done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now,
+                                          detail={**base, "unconfirmed": True}))
             await self._store.outbox_mark(event_id, dry_step, "requested", now)
-            await self._writer.sync(app, app_ns, resources, dry_run=True, event_id=event_id)
+            try:
+                await self._writer.sync(app, app_ns, resources, dry_run=True, event_id=event_id)
+            except ApplyError as exc:
+                await self._store.outbox_mark(event_id, dry_step, "failed", now,
+                                              {"error": str(exc), "no_answer": isinstance(exc, NoAnswer)})
+                exc.done = done
+                raise
             await self._store.outbox_mark(event_id, dry_step, "done", now)
             done.append(AppliedAction(kind="dry_run_sync", mode=mode, executed=True, at=now, detail=base))
         if sync_state == "done":
@@ -181,14 +206,43 @@ class Applier:
         await self._store.outbox_mark(event_id, sync_step, "requested", now)
         try:
             result = await self._writer.sync(app, app_ns, resources, dry_run=False, event_id=event_id)
+        except NoAnswer as exc:
+            # sent, unanswered: not failed. Argo CD's operation state says whether it was carried out; the
+            # outbox row stays `requested` until it does (recover() completes it after a restart)
+            result = await self._reconcile_sync(app, app_ns, event_id)
+            if result is None:
+                exc.done = done
+                raise
+            await self._store.outbox_mark(event_id, sync_step, "done", now, {"reconciled": True})
+            done.append(AppliedAction(kind="sync", mode=mode, executed=True, at=now,
+                                      detail={**base, "prune": False, "reconciled": str(exc), **detail}))
+            return done
         except ApplyError as exc:
             await self._store.outbox_mark(event_id, sync_step, "failed", now, {"error": str(exc)})
+            exc.done = done
             raise
         await self._store.outbox_mark(event_id, sync_step, "done", now)
         phase = ((result.get("status") or {}).get("operationState") or {}).get("phase")
         done.append(AppliedAction(kind="sync", mode=mode, executed=True, at=now,
                                   detail={**base, "prune": False, "phase": phase, **detail}))
         return done
+
+    async def _reconcile_sync(self, app: str, app_ns: str, event_id: str) -> dict[str, Any] | None:
+        """Ask Argo CD, bounded by `reconcile_s`, whether the sync for this event was carried out (its
+        operation's `info` names the event); the Application once it shows it, None if it never did."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._reconcile_s
+        while True:
+            try:
+                application = await self._get_app(app, app_ns)
+                if synced_for_event(application, event_id):
+                    return application
+            except ApplyError as exc:
+                log.warning("reconciling the sync of %s (event %s): %s", app, event_id, exc)
+            if loop.time() >= until:
+                return None
+            # Argo CD has no watch for one operation through this API: poll it, at a modest rate
+            await asyncio.sleep(RECONCILE_POLL_S)
 
     async def _allow(self, report: DriftReport, scope: Scope, until: datetime, mode: Mode, now: datetime,
                      detail: dict[str, Any]) -> AppliedAction:
@@ -216,27 +270,48 @@ class Applier:
         return AppliedAction(kind="remove_ignore_differences", mode=job.payload.get("mode", "autonomous"),
                              executed=True, at=now, detail={"entries": job.payload["entries"]})
 
-    async def _clear_status(self, app_name: str, app_ns: str, event_id: str) -> None:
-        """Remove the status annotation once its state is over, unless a later decision owns it now."""
+    async def _clear_status(self, app_name: str, app_ns: str, event_id: str, mode: Mode, now: datetime
+                            ) -> AppliedAction | None:
+        """Remove the status annotation once its state is over, unless a later decision owns it now; the
+        removal is a write, so it is returned to be recorded (None when nothing was written)."""
         try:
             app = await self._get_app(app_name, app_ns)
-            if _status_event(app) == event_id:
-                await self._writer.merge_patch(app_name, app_ns,
-                                               {"metadata": {"annotations": {STATUS_ANNOTATION: None}}})
+            if _status_event(app) != event_id:
+                return None
+            await self._writer.merge_patch(app_name, app_ns, {"metadata": {"annotations": {STATUS_ANNOTATION: None}}})
         except ApplyError as exc:
             log.warning("could not clear the status annotation of %s (event %s): %s", app_name, event_id, exc)
+            return None
+        return AppliedAction(kind="annotate", mode=mode, executed=True, at=now,
+                             detail={"value": None, "cleared": True})
 
     async def _annotate(self, report: DriftReport, mode: Mode, now: datetime, status: dict[str, Any]
                         ) -> AppliedAction:
-        """Show Driftwise's state in Argo CD's UI (deploy/argocd health check reads this annotation)."""
+        """Show Driftwise's state in Argo CD's UI (deploy/argocd health check reads this annotation). Through
+        the outbox like every write: after a crash, an annotation Argo CD already shows is not sent again."""
         value = json.dumps({**status, "event": report.event_id}, separators=(",", ":"))
+        step = f"{report.application}:annotate:{status['state']}"
+        row = await self._store.outbox_row(report.event_id, step)
+        if row is not None and row[0] == "done":
+            return AppliedAction(kind="annotate", mode=mode, executed=True, at=now,
+                                 detail={"value": value, "from_outbox": True})
         patch = {"metadata": {"annotations": {STATUS_ANNOTATION: value}}}
         try:
+            if row is not None and _maybe_sent(*row):
+                current = await self._get_app(report.application, report.app_namespace)
+                if _status_value(current) == value:  # observable: it was carried out before the crash
+                    await self._store.outbox_mark(report.event_id, step, "done", now, {"recovered": True})
+                    return AppliedAction(kind="annotate", mode=mode, executed=True, at=now,
+                                         detail={"value": value, "from_outbox": True})
+            await self._store.outbox_mark(report.event_id, step, "requested", now)
             await self._writer.merge_patch(report.application, report.app_namespace, patch)
         except ApplyError as exc:
             # the annotation is informational: its failure must not undo or block the action
             log.warning("could not annotate %s for event %s: %s", report.application, report.event_id, exc)
+            await self._store.outbox_mark(report.event_id, step, "failed", now,
+                                          {"error": str(exc), "no_answer": isinstance(exc, NoAnswer)})
             return AppliedAction(kind="annotate", mode=mode, executed=False, at=now, detail={"error": str(exc)})
+        await self._store.outbox_mark(report.event_id, step, "done", now)
         return AppliedAction(kind="annotate", mode=mode, executed=True, at=now, detail={"value": value})
 
     @staticmethod
@@ -255,9 +330,20 @@ class Applier:
         return AppliedAction(kind=kind, mode=mode, executed=False, at=now, detail=detail)
 
 
+def _maybe_sent(state: str, detail: dict[str, Any]) -> bool:
+    """An outbox row of a write intended and never confirmed: requested (a crash came before the answer),
+    interrupted (recover() found it so) or unanswered. A refused write was not carried out."""
+    return state == "requested" or bool(detail.get("reason") == "interrupted" or detail.get("no_answer"))
+
+
+def _status_value(application: dict[str, Any]) -> str | None:
+    raw = ((application.get("metadata") or {}).get("annotations") or {}).get(STATUS_ANNOTATION)
+    return raw if isinstance(raw, str) else None
+
+
 def _status_event(application: dict[str, Any]) -> str | None:
     """The event id the Application's driftwise.io/status annotation names, if any."""
-    raw = ((application.get("metadata") or {}).get("annotations") or {}).get(STATUS_ANNOTATION)
+    raw = _status_value(application)
     try:
         value = json.loads(raw) if raw else None
     except ValueError:

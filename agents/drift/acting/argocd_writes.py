@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from agents.drift.acting.errors import ApplyError
+from agents.drift.acting.errors import ApplyError, NoAnswer
 from protocol.models import ResourceRef
 
 EVENT_INFO = "driftwise-event"
@@ -43,6 +43,10 @@ class ArgoCDWriter:
         url = f"{self._base}{path}"
         try:
             resp = await self._http.request(method, url, json=body, headers=self._headers, timeout=self._timeout)
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+            # sent (at least in part) and unanswered: Argo CD may carry it out, so the caller reconciles it
+            raise NoAnswer("argocd_no_answer", f"Argo CD {method} {path}: no answer within {self._timeout}s: "
+                           f"{type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
             raise ApplyError("argocd_unreachable", f"Argo CD {method} {path}: {type(exc).__name__}: {exc}") from exc
         if resp.status_code >= 400:

@@ -66,6 +66,17 @@ class ActingStore(SqliteFile):
         row = await self.row("SELECT state FROM outbox WHERE event_id=? AND step=?", (event_id, step))
         return row[0] if row else None
 
+    async def outbox_row(self, event_id: str, step: str) -> tuple[str, dict[str, Any]] | None:
+        """(state, detail) of one write of the outbox, if it was ever intended."""
+        row = await self.row("SELECT state, detail FROM outbox WHERE event_id=? AND step=?", (event_id, step))
+        return (row[0], json.loads(row[1] or "{}")) if row else None
+
+    async def outbox_steps(self, event_id: str, prefix: str) -> list[str]:
+        """The steps of an event starting with `prefix`, in the order they were first written."""
+        rows = await self.rows("SELECT step FROM outbox WHERE event_id=? AND substr(step, 1, ?)=? ORDER BY rowid",
+                               (event_id, len(prefix), prefix))
+        return [r[0] for r in rows]
+
     async def outbox_mark(self, event_id: str, step: str, state: str, at: datetime, detail: dict | None = None) -> None:
         await self.db.execute(
             "INSERT INTO outbox (event_id, step, state, detail, updated_at) VALUES (?, ?, ?, ?, ?) "

@@ -57,6 +57,7 @@ class Apply:
             log.warning("applying %s for %s failed: %s", action.value, state.event.event_id, exc)
             detail: dict[str, Any] = {"reason": "apply failed", "action": action.value, "error": str(exc),
                                       "kind": exc.kind}
-            return Applied(applied=_nothing(mode, now, **detail),
+            # the writes made before the failure (a dry run, say) happened: the record keeps every one
+            return Applied(applied=[*exc.done, *_nothing(mode, now, **detail)],
                            apply_error=ApplyFailure(kind=exc.kind, message=str(exc)))
         return Applied(applied=done, backport_patch=backport)
