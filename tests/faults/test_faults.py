@@ -7,8 +7,7 @@ at a step found by holding the backend route that step calls, a sync held past t
 invariants with tests.support.invariants against the sandbox's write record, the decisions API
 and `driftwise audit verify`. Each prints its line: accepted, lost, terminal twice, mismatches.
 
-Cases that fail because of the product bugs issue 13 describes are strict xfails naming the item;
-they flip to failures (to be un-marked) when the fix lands.
+Every case asserts the invariants (the strict xfails of issue 13's product bugs are gone with the fixes).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from protocol.models import DecisionState
 from tests.support.fault_system import SYNC_ROUTE, Clone, FaultSystem, fault_system
 from tests.support.invariants import check_invariants, settled
 
@@ -31,22 +29,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 # Long enough that a decision of the 200-burst on a loaded 2-core machine does not meet it (at 8 s, 20 of
 # 200 did, and each broke the record the way issue 13 item 3 says); the deadline case waits it out once.
 DEADLINE_S = 20.0
-# The product bugs the strict xfails below wait on (found by these cases, named by issue 13's items).
-DRY_RUN_SENT_TWICE = ("issue 13 item 2: the dry run sent before the crash is sent again on resume, "
-                      "and the decision records one of the two")
-DEADLINE_REWRITES_VERDICT = ("issue 13 item 3: the deadline fires while the sync is in flight; the decision ends "
-                             "without that sync in its record (it was escalate, now failed), and Argo CD then runs it")
-FAILED_APPLY_DROPS_DRY_RUN = ("issue 13 item 2: an apply failing at the sync drops the dry run it already made "
-                              "from the decision's record (applied is replaced by one `none`)")
-ESCALATED_UNDER_LOAD = ("issue 13 items 4 and 1: under the burst a decision escalates for load (`database is locked`, "
-                        "a specialist late), and its approval annotation has no `apply` in the audit")
-APPROVAL_ANNOTATION_UNAUDITED = ("issue 13 item 1: the status annotation written for an approval request "
-                                 "(awaiting_approval) is recorded by the decision, but the audit has no `apply` for it")
-
-
-def known_bug(reason: str) -> pytest.MarkDecorator:
-    """A case failing today on a product bug issue 13 names: it must fail (strict), and on an invariant."""
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -83,7 +65,6 @@ async def test_kill9_during_gather(system: FaultSystem) -> None:
         "backend": "kubernetes", "method": "GET", "path": f"/api/v1/namespaces/{c.namespace}"})
 
 
-@known_bug(DRY_RUN_SENT_TWICE)
 async def test_kill9_right_after_the_guardrail(system: FaultSystem) -> None:
     # the verdict is given and recorded; the first write (the dry run) is on its way to Argo CD
     await _kill_while_held(system, "kill -9 right after the guardrail",
@@ -106,7 +87,6 @@ async def test_kill9_after_apply(system: FaultSystem) -> None:
     assert outcome.holds, outcome.report()
 
 
-@known_bug(DEADLINE_REWRITES_VERDICT)
 async def test_deadline_fires_while_the_sync_is_held(system: FaultSystem) -> None:
     (clone,) = system.take(1)
     held = await system.fault(method="POST", path=_sync_of(clone), action="hold", skip=1, times=1)
@@ -118,7 +98,6 @@ async def test_deadline_fires_while_the_sync_is_held(system: FaultSystem) -> Non
     assert outcome.holds, outcome.report()
 
 
-@known_bug(FAILED_APPLY_DROPS_DRY_RUN)
 async def test_argocd_fails_the_sync(system: FaultSystem) -> None:
     (clone,) = system.take(1)
     await system.fault(method="POST", path=_sync_of(clone), action="fail", status=503, skip=1)
@@ -130,7 +109,7 @@ async def test_argocd_fails_the_sync(system: FaultSystem) -> None:
 
 
 @pytest.mark.parametrize("frozen", [
-    pytest.param("security", marks=known_bug(APPROVAL_ANNOTATION_UNAUDITED)),
+    "security",
     "mcp-kubernetes",
 ])
 async def test_a_frozen_process_mid_call(system: FaultSystem, frozen: str) -> None:
@@ -158,17 +137,8 @@ async def test_a_burst_of_200_at_concurrency_32(system: FaultSystem) -> None:
     accepted = dict(await asyncio.gather(*(one(c) for c in clones)))
     assert len(accepted) == 200
     outcome = await check_invariants(system, "burst of 200 at concurrency 32", accepted, settle_s=150)
-    assert not (outcome.lost or outcome.terminal_twice or outcome.mismatches) and outcome.audit_verified, \
-        outcome.report()
-    # Known, load-caused (seen in 4 of 10 local runs on a shared 2-core machine, 1-3 decisions each): a decision
-    # escalates under load (`database is locked`, issue 13 item 4; a specialist not answering in time) and its
-    # approval annotation has no `apply` in the audit (item 1). Not a strict xfail, which would flip on the
-    # runs without it: an xfail only when it happens and only for those events; asserted on every other run.
+    assert outcome.holds, outcome.report()
+    # a load-caused escalation keeps its cause, and `database is locked` must not happen at all (issue 13 item 4)
     decisions = await system.decisions()
-    waiting = {e for e in accepted if decisions[e].state == DecisionState.AWAITING_APPROVAL}
-    others = [m for m in outcome.audit_mismatches if m.split(" ", 1)[0] not in waiting]
-    assert not others, outcome.report()
-    locked = [e for e in accepted if "database is locked" in (decisions[e].error or "")]
-    if outcome.audit_mismatches or locked:  # item 4: `database is locked` must not happen at all
-        pytest.xfail(f"{ESCALATED_UNDER_LOAD} ({len(waiting)} of 200 escalated, {len(locked)} on `database is "
-                     f"locked`: {sorted(waiting)[:3]})")
+    locked = sorted(e for e in accepted if "database is locked" in (decisions[e].error or ""))
+    assert not locked, f"{len(locked)} of 200 decisions on `database is locked`: {locked[:3]}"
