@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
-from agents.drift.acting.argocd_writes import sync_body, synced_for_event
+from agents.drift.acting.applier import Applier
+from agents.drift.acting.argocd_writes import ArgoCDWriter, sync_body, synced_for_event
 from agents.drift.acting.backport import backport_patch
+from agents.drift.acting.errors import ApplyError, NoAnswer
 from agents.drift.acting.ignore_differences import RESPECT, add_patch, entries_for, remove_patch
 from agents.drift.acting.store import ActingStore
-from protocol.models import DriftReport, FieldChange, ResourceDrift, ResourcePaths, ResourceRef, Scope
+from protocol.models import Action, DriftReport, FieldChange, ResourceDrift, ResourcePaths, ResourceRef, Scope, Verdict
 
 NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
 REF = ResourceRef(group="apps", kind="Deployment", namespace="payments", name="payments-api")
@@ -105,4 +108,88 @@ async def test_store_outbox_and_jobs_survive_reopen(tmp_path: Path) -> None:
     assert await store.due(later) == [] and await store.pending() == []
     await store.outbox_mark("e1", "app:sync", "done", later)
     assert await store.outbox_state("e1", "app:sync") == "done" and await store.outbox_requested() == []
+    await store.close()
+
+
+class _Writer(ArgoCDWriter):
+    """Argo CD's write API as the applier sees it: records each call, answers as told (no network)."""
+
+    def __init__(self, app: dict, fail_sync: ApplyError | None = None) -> None:
+        # no super().__init__: both write calls are overridden, so no HTTP client is made (none left open)
+        self.app, self.fail_sync = app, fail_sync
+        self.sent: list[str] = []
+
+    async def sync(self, app: str, app_namespace: str, resources: list[ResourceRef], *, dry_run: bool,
+                   event_id: str) -> dict:
+        self.sent.append("dry_run" if dry_run else "sync")
+        if not dry_run and self.fail_sync is not None:
+            raise self.fail_sync
+        return self.app
+
+    async def merge_patch(self, app: str, app_namespace: str, patch: dict) -> dict:
+        self.sent.append("patch")
+        self.app["metadata"]["annotations"].update(patch["metadata"]["annotations"])
+        return self.app
+
+
+async def _applier(tmp_path: Path, writer: _Writer, reconcile_s: float = 0.0) -> tuple[Applier, ActingStore]:
+    store = ActingStore(tmp_path / "drift.sqlite")
+    await store.open()
+
+    async def get_app(name: str, namespace: str) -> dict:
+        return writer.app
+
+    return Applier(writer, get_app, store, timedelta(hours=1), reconcile_s=reconcile_s), store
+
+
+def _enforce(report: DriftReport) -> dict:
+    verdict = Verdict(event_id="e1", action=Action.ENFORCE, requires_approval=False, allowed_actions=[Action.ENFORCE],
+                      confidence=0.9, threshold=0.8, decided_at=NOW)
+    return {"mode": "autonomous", "action": Action.ENFORCE, "report": report, "verdict": verdict, "now": NOW}
+
+
+async def test_a_failed_sync_keeps_the_dry_run_it_made(tmp_path: Path) -> None:
+    writer = _Writer({"metadata": {"annotations": {}}}, ApplyError("argocd_refused", "HTTP 503"))
+    applier, store = await _applier(tmp_path, writer)
+    with pytest.raises(ApplyError) as failed:
+        await applier.apply(**_enforce(_report()))
+    assert writer.sent == ["dry_run", "sync"] and [a.kind for a in failed.value.done] == ["dry_run_sync"]
+    await store.close()
+
+
+async def test_an_unconfirmed_dry_run_is_recorded_once_and_made_again_once(tmp_path: Path) -> None:
+    writer = _Writer({"metadata": {"annotations": {}}})
+    applier, store = await _applier(tmp_path, writer)
+    await store.outbox_mark("e1", "payments-api:dry_run", "requested", NOW)  # a crash before its answer
+    await applier.recover(NOW)
+    done, _ = await applier.apply(**_enforce(_report()))
+    assert writer.sent == ["dry_run", "sync", "patch"]
+    assert [a.kind for a in done] == ["dry_run_sync", "dry_run_sync", "sync", "annotate"]
+    # replayed (a crash after apply, before its checkpoint): nothing sent, the same four recorded
+    again, _ = await applier.apply(**_enforce(_report()))
+    assert writer.sent == ["dry_run", "sync", "patch"] and [a.kind for a in again] == [a.kind for a in done]
+    await store.close()
+
+
+async def test_a_sync_without_an_answer_is_reconciled_from_argocd(tmp_path: Path) -> None:
+    app = {"metadata": {"annotations": {}}, "status": {"operationState": {"operation": {
+        "sync": {}, "info": [{"name": "driftwise-event", "value": "e1"}]}}}}
+    writer = _Writer(app, NoAnswer("argocd_no_answer", "no answer"))
+    applier, store = await _applier(tmp_path, writer)
+    done, _ = await applier.apply(**_enforce(_report()))
+    assert [a.kind for a in done] == ["dry_run_sync", "sync", "annotate"] and done[1].detail["reconciled"]
+    assert await store.outbox_state("e1", "payments-api:sync") == "done"
+    await store.close()
+
+
+async def test_an_annotation_argocd_shows_is_not_sent_again(tmp_path: Path) -> None:
+    value = '{"state":"enforced","event":"e1"}'
+    writer = _Writer({"metadata": {"annotations": {"driftwise.io/status": value}}})
+    applier, store = await _applier(tmp_path, writer)
+    await store.outbox_mark("e1", "payments-api:annotate:enforced", "requested", NOW)
+    await store.outbox_mark("e1", "payments-api:dry_run", "done", NOW)
+    await store.outbox_mark("e1", "payments-api:sync", "done", NOW)
+    done, _ = await applier.apply(**_enforce(_report()))
+    assert writer.sent == [] and [a.kind for a in done] == ["dry_run_sync", "sync", "annotate"]
+    assert all(a.executed for a in done)
     await store.close()
