@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +25,16 @@ from protocol.models import (
     Decision,
     DecisionState,
     DriftEvent,
-    DriftReport,
-    FieldChange,
-    ResourceDrift,
-    ResourceRef,
     SignedVerdict,
     Verdict,
 )
+from tests.support.reread_fakes import NOW, drift_report
 
-NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
-REF = ResourceRef(group="apps", kind="Deployment", namespace="shop", name="api")
-
-
-def _report(event_id: str, replicas: int, revision: str = "abc1234") -> DriftReport:
-    change = FieldChange(path="/spec/replicas", op="replace", before=3, after=replicas)
-    return DriftReport(event_id=event_id, application="api", project="prod", revision=revision,
-                       destination_namespace="shop", drifts=[ResourceDrift(ref=REF, changes=[change])],
-                       observed_at=NOW)
+REVISION = "abc1234"
 
 
 def _decision(state: DecisionState, action: Action | None = None, applied: tuple[str, ...] = (),
-              approval: Approval | None = None, replicas: int = 8, revision: str = "abc1234") -> Decision:
+              approval: Approval | None = None, replicas: int = 8, revision: str = REVISION) -> Decision:
     n = ArgoNotification(app="api", project="prod", revision=revision)
     event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(n), received_at=NOW,
                        notification=n)
@@ -57,7 +46,7 @@ def _decision(state: DecisionState, action: Action | None = None, applied: tuple
     acts = [AppliedAction(kind=k.split(":")[0], mode="autonomous", executed=True, at=NOW,  # type: ignore[arg-type]
                           detail={"reason": k.split(":")[1]} if ":" in k else {}) for k in applied]
     return Decision(event=event, state=state, verdict=verdict, applied=acts, approval=approval,
-                    report=_report(event.event_id, replicas, revision), updated_at=NOW)
+                    report=drift_report(event.event_id, replicas, revision), updated_at=NOW)
 
 
 REJECT = Approval(decision="reject", approver="sre")
@@ -98,7 +87,7 @@ def test_shadow_actions_that_never_ran_leave_nothing_open() -> None:
 def test_rule_joins_supersedes_or_decides() -> None:
     awaiting = _decision(DecisionState.AWAITING_APPROVAL, Action.ESCALATE)
     enforced = _decision(DecisionState.DONE, Action.ENFORCE)
-    same, changed = changes_digest(_report("e", 8)), changes_digest(_report("e", 9))
+    same, changed = changes_digest(drift_report("e", 8, REVISION)), changes_digest(drift_report("e", 9, REVISION))
     assert rule("abc1234", same, None).ruling == Ruling.DECIDE
     assert rule("abc1234", same, awaiting).ruling == Ruling.JOIN
     assert rule("abc1234", same, enforced).ruling == Ruling.JOIN  # a retry after the end

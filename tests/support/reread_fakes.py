@@ -25,9 +25,10 @@ NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
 REF = ResourceRef(group="apps", kind="Deployment", namespace="shop", name="api")
 
 
-def drift_report(event_id: str, replicas: int) -> DriftReport:
+def drift_report(event_id: str, replicas: int, revision: str = "abc") -> DriftReport:
+    """Application `api` in namespace shop whose Deployment's replicas drifted from 3 to `replicas`."""
     change = FieldChange(path="/spec/replicas", op="replace", before=3, after=replicas)
-    return DriftReport(event_id=event_id, application="api", project="prod", revision="abc",
+    return DriftReport(event_id=event_id, application="api", project="prod", revision=revision,
                        destination_namespace="shop", drifts=[ResourceDrift(ref=REF, changes=[change])], observed_at=NOW)
 
 
