@@ -199,6 +199,11 @@ class DriftAgentSettings(_Section):
     audit_log_token: SecretStr | None = Field(default=None, description="bearer token sent to audit_log_url")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="larger webhook bodies get 413")
     allow_ttl_h: float = Field(default=24.0, gt=0, description="how long an allowed drift stays allowed")
+    reconcile_s: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="how long a sync Argo CD did not answer is looked up in its operation state before the "
+                    "decision is left in flight for the next start's recovery",
+    )
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="tick of deferred syncs and allowance expiries on Driftwise's clock"
     )

@@ -99,6 +99,7 @@ class DriftConfig(_Config):
     audit: AuditAnchorConfig = Field(default_factory=AuditAnchorConfig)
     max_body_bytes: int = 64 * 1024
     allow_ttl_h: float = 24.0
+    reconcile_s: float = Field(default=60.0, gt=0, description="how long an unanswered sync is looked up in Argo CD")
     reread_interval_s: float = Field(default=60.0, gt=0, description="re-read of governed OutOfSync apps")
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="tick of deferred syncs and expiries")
     sandbox_clock_url: str | None = None

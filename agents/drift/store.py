@@ -6,15 +6,22 @@ human, deferred with its sync not run, allowed and not expired). A notification 
 application and revision joins the open decision inside one IMMEDIATE transaction, so concurrent
 webhooks (this process or another) agree on one. An event that joins a decision after its drift was
 read (agents.drift.admission) leaves a row in `drift_joins`, and `get` answers with that decision.
+
+The intent and the decision are one: every write of a decision that carries a verdict also writes its
+outbox intent row (agents.drift.acting.store.INTENT_STEP; `requested` while the action may still be
+carried out, `done`/`failed` once the decision ends) in the same SQL transaction, so a crash or an
+error between the two cannot leave a verdict without its intent or an intent without its verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+from agents.drift.acting.store import INTENT_STEP, OUTBOX_SCHEMA
 from agents.drift.errors import StoreError
 from agents.drift.open_rule import UNDECIDED, is_open
 from agents.drift.sqlite import SqliteFile
@@ -42,14 +49,25 @@ CREATE TABLE IF NOT EXISTS drift_joins (
     at         TEXT NOT NULL
 );
 """
+_INTENT_STATE = {DecisionState.DONE: "done", DecisionState.SUPERSEDED: "done",
+                 DecisionState.UNKNOWN_APPLICATION: "done", DecisionState.FAILED: "failed"}
+"""The intent row's state once a decision ends; any other state (applying, awaiting a human) is `requested`."""
 _STICKY = frozenset({DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION})
 """Terminal states nothing after them undoes (a scheduler job recorded late keeps the state)."""
+
+
+def intent_row(decision: Decision) -> tuple[str, dict[str, str]] | None:
+    """(state, detail) of a decision's outbox intent row; None before the guardrail's verdict."""
+    if decision.verdict is None:
+        return None
+    return _INTENT_STATE.get(decision.state, "requested"), {
+        "action": decision.verdict.verdict.action.value, "decision_state": decision.state.value}
 
 
 class EventStore(SqliteFile):
     # autocommit + explicit BEGIN IMMEDIATE: a deferred transaction that reads then writes fails at once
     # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
-    SCHEMA = _SCHEMA
+    SCHEMA = _SCHEMA + OUTBOX_SCHEMA
     WHAT = "the event store"
     ERROR = StoreError
 
@@ -106,24 +124,32 @@ class EventStore(SqliteFile):
                 raise
 
     async def save(self, decision: Decision) -> None:
-        """Write a decision's current document; whether it is still open follows from it (open_rule)."""
+        """Write a decision's current document and its intent row, in one transaction; whether it is still
+        open follows from it (open_rule)."""
         async with self._lock:
-            current = await self._one("SELECT document FROM drift_decisions WHERE event_id = ?",
-                                      (decision.event.event_id,))
-            if current is not None and current.state in _STICKY and decision.state != current.state:
-                decision = decision.model_copy(update={"state": current.state,
-                                                       "superseded_by": current.superseded_by})
-            # one statement in autocommit: its own transaction, with the busy handler honoured
-            await self.db.execute(
-                "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? WHERE event_id = ?",
-                (
-                    decision.state.value,
-                    1 if is_open(decision) else 0,
-                    decision.updated_at.isoformat(),
-                    decision.model_dump_json(),
-                    decision.event.event_id,
-                ),
-            )
+            await self._begin_immediate()
+            try:
+                current = await self._one("SELECT document FROM drift_decisions WHERE event_id = ?",
+                                          (decision.event.event_id,))
+                if current is not None and current.state in _STICKY and decision.state != current.state:
+                    decision = decision.model_copy(update={"state": current.state,
+                                                           "superseded_by": current.superseded_by})
+                await self.db.execute(
+                    "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? "
+                    "WHERE event_id = ?",
+                    (
+                        decision.state.value,
+                        1 if is_open(decision) else 0,
+                        decision.updated_at.isoformat(),
+                        decision.model_dump_json(),
+                        decision.event.event_id,
+                    ),
+                )
+                await self._write_intent(decision)
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
 
     async def supersede(self, old: Decision, successor: str, now: datetime) -> Decision | None:
         """End `old` as superseded by `successor`, only if its state is still the one it was read in
@@ -131,12 +157,34 @@ class EventStore(SqliteFile):
         ended = old.model_copy(update={"state": DecisionState.SUPERSEDED, "superseded_by": successor,
                                        "updated_at": now})
         async with self._lock:
-            cur = await self.db.execute(
-                "UPDATE drift_decisions SET state = ?, open = 0, updated_at = ?, document = ? "
-                "WHERE event_id = ? AND state = ?",
-                (ended.state.value, now.isoformat(), ended.model_dump_json(), old.event.event_id, old.state.value),
-            )
+            await self._begin_immediate()
+            try:
+                cur = await self.db.execute(
+                    "UPDATE drift_decisions SET state = ?, open = 0, updated_at = ?, document = ? "
+                    "WHERE event_id = ? AND state = ?",
+                    (ended.state.value, now.isoformat(), ended.model_dump_json(), old.event.event_id,
+                     old.state.value),
+                )
+                if cur.rowcount == 1:
+                    await self._write_intent(ended)
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
         return ended if cur.rowcount == 1 else None
+
+    async def _write_intent(self, decision: Decision) -> None:
+        """Inside the caller's transaction: the decision's intent row, as its state says (nothing before a verdict)."""
+        row = intent_row(decision)
+        if row is None:
+            return
+        state, detail = row
+        await self.db.execute(
+            "INSERT INTO outbox (event_id, step, state, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (event_id, step) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
+            "updated_at=excluded.updated_at",
+            (decision.event.event_id, INTENT_STEP, state, json.dumps(detail), decision.updated_at.isoformat()),
+        )
 
     async def join(self, event_id: str, into: str, now: datetime) -> bool:
         """The event `event_id` (still `received`) is the decision `into`: its own row goes, a join row stays."""

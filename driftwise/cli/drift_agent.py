@@ -64,6 +64,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         audit=AuditAnchorConfig(every=d.audit_checkpoint_every, log_url=d.audit_log_url, log_token=d.audit_log_token),
         max_body_bytes=d.max_body_bytes,
         allow_ttl_h=d.allow_ttl_h,
+        reconcile_s=d.reconcile_s,
         reread_interval_s=d.reread_interval_s,
         scheduler_interval_s=d.scheduler_interval_s,
         sandbox_clock_url=d.sandbox_clock_url,

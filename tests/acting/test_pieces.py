@@ -193,3 +193,68 @@ async def test_an_annotation_argocd_shows_is_not_sent_again(tmp_path: Path) -> N
     assert writer.sent == [] and [a.kind for a in done] == ["dry_run_sync", "sync", "annotate"]
     assert all(a.executed for a in done)
     await store.close()
+
+
+def _allow(report: DriftReport) -> dict:
+    verdict = Verdict(event_id="e1", action=Action.ALLOW, requires_approval=False, allowed_actions=[Action.ALLOW],
+                      confidence=0.9, threshold=0.8, decided_at=NOW)
+    return {"mode": "autonomous", "action": Action.ALLOW, "report": report, "verdict": verdict, "now": NOW}
+
+
+class _PatchingWriter(_Writer):
+    """Argo CD's merge patch, applied to the Application (spec and annotations)."""
+
+    async def merge_patch(self, app: str, app_namespace: str, patch: dict) -> dict:
+        self.sent.append("patch")
+        self.app.setdefault("spec", {}).update(patch.get("spec") or {})
+        self.app["metadata"]["annotations"].update((patch.get("metadata") or {}).get("annotations") or {})
+        return self.app
+
+
+async def test_an_ignore_differences_patch_argocd_shows_is_not_sent_again(tmp_path: Path) -> None:
+    writer = _PatchingWriter({"metadata": {"annotations": {}}, "spec": {}})
+    applier, store = await _applier(tmp_path, writer)
+    done, _ = await applier.apply(**_allow(_report()))
+    assert writer.sent == ["patch", "patch"] and [a.kind for a in done] == ["ignore_differences", "annotate"]
+    # a crash after the patch was sent, before its `done`: replayed, Argo CD shows it, nothing is sent again
+    await store.outbox_mark("e1", "payments-api:ignore_differences", "requested", NOW)
+    await store.outbox_mark("e1", "payments-api:annotate:allowed", "requested", NOW)
+    again, _ = await applier.apply(**_allow(_report()))
+    assert writer.sent == ["patch", "patch"] and [a.kind for a in again] == ["ignore_differences", "annotate"]
+    assert await store.outbox_state("e1", "payments-api:ignore_differences") == "done"
+    await store.close()
+
+
+async def test_an_ignore_differences_patch_argocd_does_not_show_is_sent_again(tmp_path: Path) -> None:
+    writer = _PatchingWriter({"metadata": {"annotations": {}}, "spec": {}})
+    applier, store = await _applier(tmp_path, writer)
+    await store.outbox_mark("e1", "payments-api:ignore_differences", "requested", NOW)  # crashed before sending
+    await applier.apply(**_allow(_report()))
+    assert writer.sent == ["patch", "patch"]
+    await store.close()
+
+
+@pytest.mark.parametrize(("reconcile_s", "reconciled"), [(0.0, False), (30.0, True)])
+async def test_reconcile_s_bounds_the_lookup_of_an_unanswered_sync(tmp_path: Path, reconcile_s: float,
+                                                                    reconciled: bool) -> None:
+    shown = {"metadata": {"annotations": {}}, "status": {"operationState": {"operation": {
+        "sync": {}, "info": [{"name": "driftwise-event", "value": "e1"}]}}}}
+    writer = _Writer({"metadata": {"annotations": {}}}, NoAnswer("argocd_no_answer", "no answer"))
+    store = ActingStore(tmp_path / "drift.sqlite")
+    await store.open()
+    reads = 0
+
+    async def get_app(name: str, namespace: str) -> dict:
+        nonlocal reads
+        reads += 1  # Argo CD shows the operation from the second look-up on
+        return shown if reads >= 2 else writer.app
+
+    applier = Applier(writer, get_app, store, timedelta(hours=1), reconcile_s=reconcile_s)
+    if reconciled:
+        done, _ = await applier.apply(**_enforce(_report()))
+        assert done[1].kind == "sync" and done[1].detail["reconciled"]
+    else:
+        with pytest.raises(NoAnswer):
+            await applier.apply(**_enforce(_report()))
+        assert await store.outbox_state("e1", "payments-api:sync") == "requested"
+    await store.close()

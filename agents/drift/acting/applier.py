@@ -22,7 +22,7 @@ from typing import Any, Literal
 from agents.drift.acting.argocd_writes import ArgoCDWriter, synced_for_event
 from agents.drift.acting.backport import backport_patch
 from agents.drift.acting.errors import ApplyError, NoAnswer
-from agents.drift.acting.ignore_differences import add_patch, entries_for, remove_patch
+from agents.drift.acting.ignore_differences import add_patch, entries_for, remove_patch, shows_allowance
 from agents.drift.acting.store import ActingStore, Job
 from protocol.models import Action, AppliedAction, DriftReport, ResourcePaths, ResourceRef, Scope, Verdict
 from protocol.syncwindows import next_allow_start
@@ -35,6 +35,7 @@ STATUS_ANNOTATION = "driftwise.io/status"
 # completed from Argo CD's own state; past the bound the outbox row stays `requested` for recover())
 RECONCILE_POLL_S = 0.5
 RECONCILE_S = 60.0
+"""The default of drift.reconcile_s."""
 GetApplication = Callable[[str, str], Awaitable[dict[str, Any]]]
 """Reads an Application as Argo CD returns it (name, app namespace) -> JSON object."""
 
@@ -248,11 +249,16 @@ class Applier:
                      detail: dict[str, Any]) -> AppliedAction:
         ours = entries_for(scope)
         step = f"{report.application}:ignore_differences"
-        if await self._store.outbox_state(report.event_id, step) != "done":
+        row = await self._store.outbox_row(report.event_id, step)
+        if row is None or row[0] != "done":
             app = await self._get_app(report.application, report.app_namespace)
-            await self._store.outbox_mark(report.event_id, step, "requested", now)
-            await self._writer.merge_patch(report.application, report.app_namespace, add_patch(app, ours))
-            await self._store.outbox_mark(report.event_id, step, "done", now)
+            if row is not None and _maybe_sent(*row) and shows_allowance(app, ours):
+                # sent before a crash and carried out (Argo CD shows it): recorded, not sent again
+                await self._store.outbox_mark(report.event_id, step, "done", now, {"recovered": True})
+            else:
+                await self._store.outbox_mark(report.event_id, step, "requested", now)
+                await self._writer.merge_patch(report.application, report.app_namespace, add_patch(app, ours))
+                await self._store.outbox_mark(report.event_id, step, "done", now)
         await self._store.schedule(report.event_id, "expire_allowance", until, {
             "application": report.application, "app_namespace": report.app_namespace, "entries": ours,
             "mode": mode})

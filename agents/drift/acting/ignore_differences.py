@@ -43,6 +43,13 @@ def add_patch(application: dict[str, Any], ours: list[dict[str, Any]]) -> dict[s
     return patch
 
 
+def shows_allowance(application: dict[str, Any], ours: list[dict[str, Any]]) -> bool:
+    """Whether the Application already carries our entries and the option that makes Argo CD respect them."""
+    current = _spec(application).get("ignoreDifferences") or []
+    options = (_spec(application).get("syncPolicy") or {}).get("syncOptions") or []
+    return all(e in current for e in ours) and RESPECT in options
+
+
 def remove_patch(application: dict[str, Any], ours: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge patch removing exactly our entries, leaving anyone else's in place."""
     current = list(_spec(application).get("ignoreDifferences") or [])

@@ -3,7 +3,9 @@
 Both live in the drift agent's SQLite file (drift.sqlite, beside the decisions), so they survive restarts:
 - outbox(event_id, step): a write is marked `requested` (committed) before it is sent and `done`
   after; a `requested` row found on start-up is resolved against what Argo CD reports, never blindly
-  re-sent — that is what makes applying exactly once across a crash.
+  re-sent — that is what makes applying exactly once across a crash. One row per decision, step
+  `verdict` (INTENT_STEP), is the intent itself: the event store writes it in the same transaction as
+  the decision's state (agents.drift.store.intent_row), so neither exists without the other.
 - jobs: deferred syncs (due at the next allow window) and allowance expiries (due at `until`).
 """
 
@@ -19,7 +21,7 @@ from agents.drift.sqlite import SqliteFile
 
 JobKind = Literal["deferred_sync", "expire_allowance"]
 
-_SCHEMA = """
+OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT NOT NULL,
     step TEXT NOT NULL,
@@ -28,6 +30,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (event_id, step)
 );
+"""
+"""The outbox's table: also created by the event store, which writes each decision's intent row (INTENT_STEP)
+in the transaction that writes the decision's state."""
+INTENT_STEP = "verdict"
+"""The outbox step of a decision's intent: `requested` from the guardrail's verdict until the decision ends."""
+
+_SCHEMA = OUTBOX_SCHEMA + """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,
@@ -86,7 +95,9 @@ class ActingStore(SqliteFile):
         )
 
     async def outbox_requested(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in await self.rows("SELECT event_id, step FROM outbox WHERE state='requested'")]
+        """Argo CD writes left `requested` (a decision's intent row is the event store's, not a write)."""
+        return [(r[0], r[1]) for r in await self.rows(
+            "SELECT event_id, step FROM outbox WHERE state='requested' AND step != ?", (INTENT_STEP,))]
 
     # --- jobs ---------------------------------------------------------------------------------
 
