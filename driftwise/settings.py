@@ -216,6 +216,26 @@ class DriftAgentSettings(_Section):
     )
 
 
+class StateSettings(_Section):
+    dsn: SecretStr | None = Field(
+        default=None, description="postgresql://user:password@host:port/db puts every store of the drift agent "
+                                  "there (replicas share it); null = SQLite files in state_dir")
+    pool_size: int = Field(default=10, ge=2, le=1000, description="PostgreSQL connections per drift agent")
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300, description="waiting for PostgreSQL at start-up")
+    retention_days: float = Field(
+        default=90.0, gt=0, description="closed decisions, their threads' checkpoints and outbox rows older than "
+                                        "this are pruned (the audit chain never is)")
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="how often the retention job runs")
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("state.dsn must be a postgresql:// URL (postgresql://user:password@host:5432/db), "
+                             "or null for the SQLite files in state_dir")
+        return value
+
+
 class PolicySettings(_Section):
     opa_url: str | None = Field(default=None, description="an OPA server; null = in-process regopy")
     opa_path: str = Field(default="driftwise/guardrail/verdict", description="the decision's path under /v1/data")
@@ -250,6 +270,7 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="address every process binds and peers are reached at")
     state_dir: Path = Field(default=Path(".driftwise"), description="SQLite state, keys and trust store")
+    state: StateSettings = StateSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     argocd: ArgoCDSettings = ArgoCDSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()

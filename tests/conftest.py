@@ -8,8 +8,8 @@ import pytest
 
 from tests.support.env import clear_driftwise_environment
 
-# the sandbox process and the acting stack, for every package that starts them (tests/acting, tests/drift)
-pytest_plugins = ["tests.support.process_fixtures"]
+# the sandbox process and the acting stack (tests/acting, tests/drift); a private PostgreSQL (tests/stores)
+pytest_plugins = ["tests.support.process_fixtures", "tests.support.postgres"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import uvicorn
@@ -30,7 +30,6 @@ from agents.drift.config import DriftConfig
 from agents.drift.intake import BadRequest, bearer_ok, error, field_error, printable, read_json_object, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
 from agents.drift.openapi import DECISIONS_PATH, MAX_WAIT_S, OPENAPI_PATH, OPERATIONS, UNTIL, openapi_document
-from agents.drift.sqlite import connect
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
@@ -218,18 +217,14 @@ async def _every(interval_s: float, what: str, tick: Callable[[], Awaitable[None
 async def serve(config: DriftConfig) -> None:
     """Run the drift agent until stopped."""
     # Heavy, other-owned parts are imported here so that the app module stays importable on its own.
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    from agents.drift.acting.store import ActingStore
     from agents.drift.admission import Admission
     from agents.drift.argocd_client import ArgoCDClient, shared_client
-    from agents.drift.audit import AuditLog
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
-    from agents.drift.replay import ReplayStore
     from agents.drift.reread import Rereader
+    from agents.drift.retention import Retention
     from agents.drift.runner import DecisionRunner
-    from agents.drift.steps import checkpoint_serde
+    from agents.drift.state import open_state
     from agents.drift.wiring import build_deps
     from agents.kit.telemetry import setup_tracing
     from protocol.signing import public_jwks
@@ -244,21 +239,9 @@ async def serve(config: DriftConfig) -> None:
         from opentelemetry.instrumentation.starlette import StarletteInstrumentor
 
         HTTPXClientInstrumentor.instrument_client(http)
-        store = EventStore(config.db_path)
-        await store.open()
-        stack.push_async_callback(store.close)
-        audit = AuditLog(config.db_path)
-        await audit.open()
-        stack.push_async_callback(audit.close)
-        acting = ActingStore(config.db_path)  # the outbox beside the decisions: one file, one WAL
-        await acting.open()
-        stack.push_async_callback(acting.close)
-        checkpoints = await connect(config.checkpoint_path, autocommit=False)  # the saver runs its own commits
-        stack.push_async_callback(checkpoints.close)
-        saver = AsyncSqliteSaver(checkpoints, serde=checkpoint_serde())
-        replay = ReplayStore(config.db_path)
-        await replay.open()
-        stack.push_async_callback(replay.close)
+        # the outbox beside the decisions (one file, or one PostgreSQL), so intent and decision share a transaction
+        state = await stack.enter_async_context(open_state(config.state, config.db_path, config.checkpoint_path))
+        store, audit, acting, replay, saver = state.events, state.audit, state.acting, state.replay, state.checkpoints
         deps, pool = await build_deps(config, http, replay, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
@@ -314,13 +297,19 @@ async def serve(config: DriftConfig) -> None:
         async def reread() -> None:
             await rereader.tick(await deps.clock.now())
 
+        retention = Retention(state, timedelta(days=config.state.retention_days))
+
+        async def prune() -> None:
+            await retention.prune(datetime.now(UTC))  # records are stamped on the system clock, not the sandbox's
+
         loops = [asyncio.create_task(_every(config.scheduler_interval_s, "scheduler", run_due), name="scheduler"),
-                 asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread")]
+                 asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread"),
+                 asyncio.create_task(_every(config.state.retention_interval_s, "retention", prune), name="retention")]
         for task in loops:
             stack.callback(task.cancel)
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                                access_log=False, lifespan="off"))
-        log.info("drift agent serving on %s (state %s)", base_url, config.state_dir)
+        log.info("drift agent serving on %s (state %s)", base_url, state.backend)
         # what start-up built lives for the whole process: keep it out of every full GC pass
         # (one took 123 ms in the middle of a decision)
         gc.freeze()

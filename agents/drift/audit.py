@@ -1,10 +1,12 @@
-"""The drift agent's audit log: append-only, hash-chained records in SQLite (modelled on OPA decision logs).
+"""The drift agent's audit log: append-only, hash-chained records (SQLite or PostgreSQL; modelled on OPA decision logs).
 
 Each record's hash is sha256(prev_hash + canonical JSON of its body), the body being everything
 but the hash; the first record chains from 64 zeros. A one-row head table holds the last seq and
 hash, written in the same transaction, so that removing the newest records is detected too.
-Triggers refuse UPDATE and DELETE on the records, and any head update that does not advance by
-one; `verify()` still re-checks the whole chain, since anyone with the file can drop a trigger.
+Triggers (agents.drift.migrations) refuse UPDATE, DELETE (and TRUNCATE on PostgreSQL) on the records, and
+any head update that does not advance by one; appends are serialised by a transaction (BEGIN IMMEDIATE, or
+an advisory lock shared by every replica). `verify()` still re-checks the whole chain, since anyone
+with the file can drop a trigger.
 Someone who can write the file can also cut the newest records and roll the head back with them,
 or empty both tables: an AuditAnchor (audit_anchor.py) signs the head at least every N records
 and on close, outside this database, and `verify(checkpoints)` holds the chain to them.
@@ -12,17 +14,15 @@ and on close, outside this database, and `verify(checkpoints)` holds the chain t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.drift.sqlite import SqliteFile
+from agents.drift.database import Store, Tx, batched
 from protocol.models import SCHEMA_VERSION, AuditCheckpoint, AuditRecord
 
 if TYPE_CHECKING:
@@ -30,33 +30,6 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 TABLE = "audit"
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {TABLE}_event ON {TABLE}(event_id);
-CREATE TABLE IF NOT EXISTS {TABLE}_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE}
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS {TABLE}_head_forward BEFORE UPDATE ON {TABLE}_head
-WHEN NEW.seq != OLD.seq + 1 BEGIN SELECT RAISE(ABORT, 'the audit head only moves forward'); END;
-CREATE TRIGGER IF NOT EXISTS {TABLE}_head_no_delete BEFORE DELETE ON {TABLE}_head
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
 
 Kind = Literal["decision", "approval", "apply", "expiry", "supersede"]
 
@@ -85,26 +58,18 @@ def _body(seq: int, event_id: str, kind: str, at: str, schema_version: str, payl
             "payload": payload}
 
 
-class AuditLog(SqliteFile):
+class AuditLog(Store):
     """`async with AuditLog(path) as audit: await audit.append(event_id, "decision", payload)`.
 
     An OS crash can drop the newest appends, but the head row goes with them: the chain still verifies."""
 
-    SCHEMA = _SCHEMA
     WHAT = "the audit log"
     ERROR = AuditError
-
-    def __init__(self, db_path: Path) -> None:
-        super().__init__(db_path)
-        # one connection: concurrent appends in this process must not interleave their transactions
-        self._lock = asyncio.Lock()
-        self._anchor: AuditAnchor | None = None
+    _anchor: AuditAnchor | None = None
 
     async def head(self) -> tuple[int, str]:
         """The head row: the last record's seq and hash ((0, GENESIS) for an empty chain)."""
-        async with self.db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
-            row = await cur.fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS)
+        return await _head(self.db)
 
     async def anchor_with(self, anchor: AuditAnchor) -> None:
         """From now on checkpoint through `anchor`; a head the anchor has not signed yet is signed now
@@ -131,59 +96,24 @@ class AuditLog(SqliteFile):
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit payload for event {event_id} is not JSON: {exc}") from exc
         stamp = (at or datetime.now(UTC)).isoformat()
-        async with self._lock:
-            record = await self._append_locked(event_id, kind, stamp, payload_json)
+        async with self.transaction(lock=TABLE) as tx:
+            record = await _append(tx, event_id, kind, stamp, payload_json)
         if self._anchor is not None:
             await self._anchor.after_append(record.seq, record.hash)
         return record
 
-    async def _append_locked(self, event_id: str, kind: Kind, stamp: str, payload_json: str) -> AuditRecord:
-        db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            async with db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
-                head = await cur.fetchone()
-            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-            clean = json.loads(payload_json)
-            digest = record_hash(prev, _body(seq, event_id, kind, stamp, SCHEMA_VERSION, clean))
-            await db.execute(
-                f"INSERT INTO {TABLE} (seq, event_id, kind, at, schema_version, payload, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, event_id, kind, stamp, SCHEMA_VERSION, payload_json, prev, digest),
-            )
-            if head:
-                await db.execute(f"UPDATE {TABLE}_head SET seq = ?, hash = ? WHERE id = 1", (seq, digest))
-            else:
-                await db.execute(f"INSERT INTO {TABLE}_head (id, seq, hash) VALUES (1, ?, ?)", (seq, digest))
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        return AuditRecord(seq=seq, event_id=event_id, kind=kind, at=stamp, payload=clean, prev_hash=prev,
-                           hash=digest)
-
     async def stream(self) -> AsyncIterator[AuditRecord]:
         """Every record, oldest first, without holding the whole chain in memory (export)."""
-        async with self.db.execute(
-            f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE} ORDER BY seq"
-        ) as cur:
-            async for r in cur:
-                yield AuditRecord(seq=r[0], event_id=r[1], kind=r[2], at=r[3], schema_version=r[4],
-                                  payload=json.loads(r[5]), prev_hash=r[6], hash=r[7])
+        async for r in batched(self.db, f"SELECT {_COLUMNS} FROM {TABLE} WHERE seq > ? ORDER BY seq LIMIT ?", (), 0):
+            yield _record(r)
 
     async def records(self, event_id: str | None = None) -> list[AuditRecord]:
-        query = f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE}"
+        query = f"SELECT {_COLUMNS} FROM {TABLE}"
         args: tuple[Any, ...] = ()
         if event_id is not None:
             query += " WHERE event_id = ?"
             args = (event_id,)
-        async with self.db.execute(query + " ORDER BY seq", args) as cur:
-            rows = await cur.fetchall()
-        return [
-            AuditRecord(seq=r[0], event_id=r[1], kind=r[2], at=r[3], schema_version=r[4], payload=json.loads(r[5]),
-                        prev_hash=r[6], hash=r[7])
-            for r in rows
-        ]
+        return [_record(r) for r in await self.rows(query + " ORDER BY seq", args)]
 
     async def verify(self, checkpoints: Sequence[AuditCheckpoint] = ()) -> AuditVerification:
         """Re-check every record's hash and link, the seq run, the head, and each signed checkpoint;
@@ -191,29 +121,26 @@ class AuditLog(SqliteFile):
         problems: list[str] = []
         hashes: dict[int, str] = {}
         prev, expected_seq, checked = GENESIS, 1, 0
-        async with self.db.execute(
-            f"SELECT seq, event_id, kind, at, schema_version, payload, prev_hash, hash FROM {TABLE} ORDER BY rowid"
-        ) as cur:
-            async for seq, event_id, kind, at, version, payload, prev_hash, digest in cur:
-                checked += 1
-                where = f"record seq {seq} (event {event_id})"
-                if seq != expected_seq:
-                    problems.append(f"{where}: expected seq {expected_seq} here (a record was removed or moved)")
-                if prev_hash != prev:
-                    problems.append(f"{where}: prev_hash does not link to the record before it")
-                try:
-                    body = _body(seq, event_id, kind, at, version, json.loads(payload))
-                    AuditRecord(seq=seq, event_id=event_id, kind=kind, at=at, schema_version=version,
-                                payload=json.loads(payload), prev_hash=prev_hash, hash=digest)
-                except (ValueError, ValidationError) as exc:
-                    problems.append(f"{where}: not a valid audit record: {str(exc).splitlines()[0]}")
-                else:
-                    if record_hash(prev_hash, body) != digest:
-                        problems.append(f"{where}: hash mismatch (the record was edited)")
-                prev, expected_seq = digest, seq + 1
-                hashes[seq] = digest
-        async with self.db.execute(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1") as cur:
-            head = await cur.fetchone()
+        sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE seq > ? ORDER BY seq LIMIT ?"
+        async for seq, event_id, kind, at, version, payload, prev_hash, digest in batched(self.db, sql, (), 0):
+            checked += 1
+            where = f"record seq {seq} (event {event_id})"
+            if seq != expected_seq:
+                problems.append(f"{where}: expected seq {expected_seq} here (a record was removed or moved)")
+            if prev_hash != prev:
+                problems.append(f"{where}: prev_hash does not link to the record before it")
+            try:
+                body = _body(seq, event_id, kind, at, version, json.loads(payload))
+                AuditRecord(seq=seq, event_id=event_id, kind=kind, at=at, schema_version=version,
+                            payload=json.loads(payload), prev_hash=prev_hash, hash=digest)
+            except (ValueError, ValidationError) as exc:
+                problems.append(f"{where}: not a valid audit record: {str(exc).splitlines()[0]}")
+            else:
+                if record_hash(prev_hash, body) != digest:
+                    problems.append(f"{where}: hash mismatch (the record was edited)")
+            prev, expected_seq = digest, seq + 1
+            hashes[seq] = digest
+        head = await self.row(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1")
         if head is None and checked:
             problems.append("the audit head is missing")
         elif head is not None and (head[0] != expected_seq - 1 or head[1] != prev):
@@ -223,6 +150,37 @@ class AuditLog(SqliteFile):
             )
         problems.extend(_against_checkpoints(hashes, checked, checkpoints))
         return AuditVerification(ok=not problems, checked=checked, problems=problems)
+
+
+_COLUMNS = "seq, event_id, kind, at, schema_version, payload, prev_hash, hash"
+
+
+def _record(r: tuple[Any, ...]) -> AuditRecord:
+    return AuditRecord(seq=r[0], event_id=r[1], kind=r[2], at=r[3], schema_version=r[4], payload=json.loads(r[5]),
+                       prev_hash=r[6], hash=r[7])
+
+
+async def _head(db: Tx) -> tuple[int, str]:
+    row = await db.row(f"SELECT seq, hash FROM {TABLE}_head WHERE id = 1")
+    return (int(row[0]), row[1]) if row else (0, GENESIS)
+
+
+async def _append(tx: Tx, event_id: str, kind: Kind, stamp: str, payload_json: str) -> AuditRecord:
+    """Inside a transaction that holds the audit's lock: one record chained to the head, and the head moved."""
+    seq, prev = await _head(tx)
+    seq += 1
+    clean = json.loads(payload_json)
+    digest = record_hash(prev, _body(seq, event_id, kind, stamp, SCHEMA_VERSION, clean))
+    await tx.execute(
+        f"INSERT INTO {TABLE} (seq, event_id, kind, at, schema_version, payload, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, event_id, kind, stamp, SCHEMA_VERSION, payload_json, prev, digest),
+    )
+    if seq > 1:
+        await tx.execute(f"UPDATE {TABLE}_head SET seq = ?, hash = ? WHERE id = 1", (seq, digest))
+    else:
+        await tx.execute(f"INSERT INTO {TABLE}_head (id, seq, hash) VALUES (1, ?, ?)", (seq, digest))
+    return AuditRecord(seq=seq, event_id=event_id, kind=kind, at=stamp, payload=clean, prev_hash=prev, hash=digest)
 
 
 def _against_checkpoints(hashes: dict[int, str], checked: int, checkpoints: Sequence[AuditCheckpoint]) -> list[str]:

@@ -60,6 +60,16 @@ class PolicyConfig(_Config):
     timeout_s: float = 1.0
 
 
+class StateConfig(_Config):
+    """Where the drift agent's state lives (agents.drift.state): None = SQLite files in state_dir."""
+
+    dsn: SecretStr | None = None
+    pool_size: int = Field(default=10, ge=2, description="PostgreSQL connections (the stores and checkpoints)")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    retention_days: float = Field(default=90.0, gt=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
+
 class LlmConfig(_Config):
     base_url: str | None = None
     model: str = "gpt-4o-mini"
@@ -97,6 +107,7 @@ class DriftConfig(_Config):
         default_factory=dict, description="peer id -> the bearer token(s) it uses on the A2A face"
     )
     audit: AuditAnchorConfig = Field(default_factory=AuditAnchorConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     max_body_bytes: int = 64 * 1024
     allow_ttl_h: float = 24.0
     reconcile_s: float = Field(default=60.0, gt=0, description="how long an unanswered sync is looked up in Argo CD")

@@ -1,8 +1,8 @@
 """The drift agent's persisted replay cache: each specialist token is used once, for one event, ever.
 
-`delegate` consumes the `jti` of every answer it accepts, in the drift agent's SQLite file, so a
-restart forgets nothing. The guardrail re-checks signatures, binding and expiry without this cache
-(verifying is pure; see protocol.signing.Verifier).
+`delegate` consumes the `jti` of every answer it accepts, in the drift agent's state database (shared by
+replicas on PostgreSQL), so a restart forgets nothing. The guardrail re-checks signatures, binding and
+expiry without this cache (verifying is pure; see protocol.signing.Verifier).
 
 Idempotent per graph task: a row records (jti, event, consumer), the consumer being LangGraph's task
 id of the `delegate` run that accepted it. A task id is derived from the checkpoint it runs from, so
@@ -16,22 +16,10 @@ from __future__ import annotations
 
 import time
 
+from agents.drift.database import Store
 from agents.drift.errors import StoreError
-from agents.drift.sqlite import SqliteFile
 from protocol.errors import VerificationError, VerifyFailure
 from protocol.signing import TokenClaims
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS used_tokens (
-    jti        TEXT PRIMARY KEY,
-    event_id   TEXT NOT NULL,
-    issuer     TEXT NOT NULL,
-    consumer   TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at    REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS used_tokens_expiry ON used_tokens(expires_at);
-"""
 
 FORGET_AFTER_S = 60.0
 """How long past its `exp` a used `jti` is kept (beyond any verifier's leeway)."""
@@ -39,8 +27,7 @@ _FORGET_EVERY = 256
 """Expired rows are swept once per this many uses: the table stays bounded by the tokens of ~10 minutes."""
 
 
-class ReplayStore(SqliteFile):
-    SCHEMA = _SCHEMA
+class ReplayStore(Store):
     WHAT = "the replay cache"
     ERROR = StoreError
 
@@ -54,12 +41,12 @@ class ReplayStore(SqliteFile):
         if self._uses % _FORGET_EVERY == 0:
             await self.forget_expired(now)
         # one statement, its own transaction: nothing to lose to a concurrent writer between check and add
-        cur = await self.db.execute(
+        added = await self.execute(
             "INSERT INTO used_tokens (jti, event_id, issuer, consumer, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (jti) DO NOTHING",
             (claims.jti, claims.event_id, claims.issuer, consumer, claims.expires_at, now),
         )
-        if cur.rowcount == 1:
+        if added == 1:
             return
         row = await self.row("SELECT event_id, consumer FROM used_tokens WHERE jti = ?", (claims.jti,))
         if row is not None and (row[0], row[1]) == (claims.event_id, consumer):
@@ -71,5 +58,4 @@ class ReplayStore(SqliteFile):
     async def forget_expired(self, now: float | None = None) -> int:
         """Drop the `jti`s of tokens long expired; returns how many."""
         cutoff = (time.time() if now is None else now) - FORGET_AFTER_S
-        cur = await self.db.execute("DELETE FROM used_tokens WHERE expires_at < ?", (cutoff,))
-        return cur.rowcount
+        return await self.execute("DELETE FROM used_tokens WHERE expires_at < ?", (cutoff,))

@@ -6,20 +6,27 @@ crash the outbox and the hash-chain head are built to survive. FULL would fsync 
 (~4.5 ms on this kind of disk) on a decision's critical path. busy_timeout lets the event store,
 audit log, acting store and checkpoints (separate connections) wait for each other's writes.
 
-Reads go through `rows`/`row` (aiosqlite's execute_fetchall: the statement is stepped to its end in
-one call). A SELECT left active between `execute` and `fetch*` holds a read snapshot on its
-connection; another coroutine's write on that connection then has to upgrade a stale snapshot, and
+`SqliteDatabase` is the SQLite implementation of agents.drift.database.Database. Reads go through
+`rows`/`row` (aiosqlite's execute_fetchall: the statement is stepped to its end in one call).
+A SELECT left active between `execute` and `fetch*` holds a read snapshot on its connection; another
+coroutine's write on that connection then has to upgrade a stale snapshot, and
 SQLite answers `database is locked` at once, without the busy timeout — the cause of the lock errors
 measured under a 200-event burst at concurrency 32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any
 
 import aiosqlite
+
+from agents.drift.database import Database, SchemaTooNew, Tx
+from agents.drift.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -38,48 +45,94 @@ async def connect(path: Path, *, autocommit: bool = True) -> aiosqlite.Connectio
     return db
 
 
-class SqliteFile:
-    """One of the drift agent's SQLite files: opened with `connect`, its schema applied, closed once.
+class _SqliteTx(Tx):
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._conn = db
 
-    A subclass names its SCHEMA, what it is (WHAT, for messages) and the ERROR it raises."""
+    async def execute(self, sql: str, args: Iterable[Any] = ()) -> int:
+        cur = await self._conn.execute(sql, tuple(args))
+        return cur.rowcount
 
-    SCHEMA: ClassVar[str]
-    WHAT: ClassVar[str]
-    ERROR: ClassVar[type[Exception]]
+    async def rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows of a query, fetched in one call (no statement left active on the connection)."""
+        return [tuple(r) for r in await self._conn.execute_fetchall(sql, tuple(args))]
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        self._db: aiosqlite.Connection | None = None
 
-    async def open(self) -> None:
+class SqliteDatabase(_SqliteTx, Database):
+    """One connection to one file. A lock keeps one coroutine's transaction from taking in another's
+    statements (they share the connection)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        super().__init__(conn)
+        self.where = str(path)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteDatabase:
         try:
-            self._db = await connect(self.db_path)
-            await self._db.executescript(self.SCHEMA)
+            return cls(await connect(path), path)
         except (OSError, aiosqlite.Error) as exc:
-            raise self.ERROR(f"cannot open {self.WHAT} {self.db_path}: {exc}") from exc
+            raise StoreError(str(exc)) from exc
+
+    async def execute(self, sql: str, args: Iterable[Any] = ()) -> int:
+        async with self._lock:
+            return await super().execute(sql, args)
+
+    async def rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._lock:
+            return await super().rows(sql, args)
+
+    @asynccontextmanager
+    async def transaction(self, lock: str | None = None) -> AsyncIterator[Tx]:
+        # BEGIN IMMEDIATE: the file's one write lock, whatever `lock` names (a deferred transaction that
+        # reads then writes fails at once with "database is locked" when another connection wrote between)
+        async with self._lock:
+            await self._begin_immediate()
+            try:
+                yield _SqliteTx(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _begin_immediate(self, attempts: int = 6) -> None:
+        """Take the write lock; SQLite can answer "locked" at once (not after busy_timeout) under contention."""
+        for attempt in range(attempts):
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == attempts - 1:
+                    raise StoreError(f"{self.where} stayed locked: {exc}") from exc
+                await asyncio.sleep(0.02 * 2**attempt)
+
+    def json_text(self, column: str, *path: str) -> str:
+        return f"json_extract({column}, '$.{'.'.join(path)}')"
+
+    async def migrate(self, then: Callable[[], Awaitable[None]] | None = None) -> int:
+        from agents.drift.migrations import MIGRATIONS, check_known
+
+        async with self.transaction() as tx:
+            await tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                             "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            found = await tx.row("SELECT max(version) FROM schema_migrations")
+            current = int(found[0]) if found and found[0] is not None else 0
+            check_known(current, self.where)
+            pending = [m for m in MIGRATIONS if m.version > current]
+            for m in pending:
+                for statement in m.statements("sqlite"):
+                    await tx.execute(statement)
+                await tx.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (m.version, m.name))
+        if then is not None:
+            await then()
+        return len(pending)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self._conn.close()
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise self.ERROR(f"{self.WHAT} is not open: call open() first")
-        return self._db
 
-    async def rows(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
-        """All rows of a query, fetched in one call (no statement left active on the connection)."""
-        return list(await self.db.execute_fetchall(sql, tuple(args)))
-
-    async def row(self, sql: str, args: Iterable[Any] = ()) -> Any | None:
-        found = await self.rows(sql, args)
-        return found[0] if found else None
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+__all__ = ["BUSY_TIMEOUT_MS", "SchemaTooNew", "SqliteDatabase", "connect"]

@@ -1,10 +1,11 @@
-"""The durable event/decision store (SQLite, state_dir/drift.sqlite; the audit log shares the file).
+"""The durable event/decision store (agents.drift.database: SQLite state_dir/drift.sqlite, or PostgreSQL).
 
 One row per drift event holds its Decision document. An event is persisted before the webhook
 answers; `open` marks a decision still open (agents.drift.open_rule.is_open: deciding, awaiting a
 human, deferred with its sync not run, allowed and not expired). A notification of the same
-application and revision joins the open decision inside one IMMEDIATE transaction, so concurrent
-webhooks (this process or another) agree on one. An event that joins a decision after its drift was
+application and revision joins the open decision inside one transaction locked on the application
+(BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so concurrent webhooks (this process,
+another, another replica) agree on one. An event that joins a decision after its drift was
 read (agents.drift.admission) leaves a row in `drift_joins`, and `get` answers with that decision.
 
 The intent and the decision are one: every write of a decision that carries a verdict also writes its
@@ -15,40 +16,15 @@ error between the two cannot leave a verdict without its intent or an intent wit
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from datetime import datetime
-from pathlib import Path
 
-from agents.drift.acting.store import INTENT_STEP, OUTBOX_SCHEMA
+from agents.drift.acting.store import INTENT_STEP
+from agents.drift.database import Store, Tx
 from agents.drift.errors import StoreError
 from agents.drift.open_rule import UNDECIDED, is_open
-from agents.drift.sqlite import SqliteFile
 from protocol.models import Decision, DecisionState, DriftEvent
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drift_decisions (
-    event_id        TEXT PRIMARY KEY,
-    idempotency_key TEXT NOT NULL,
-    application     TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    open            INTEGER NOT NULL,
-    received_at     TEXT NOT NULL,
-    updated_at      TEXT NOT NULL,
-    document        TEXT NOT NULL
-);
--- one open decision per application *and revision* now: a new revision is a new event that
--- supersedes the open one once read, so the old one-per-application unique index goes
-DROP INDEX IF EXISTS drift_decisions_open_key;
-CREATE INDEX IF NOT EXISTS drift_decisions_open ON drift_decisions(idempotency_key, open);
-CREATE INDEX IF NOT EXISTS drift_decisions_app ON drift_decisions(application, received_at);
-CREATE TABLE IF NOT EXISTS drift_joins (
-    event_id   TEXT PRIMARY KEY,
-    joined     TEXT NOT NULL,
-    at         TEXT NOT NULL
-);
-"""
 _INTENT_STATE = {DecisionState.DONE: "done", DecisionState.SUPERSEDED: "done",
                  DecisionState.UNKNOWN_APPLICATION: "done", DecisionState.FAILED: "failed"}
 """The intent row's state once a decision ends; any other state (applying, awaiting a human) is `requested`."""
@@ -64,143 +40,93 @@ def intent_row(decision: Decision) -> tuple[str, dict[str, str]] | None:
         "action": decision.verdict.verdict.action.value, "decision_state": decision.state.value}
 
 
-class EventStore(SqliteFile):
-    # autocommit + explicit BEGIN IMMEDIATE: a deferred transaction that reads then writes fails at once
-    # with "database is locked" in WAL mode when another connection (the audit log) wrote in between
-    SCHEMA = _SCHEMA + OUTBOX_SCHEMA
+class EventStore(Store):
     WHAT = "the event store"
     ERROR = StoreError
-
-    def __init__(self, db_path: Path) -> None:
-        super().__init__(db_path)
-        self._lock = asyncio.Lock()
-
-    async def _begin_immediate(self, attempts: int = 6) -> None:
-        """Take the write lock; SQLite can answer "locked" at once (not after busy_timeout) under contention."""
-        for attempt in range(attempts):
-            try:
-                await self.db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if attempt == attempts - 1:
-                    raise StoreError(f"event store {self.db_path} stayed locked: {exc}") from exc
-                await asyncio.sleep(0.02 * 2**attempt)
 
     async def accept(self, event: DriftEvent, now: datetime, *, join: bool = True) -> tuple[Decision, bool]:
         """Persist a new event as a `received` decision or, with `join`, join the open decision of the same
         application and revision. Returns (decision, duplicate)."""
         decision = Decision(event=event, state=DecisionState.RECEIVED, updated_at=now)
-        async with self._lock:
-            await self._begin_immediate()
-            try:
-                if join:
-                    existing = await self._one(
-                        "SELECT document FROM drift_decisions WHERE idempotency_key = ? AND open = 1 "
-                        "AND json_extract(document, '$.event.notification.revision') = ? "
-                        "ORDER BY received_at DESC LIMIT 1",
-                        (event.idempotency_key, event.notification.revision),
-                    )
-                    if existing is not None:
-                        await self.db.execute("COMMIT")
-                        return existing, True
-                await self.db.execute(
-                    "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
-                    (
-                        event.event_id,
-                        event.idempotency_key,
-                        event.notification.app,
-                        decision.state.value,
-                        event.received_at.isoformat(),
-                        now.isoformat(),
-                        decision.model_dump_json(),
-                    ),
+        async with self.transaction(lock=event.idempotency_key) as tx:
+            if join:
+                existing = await _one(tx, (
+                    "SELECT document FROM drift_decisions WHERE idempotency_key = ? AND open = 1 "
+                    f"AND {self.db.json_text('document', 'event', 'notification', 'revision')} = ? "
+                    "ORDER BY received_at DESC LIMIT 1"),
+                    (event.idempotency_key, event.notification.revision),
                 )
-                await self.db.execute("COMMIT")
-                return decision, False
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
+                if existing is not None:
+                    return existing, True
+            await tx.execute(
+                "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                (
+                    event.event_id,
+                    event.idempotency_key,
+                    event.notification.app,
+                    decision.state.value,
+                    event.received_at.isoformat(),
+                    now.isoformat(),
+                    decision.model_dump_json(),
+                ),
+            )
+        return decision, False
 
     async def save(self, decision: Decision) -> None:
         """Write a decision's current document and its intent row, in one transaction; whether it is still
         open follows from it (open_rule)."""
-        async with self._lock:
-            await self._begin_immediate()
-            try:
-                current = await self._one("SELECT document FROM drift_decisions WHERE event_id = ?",
-                                          (decision.event.event_id,))
-                if current is not None and current.state in _STICKY and decision.state != current.state:
-                    decision = decision.model_copy(update={"state": current.state,
-                                                           "superseded_by": current.superseded_by})
-                await self.db.execute(
-                    "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? "
-                    "WHERE event_id = ?",
-                    (
-                        decision.state.value,
-                        1 if is_open(decision) else 0,
-                        decision.updated_at.isoformat(),
-                        decision.model_dump_json(),
-                        decision.event.event_id,
-                    ),
-                )
-                await self._write_intent(decision)
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
+        async with self.transaction(lock=decision.event.idempotency_key) as tx:
+            current = await _one(tx, "SELECT document FROM drift_decisions WHERE event_id = ?",
+                                 (decision.event.event_id,))
+            if current is not None and current.state in _STICKY and decision.state != current.state:
+                decision = decision.model_copy(update={"state": current.state,
+                                                       "superseded_by": current.superseded_by})
+            await tx.execute(
+                "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? WHERE event_id = ?",
+                (
+                    decision.state.value,
+                    1 if is_open(decision) else 0,
+                    decision.updated_at.isoformat(),
+                    decision.model_dump_json(),
+                    decision.event.event_id,
+                ),
+            )
+            await _write_intent(tx, decision)
 
     async def supersede(self, old: Decision, successor: str, now: datetime) -> Decision | None:
         """End `old` as superseded by `successor`, only if its state is still the one it was read in
         (an approval or a run that moved it meanwhile wins); the superseded decision, or None."""
         ended = old.model_copy(update={"state": DecisionState.SUPERSEDED, "superseded_by": successor,
                                        "updated_at": now})
-        async with self._lock:
-            await self._begin_immediate()
-            try:
-                cur = await self.db.execute(
-                    "UPDATE drift_decisions SET state = ?, open = 0, updated_at = ?, document = ? "
-                    "WHERE event_id = ? AND state = ?",
-                    (ended.state.value, now.isoformat(), ended.model_dump_json(), old.event.event_id,
-                     old.state.value),
-                )
-                if cur.rowcount == 1:
-                    await self._write_intent(ended)
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-        return ended if cur.rowcount == 1 else None
-
-    async def _write_intent(self, decision: Decision) -> None:
-        """Inside the caller's transaction: the decision's intent row, as its state says (nothing before a verdict)."""
-        row = intent_row(decision)
-        if row is None:
-            return
-        state, detail = row
-        await self.db.execute(
-            "INSERT INTO outbox (event_id, step, state, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (event_id, step) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
-            "updated_at=excluded.updated_at",
-            (decision.event.event_id, INTENT_STEP, state, json.dumps(detail), decision.updated_at.isoformat()),
-        )
+        async with self.transaction(lock=old.event.idempotency_key) as tx:
+            changed = await tx.execute(
+                "UPDATE drift_decisions SET state = ?, open = 0, updated_at = ?, document = ? "
+                "WHERE event_id = ? AND state = ?",
+                (ended.state.value, now.isoformat(), ended.model_dump_json(), old.event.event_id, old.state.value),
+            )
+            if changed == 1:
+                await _write_intent(tx, ended)
+        return ended if changed == 1 else None
 
     async def join(self, event_id: str, into: str, now: datetime) -> bool:
         """The event `event_id` (still `received`) is the decision `into`: its own row goes, a join row stays."""
-        async with self._lock:
-            await self._begin_immediate()
-            try:
-                cur = await self.db.execute(
-                    "DELETE FROM drift_decisions WHERE event_id = ? AND state = ?",
-                    (event_id, DecisionState.RECEIVED.value))
-                if cur.rowcount == 1:
-                    await self.db.execute("INSERT INTO drift_joins VALUES (?, ?, ?)", (event_id, into, now.isoformat()))
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-        return cur.rowcount == 1
+        async with self.transaction() as tx:
+            gone = await tx.execute("DELETE FROM drift_decisions WHERE event_id = ? AND state = ?",
+                                    (event_id, DecisionState.RECEIVED.value))
+            if gone == 1:
+                await tx.execute("INSERT INTO drift_joins VALUES (?, ?, ?)", (event_id, into, now.isoformat()))
+        return gone == 1
+
+    async def prune(self, before: datetime) -> list[str]:
+        """Retention: delete closed decisions last written before `before` (and the joins into them); their
+        event ids (their threads' checkpoints go too). Open decisions are kept, however old."""
+        async with self.transaction() as tx:
+            gone = [r[0] for r in await tx.rows(
+                "DELETE FROM drift_decisions WHERE open = 0 AND updated_at < ? RETURNING event_id",
+                (before.isoformat(),))]
+            await tx.execute("DELETE FROM drift_joins WHERE at < ? AND joined NOT IN "
+                             "(SELECT event_id FROM drift_decisions)", (before.isoformat(),))
+        return gone
 
     async def for_application(self, idempotency_key: str, limit: int = 50) -> list[Decision]:
         """An application's decisions, newest first."""
@@ -262,5 +188,23 @@ class EventStore(SqliteFile):
         return int(row[0]) if row else 0
 
     async def _one(self, sql: str, args: tuple[object, ...]) -> Decision | None:
-        row = await self.row(sql, args)
-        return Decision.model_validate_json(row[0]) if row else None
+        return await _one(self.db, sql, args)
+
+
+async def _one(db: Tx, sql: str, args: tuple[object, ...]) -> Decision | None:
+    row = await db.row(sql, args)
+    return Decision.model_validate_json(row[0]) if row else None
+
+
+async def _write_intent(tx: Tx, decision: Decision) -> None:
+    """Inside the caller's transaction: the decision's intent row, as its state says (nothing before a verdict)."""
+    row = intent_row(decision)
+    if row is None:
+        return
+    state, detail = row
+    await tx.execute(
+        "INSERT INTO outbox (event_id, step, state, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (event_id, step) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
+        "updated_at=excluded.updated_at",
+        (decision.event.event_id, INTENT_STEP, state, json.dumps(detail), decision.updated_at.isoformat()),
+    )

@@ -19,6 +19,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         McpServerRef,
         PolicyConfig,
         SpecialistRef,
+        StateConfig,
     )
     from driftwise.settings import require_token
     from protocol.tokens import current
@@ -61,6 +62,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         webhook_basic_password=d.webhook_basic_password,
         approvals_token=d.approvals_token,
         peer_tokens=d.peer_tokens,
+        state=StateConfig(**settings.state.model_dump()),
         audit=AuditAnchorConfig(every=d.audit_checkpoint_every, log_url=d.audit_log_url, log_token=d.audit_log_token),
         max_body_bytes=d.max_body_bytes,
         allow_ttl_h=d.allow_ttl_h,

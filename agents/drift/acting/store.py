@@ -1,6 +1,6 @@
 """Durable state of acting: the outbox of Argo CD writes and the jobs that run later on Driftwise's clock.
 
-Both live in the drift agent's SQLite file (drift.sqlite, beside the decisions), so they survive restarts:
+Both live beside the decisions (drift.sqlite, or the PostgreSQL of state.dsn), so they survive restarts:
 - outbox(event_id, step): a write is marked `requested` (committed) before it is sent and `done`
   after; a `requested` row found on start-up is resolved against what Argo CD reports, never blindly
   re-sent — that is what makes applying exactly once across a crash. One row per decision, step
@@ -16,41 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from agents.drift.database import Store
 from agents.drift.errors import StoreError
-from agents.drift.sqlite import SqliteFile
 
 JobKind = Literal["deferred_sync", "expire_allowance"]
 
-OUTBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    event_id TEXT NOT NULL,
-    step TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('requested', 'done', 'failed')),
-    detail TEXT NOT NULL DEFAULT '{}',
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (event_id, step)
-);
-"""
-"""The outbox's table: also created by the event store, which writes each decision's intent row (INTENT_STEP)
-in the transaction that writes the decision's state."""
 INTENT_STEP = "verdict"
 """The outbox step of a decision's intent: `requested` from the guardrail's verdict until the decision ends."""
-
-_SCHEMA = OUTBOX_SCHEMA + """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    due_at TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    UNIQUE (event_id, kind)
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, due_at);
-"""
-
 
 @dataclass(frozen=True)
 class Job:
@@ -62,10 +34,9 @@ class Job:
     attempts: int
 
 
-class ActingStore(SqliteFile):
-    # autocommit: every write is one statement, its own transaction (no deferred read-then-write
-    # transaction to fail with "database is locked" under contention)
-    SCHEMA = _SCHEMA
+class ActingStore(Store):
+    # every write is one statement, its own transaction (no deferred read-then-write transaction to fail
+    # with "database is locked" under contention)
     WHAT = "the acting state"
     ERROR = StoreError
 
@@ -81,13 +52,13 @@ class ActingStore(SqliteFile):
         return (row[0], json.loads(row[1] or "{}")) if row else None
 
     async def outbox_steps(self, event_id: str, prefix: str) -> list[str]:
-        """The steps of an event starting with `prefix`, in the order they were first written."""
-        rows = await self.rows("SELECT step FROM outbox WHERE event_id=? AND substr(step, 1, ?)=? ORDER BY rowid",
+        """The steps of an event starting with `prefix`."""
+        rows = await self.rows("SELECT step FROM outbox WHERE event_id=? AND substr(step, 1, ?)=? ORDER BY step",
                                (event_id, len(prefix), prefix))
         return [r[0] for r in rows]
 
     async def outbox_mark(self, event_id: str, step: str, state: str, at: datetime, detail: dict | None = None) -> None:
-        await self.db.execute(
+        await self.execute(
             "INSERT INTO outbox (event_id, step, state, detail, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (event_id, step) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
             "updated_at=excluded.updated_at",
@@ -103,11 +74,11 @@ class ActingStore(SqliteFile):
 
     async def schedule(self, event_id: str, kind: JobKind, due_at: datetime, payload: dict[str, Any]) -> bool:
         """Add a job once per (event, kind); False when it already existed."""
-        cur = await self.db.execute(
-            "INSERT OR IGNORE INTO jobs (event_id, kind, due_at, payload) VALUES (?, ?, ?, ?)",
+        added = await self.execute(
+            "INSERT INTO jobs (event_id, kind, due_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (event_id, kind, due_at.isoformat(), json.dumps(payload)),
         )
-        return cur.rowcount == 1
+        return added == 1
 
     async def due(self, now: datetime, limit: int = 50) -> list[Job]:
         rows = await self.rows(
@@ -125,14 +96,24 @@ class ActingStore(SqliteFile):
 
     async def finish(self, job_id: int, *, ok: bool, error: str | None = None, retry: bool = False) -> None:
         state = "pending" if retry else ("done" if ok else "failed")
-        await self.db.execute(
+        await self.execute(
             "UPDATE jobs SET state=?, attempts=attempts+1, last_error=? WHERE id=?", (state, error, job_id)
         )
 
     async def cancel(self, event_id: str, kind: JobKind, reason: str) -> bool:
         """Cancel a pending job (a superseded decision's deferred sync); False when none was pending."""
-        cur = await self.db.execute(
+        cancelled = await self.execute(
             "UPDATE jobs SET state='failed', last_error=? WHERE event_id=? AND kind=? AND state='pending'",
             (f"cancelled: {reason}", event_id, kind),
         )
-        return cur.rowcount == 1
+        return cancelled == 1
+
+    async def prune(self, before: datetime) -> int:
+        """Retention: outbox rows of decisions already pruned and finished jobs, last touched before `before`
+        (an unresolved `requested` write and a pending job are kept, however old); how many rows went."""
+        async with self.transaction() as tx:
+            writes = await tx.execute(
+                "DELETE FROM outbox WHERE state != 'requested' AND updated_at < ? "
+                "AND event_id NOT IN (SELECT event_id FROM drift_decisions)", (before.isoformat(),))
+            jobs = await tx.execute("DELETE FROM jobs WHERE state != 'pending' AND due_at < ?", (before.isoformat(),))
+        return writes + jobs

@@ -1,0 +1,156 @@
+"""The drift agent's schema, as versioned migrations: one list for every store, in both dialects.
+
+A database records the versions applied in `schema_migrations`; at start-up each missing one is applied in
+order, in one transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: under `pg_advisory_lock`, so replicas
+starting together migrate once). A database whose newest version is above the last one here was written by
+a newer Driftwise: the process stops with one line naming both versions (`SchemaTooNew`).
+
+Rules for a new migration: append it (never edit an applied one), give both dialects, and keep SQLite's
+statements safe to run on a file whose tables predate the migration table (IF NOT EXISTS), because the
+first migration adopts files made before migrations existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.drift.database import Dialect, SchemaTooNew
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+    def statements(self, dialect: Dialect) -> tuple[str, ...]:
+        return self.sqlite if dialect == "sqlite" else self.postgres
+
+
+_DECISIONS = """
+CREATE TABLE IF NOT EXISTS drift_decisions (
+    event_id        TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL,
+    application     TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    open            INTEGER NOT NULL,
+    received_at     TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    document        TEXT NOT NULL
+)"""
+_JOINS = """
+CREATE TABLE IF NOT EXISTS drift_joins (
+    event_id   TEXT PRIMARY KEY,
+    joined     TEXT NOT NULL,
+    at         TEXT NOT NULL
+)"""
+_OUTBOX = """
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'done', 'failed')),
+    detail TEXT NOT NULL DEFAULT '{{}}',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (event_id, step)
+)"""
+_JOBS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id {id},
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    UNIQUE (event_id, kind)
+)"""
+_AUDIT = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq {seq} PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    schema_version TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+)"""
+_AUDIT_HEAD = """
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq {seq} NOT NULL,
+    hash TEXT NOT NULL
+)"""
+_USED_TOKENS = """
+CREATE TABLE IF NOT EXISTS used_tokens (
+    jti        TEXT PRIMARY KEY,
+    event_id   TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
+    consumer   TEXT NOT NULL,
+    expires_at {real} NOT NULL,
+    used_at    {real} NOT NULL
+)"""
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS drift_decisions_open ON drift_decisions(idempotency_key, open)",
+    "CREATE INDEX IF NOT EXISTS drift_decisions_app ON drift_decisions(application, received_at)",
+    "CREATE INDEX IF NOT EXISTS drift_decisions_closed ON drift_decisions(open, updated_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, due_at)",
+    "CREATE INDEX IF NOT EXISTS audit_event ON audit(event_id)",
+    "CREATE INDEX IF NOT EXISTS used_tokens_expiry ON used_tokens(expires_at)",
+)
+
+_SQLITE_AUDIT_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head "
+    "WHEN NEW.seq != OLD.seq + 1 BEGIN SELECT RAISE(ABORT, 'the audit head only moves forward'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+)
+_POSTGRES_AUDIT_TRIGGERS = (
+    "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+    "CREATE OR REPLACE FUNCTION audit_head_forward() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN IF NEW.seq != OLD.seq + 1 THEN RAISE EXCEPTION 'the audit head only moves forward'; END IF; "
+    "RETURN NEW; END $$",
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit "
+    "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+    "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
+    "CREATE TRIGGER audit_head_forward BEFORE UPDATE ON audit_head FOR EACH ROW EXECUTE FUNCTION audit_head_forward()",
+    "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head "
+    "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+    "CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
+)
+
+_TABLES = (_DECISIONS, _JOINS, _OUTBOX, _JOBS, _AUDIT, _AUDIT_HEAD, _USED_TOKENS)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        name="decisions, joins, outbox, jobs, audit chain, replay cache",
+        sqlite=(
+            # the one-open-decision-per-application index of before the revision rule
+            "DROP INDEX IF EXISTS drift_decisions_open_key",
+            *(t.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", seq="INTEGER", real="REAL") for t in _TABLES),
+            *_INDEXES, *_SQLITE_AUDIT_TRIGGERS,
+        ),
+        postgres=(
+            *(t.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", seq="BIGINT", real="DOUBLE PRECISION")
+              for t in _TABLES),
+            *_INDEXES, *_POSTGRES_AUDIT_TRIGGERS,
+        ),
+    ),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def check_known(found: int, where: str) -> None:
+    """Stop on a schema newer than this code: it may mean what this code would misread."""
+    if found > LATEST:
+        raise SchemaTooNew(f"the state database {where} has schema version {found}, newer than this Driftwise "
+                           f"knows ({LATEST}): run the Driftwise that migrated it, or a newer one")
