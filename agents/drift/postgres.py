@@ -4,8 +4,9 @@ The pool's connections are configured as LangGraph's AsyncPostgresSaver needs th
 prepare_threshold 0), so the saver shares the pool; the stores ask for tuple rows per cursor. Outside a
 transaction a statement commits alone; `transaction(lock=key)` is BEGIN … COMMIT holding
 `pg_advisory_xact_lock(hashtext(key))`, which serialises a read-then-write (join-or-insert, the audit head)
-across replicas. Migrations run under a session advisory lock (`MIGRATION_LOCK`), so replicas starting
-together apply each one once; the checkpointer's own `setup()` runs under the same lock.
+across replicas. Migrations run under a session advisory lock (`MIGRATION_LOCK`, taken by polling
+pg_try_advisory_lock), so replicas starting together apply each one once; the checkpointer's own `setup()`
+runs under the same lock.
 
 Errors: an unreachable server or an exhausted pool is `StoreUnavailable` (a StoreError the runner retries);
 SQL errors (a constraint, an append-only trigger) propagate as psycopg raised them.
@@ -13,6 +14,7 @@ SQL errors (a constraint, an append-only trigger) propagate as psycopg raised th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +28,7 @@ from agents.drift.database import Database, StoreUnavailable, Tx
 from agents.drift.migrations import MIGRATIONS, check_known
 
 MIGRATION_LOCK = 0x44726966  # "Drif": the session advisory lock every replica takes to migrate
+MIGRATION_POLL_S = 0.05
 
 
 def _sql(sql: str) -> str:
@@ -60,9 +63,10 @@ class _PgTx(Tx):
 class PostgresDatabase(Database):
     dialect = "postgres"
 
-    def __init__(self, pool: AsyncConnectionPool, where: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, where: str, migrate_timeout_s: float = 120.0) -> None:
         self.pool = pool
         self.where = where
+        self._migrate_timeout_s = migrate_timeout_s
 
     @classmethod
     async def open(cls, dsn: str, *, max_size: int = 10, timeout_s: float = 10.0) -> PostgresDatabase:
@@ -109,7 +113,7 @@ class PostgresDatabase(Database):
     async def migrate(self, then: Callable[[], Awaitable[None]] | None = None) -> int:
         """Apply what is missing under the migration lock; `then` (the checkpointer's setup) runs under it too."""
         async with self._connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            await self._take_migration_lock(conn)
             try:
                 tx = _PgTx(conn)
                 async with conn.transaction():
@@ -129,6 +133,20 @@ class PostgresDatabase(Database):
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
         return len(pending)
+
+    async def _take_migration_lock(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Try, not wait: a session blocked in pg_advisory_lock is a running statement, and the checkpointer's
+        CREATE INDEX CONCURRENTLY (run under the lock) waits for every running statement: a deadlock."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._migrate_timeout_s
+        while True:
+            got = await _PgTx(conn).row("SELECT pg_try_advisory_lock(?)", (MIGRATION_LOCK,))
+            if got is not None and got[0]:
+                return
+            if loop.time() >= until:
+                raise StoreUnavailable(f"another process held the migration lock of {self.where} for more than "
+                                       f"{self._migrate_timeout_s}s")
+            await asyncio.sleep(MIGRATION_POLL_S)
 
     async def close(self) -> None:
         await self.pool.close()

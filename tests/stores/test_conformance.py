@@ -1,0 +1,239 @@
+"""One conformance suite for every store, run against both backends (SQLite and PostgreSQL), as LangGraph's
+checkpoint conformance runs one suite against every checkpointer: same cases, same answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+
+from agents.drift.acting.store import INTENT_STEP, ActingStore
+from agents.drift.audit import AuditLog
+from agents.drift.config import StateConfig
+from agents.drift.database import Database, SchemaTooNew
+from agents.drift.migrations import LATEST
+from agents.drift.replay import ReplayStore
+from agents.drift.retention import Retention
+from agents.drift.state import open_state
+from agents.drift.store import EventStore
+from protocol.errors import VerificationError
+from protocol.models import ArgoNotification, DecisionState, DriftEvent
+from protocol.signing import TokenClaims
+from tests.stores.test_intent import _with_verdict
+from tests.support.drift_core import event
+
+NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+
+
+def _event(app: str, revision: str = "abc") -> DriftEvent:
+    base = event(app)
+    n = ArgoNotification(app=app, project="prod", revision=revision)
+    return base.model_copy(update={"notification": n, "idempotency_key": DriftEvent.key_for(n)})
+
+
+# --- events and decisions -----------------------------------------------------------------------
+
+async def test_an_event_joins_the_open_decision_of_its_revision(db: Database) -> None:
+    store = EventStore(db)
+    first, dup = await store.accept(_event("a"), NOW)
+    again, dup2 = await store.accept(_event("a"), NOW)
+    other, dup3 = await store.accept(_event("a", revision="def"), NOW)
+    assert (dup, dup2, dup3) == (False, True, False)
+    assert again.event.event_id == first.event.event_id and other.event.event_id != first.event.event_id
+    assert [d.event.event_id for d in await store.for_application(first.event.idempotency_key)] == [
+        other.event.event_id, first.event.event_id] or await store.count() == 2
+
+
+async def test_concurrent_notifications_of_one_drift_make_one_decision(db: Database) -> None:
+    store = EventStore(db)
+    results = await asyncio.gather(*(store.accept(_event("burst"), NOW) for _ in range(20)))
+    assert sum(not duplicate for _, duplicate in results) == 1
+    assert len({d.event.event_id for d, _ in results}) == 1 and await store.count() == 1
+
+
+async def test_a_join_leaves_the_joined_decision_answering(db: Database) -> None:
+    store = EventStore(db)
+    into, _ = await store.accept(_event("a"), NOW)
+    late, _ = await store.accept(_event("a", revision="zzz"), NOW)
+    assert await store.join(late.event.event_id, into.event.event_id, NOW)
+    got = await store.get(late.event.event_id)
+    assert got is not None and got.event.event_id == into.event.event_id
+    assert not await store.join(late.event.event_id, into.event.event_id, NOW)  # once
+
+
+async def test_supersede_only_from_the_state_it_was_read_in_and_it_sticks(db: Database) -> None:
+    store = EventStore(db)
+    old, _ = await store.accept(_event("a"), NOW)
+    moved = old.model_copy(update={"state": DecisionState.DECIDING})
+    await store.save(moved)
+    assert await store.supersede(old, "new", NOW) is None  # read as received, it is deciding now
+    ended = await store.supersede(moved, "new", NOW)
+    assert ended is not None and ended.state == DecisionState.SUPERSEDED
+    await store.save(moved.model_copy(update={"state": DecisionState.DONE}))  # a late writer
+    kept = await store.get(old.event.event_id)
+    assert kept is not None and kept.state == DecisionState.SUPERSEDED and kept.superseded_by == "new"
+
+
+async def test_queries_over_decisions(db: Database) -> None:
+    store = EventStore(db)
+    a, _ = await store.accept(_event("a"), NOW)
+    b, _ = await store.accept(_event("b"), NOW)
+    await store.save(b.model_copy(update={"state": DecisionState.DONE}))
+    assert {d.event.event_id for d in await store.undecided()} == {a.event.event_id}
+    assert [d.event.event_id for d in await store.list(state="done")] == [b.event.event_id]
+    assert [d.event.event_id for d in await store.list(application="a")] == [a.event.event_id]
+    assert {d.event.event_id for d in await store.latest_per_application()} == {a.event.event_id, b.event.event_id}
+    assert (await store.count(), await store.count_state("done"), await store.count_state("failed")) == (2, 1, 0)
+    assert await store.get("no-such-event") is None
+
+
+# --- outbox and jobs ----------------------------------------------------------------------------
+
+async def test_outbox_rows(db: Database) -> None:
+    acting = ActingStore(db)
+    await acting.outbox_mark("e1", "app:sync", "requested", NOW)
+    await acting.outbox_mark("e1", "app:dry_run#1", "done", NOW, {"unconfirmed": True})
+    assert await acting.outbox_state("e1", "app:sync") == "requested"
+    assert await acting.outbox_requested() == [("e1", "app:sync")]
+    await acting.outbox_mark("e1", "app:sync", "done", NOW, {"recovered": True})
+    assert await acting.outbox_row("e1", "app:sync") == ("done", {"recovered": True})
+    assert await acting.outbox_steps("e1", "app:dry_run#") == ["app:dry_run#1"]
+    assert await acting.outbox_requested() == [] and await acting.outbox_state("e2", "app:sync") is None
+
+
+async def test_jobs_once_due_on_the_clock_retried_and_cancelled(db: Database) -> None:
+    acting = ActingStore(db)
+    assert await acting.schedule("e1", "deferred_sync", NOW + timedelta(hours=1), {"application": "a"})
+    assert not await acting.schedule("e1", "deferred_sync", NOW, {"application": "a"})  # once per (event, kind)
+    # an offset other than UTC still compares as a time
+    assert await acting.schedule("e2", "expire_allowance", (NOW - timedelta(minutes=1)).astimezone(
+        __import__("datetime").timezone(timedelta(hours=5))), {})
+    due = await acting.due(NOW)
+    assert [(j.event_id, j.kind) for j in due] == [("e2", "expire_allowance")]
+    await acting.finish(due[0].id, ok=False, error="boom", retry=True)
+    again = await acting.due(NOW)
+    assert [j.attempts for j in again] == [1]
+    await acting.finish(again[0].id, ok=True)
+    assert await acting.due(NOW) == []
+    assert await acting.cancel("e1", "deferred_sync", "superseded") and not await acting.cancel(
+        "e1", "deferred_sync", "again")
+    assert await acting.pending() == []
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+async def test_concurrent_appends_make_one_chain(db: Database) -> None:
+    audit = AuditLog(db)
+    await asyncio.gather(*(audit.append(f"e{i % 5}", "decision", {"n": i}) for i in range(40)))
+    records = await audit.records()
+    assert [r.seq for r in records] == list(range(1, 41))
+    assert all(r.prev_hash == p.hash for p, r in zip(records, records[1:], strict=False))
+    assert (await audit.verify()).ok and await audit.head() == (40, records[-1].hash)
+    assert [r.seq for r in await audit.records("e0")] == [r.seq for r in records if r.event_id == "e0"]
+    assert [r.seq async for r in audit.stream()] == list(range(1, 41))
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit SET payload = '{}' WHERE seq = 1",
+    "DELETE FROM audit WHERE seq = 2",
+    "UPDATE audit_head SET seq = 1 WHERE id = 1",
+    "DELETE FROM audit_head",
+])
+async def test_the_audit_is_append_only(db: Database, statement: str) -> None:
+    audit = AuditLog(db)
+    for i in range(3):
+        await audit.append("e1", "apply", {"n": i})
+    with pytest.raises(Exception, match="append-only|only moves forward"):
+        await db.execute(statement)
+    assert (await audit.verify()).ok and len(await audit.records()) == 3
+
+
+# --- replay cache -------------------------------------------------------------------------------
+
+def _claims(jti: str, event_id: str = "e1", expires_in: float = 300) -> TokenClaims:
+    return TokenClaims(jti=jti, event_id=event_id, issuer="security", key_id="k1", audience=["drift"],
+                       expires_at=time.time() + expires_in)
+
+
+async def test_a_token_is_used_once_for_one_event(db: Database) -> None:
+    replay = ReplayStore(db)
+    await replay.consume(_claims("j1"), "task-1")
+    await replay.consume(_claims("j1"), "task-1")  # the same step replayed after a crash
+    with pytest.raises(VerificationError, match="earlier use"):
+        await replay.consume(_claims("j1"), "task-2")
+    with pytest.raises(VerificationError, match="another event"):
+        await replay.consume(_claims("j1", event_id="e2"), "task-1")
+    await replay.consume(_claims("old", expires_in=-3600), "task-3")
+    assert await replay.forget_expired() == 1
+
+
+# --- migrations ---------------------------------------------------------------------------------
+
+async def test_migrations_apply_once(db: Database) -> None:
+    assert await db.migrate() == 0  # the fixture migrated it
+    assert await db.row("SELECT max(version), count(*) FROM schema_migrations") == (LATEST, LATEST)
+
+
+async def test_a_newer_schema_stops_with_one_line(db: Database) -> None:
+    await db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                     (LATEST + 7, "from the future", NOW.isoformat()))
+    with pytest.raises(SchemaTooNew) as stopped:
+        await db.migrate()
+    message = str(stopped.value)
+    assert "\n" not in message and f"schema version {LATEST + 7}" in message and f"knows ({LATEST})" in message
+
+
+async def test_replicas_starting_together_migrate_once(state_config: StateConfig, tmp_path: Path) -> None:
+    async def start(i: int) -> int:
+        async with open_state(state_config, tmp_path / "drift.sqlite", tmp_path / f"graph-{i}.sqlite") as s:
+            row = await s.events.db.row("SELECT count(*) FROM schema_migrations")
+            return int(row[0]) if row else 0
+
+    assert await asyncio.gather(*(start(i) for i in range(4))) == [LATEST] * 4
+
+
+# --- retention, checkpoints included ------------------------------------------------------------
+
+async def test_retention_prunes_what_is_closed_and_old_and_never_the_audit(state_config: StateConfig,
+                                                                           tmp_path: Path) -> None:
+    async with open_state(state_config, tmp_path / "drift.sqlite", tmp_path / "graph.sqlite") as s:
+        old = NOW - timedelta(days=100)
+        closed, _ = await s.events.accept(_event("closed"), old)
+        await s.events.save(_with_verdict(closed).model_copy(update={"state": DecisionState.DONE, "updated_at": old}))
+        waiting, _ = await s.events.accept(_event("waiting"), old)
+        await s.events.save(_with_verdict(waiting).model_copy(update={
+            "state": DecisionState.AWAITING_APPROVAL, "updated_at": old}))
+        recent, _ = await s.events.accept(_event("recent"), NOW)
+        await s.events.save(_with_verdict(recent).model_copy(update={"state": DecisionState.DONE}))
+        for decision in (closed, waiting, recent):
+            config = {"configurable": {"thread_id": decision.event.event_id, "checkpoint_ns": ""}}
+            await s.checkpoints.aput(config, empty_checkpoint(), {}, {})
+            await s.audit.append(decision.event.event_id, "decision", {"n": 1})
+        await s.acting.outbox_mark(closed.event.event_id, "closed:sync", "done", old)
+        await s.acting.outbox_mark(closed.event.event_id, "closed:annotate:x", "requested", old)
+        await s.acting.schedule(closed.event.event_id, "expire_allowance", old, {})
+        await s.acting.schedule(waiting.event.event_id, "deferred_sync", old, {})
+        [done_job] = [j for j in await s.acting.pending() if j.event_id == closed.event.event_id]
+        await s.acting.finish(done_job.id, ok=True)
+
+        pruned = await Retention(s, timedelta(days=90)).prune(NOW)
+
+        assert (pruned.decisions, pruned.threads) == (1, 1)
+        assert await s.events.get(closed.event.event_id) is None
+        assert await s.events.get(waiting.event.event_id) is not None
+        assert await s.events.get(recent.event.event_id) is not None
+        alive = {d.event.event_id: await s.checkpoints.aget_tuple(
+            {"configurable": {"thread_id": d.event.event_id, "checkpoint_ns": ""}}) is not None
+            for d in (closed, waiting, recent)}
+        assert alive == {closed.event.event_id: False, waiting.event.event_id: True, recent.event.event_id: True}
+        # outbox rows of the pruned decision go, except a write still unresolved; a pending job stays
+        assert await s.acting.outbox_row(closed.event.event_id, "closed:sync") is None
+        assert await s.acting.outbox_row(closed.event.event_id, INTENT_STEP) is None
+        assert await s.acting.outbox_state(closed.event.event_id, "closed:annotate:x") == "requested"
+        assert await s.acting.outbox_row(waiting.event.event_id, INTENT_STEP) is not None
+        assert [j.event_id for j in await s.acting.pending()] == [waiting.event.event_id]
+        assert len(await s.audit.records()) == 3 and (await s.audit.verify()).ok
