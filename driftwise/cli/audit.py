@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +16,52 @@ import typer
 
 from driftwise.cli import ConfigOption
 
-DbOption = typer.Option(None, "--db", help="SQLite file (default <state_dir>/drift.sqlite); its folder is the "
-                                           "state folder the other defaults are read from")
+DbOption = typer.Option(None, "--db", help="SQLite file (default: state.dsn's PostgreSQL if set, else "
+                                           "<state_dir>/drift.sqlite); its folder is the state folder the other "
+                                           "defaults are read from")
 
 
-def _db_path(config: Path | None, db: Path | None) -> Path:
+@dataclass(frozen=True)
+class _Source:
+    """Where the audit is: a SQLite file, or the PostgreSQL of state.dsn; and the state folder beside it."""
+
+    state_dir: Path
+    path: Path | None = None
+    dsn: str | None = None
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[Any]:
+        from agents.drift.audit import AuditError, AuditLog
+        from agents.drift.errors import StoreError
+
+        if self.path is not None:
+            async with AuditLog(self.path) as log:
+                yield log
+            return
+        from agents.drift.postgres import PostgresDatabase
+
+        assert self.dsn is not None
+        try:
+            db = await PostgresDatabase.open(self.dsn)
+        except StoreError as exc:
+            raise AuditError(str(exc)) from exc
+        try:
+            yield AuditLog(db)
+        finally:
+            await db.close()
+
+
+def _source(config: Path | None, db: Path | None) -> _Source:
     from driftwise.cli import fail, settings_or_exit
 
-    path = db or settings_or_exit(config).state_dir / "drift.sqlite"
-    if not path.is_file():
-        fail(f"audit database {path} does not exist (pass --db, or run the drift agent first)", 2)
-    return path
+    if db is None:
+        settings = settings_or_exit(config)
+        if settings.state.dsn is not None:
+            return _Source(settings.state_dir, dsn=settings.state.dsn.get_secret_value())
+        db = settings.state_dir / "drift.sqlite"
+    if not db.is_file():
+        fail(f"audit database {db} does not exist (pass --db, or run the drift agent first)", 2)
+    return _Source(db.parent, path=db)
 
 
 def _trust(path: Path) -> Any:
@@ -58,11 +96,11 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOption,
     ) -> None:
         """List audit records, oldest first."""
-        from agents.drift.audit import AuditError, AuditLog
+        from agents.drift.audit import AuditError
         from driftwise.cli import fail
 
         async def records() -> list:
-            async with AuditLog(_db_path(config, db)) as log:
+            async with _source(config, db).open() as log:
                 return await log.records(event)
 
         try:
@@ -90,13 +128,13 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOption,
     ) -> None:
         """Re-check the whole hash chain and hold it to the latest signed checkpoint; exit 1 naming what broke."""
-        from agents.drift.audit import AuditError, AuditLog
+        from agents.drift.audit import AuditError
         from agents.drift.audit_anchor import CheckpointFile
         from agents.drift.config import AUDIT_CHECKPOINTS_FILE
         from driftwise.cli import fail
 
-        path = _db_path(config, db)
-        state = path.parent
+        source = _source(config, db)
+        state = source.state_dir
         anchors = CheckpointFile(checkpoints or state / AUDIT_CHECKPOINTS_FILE)
         signed, problems = [], []
         if anchors.path.is_file():
@@ -105,7 +143,7 @@ def register(app: typer.Typer) -> None:
             fail(f"--checkpoints {checkpoints} does not exist", 2)
 
         async def check():
-            async with AuditLog(path) as log:
+            async with source.open() as log:
                 return await log.verify(signed)
 
         try:
@@ -132,12 +170,12 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOption,
     ) -> None:
         """Write every record, oldest first, as JSON Lines (one AuditRecord per line) for a store you trust."""
-        from agents.drift.audit import AuditError, AuditLog
+        from agents.drift.audit import AuditError
         from driftwise.cli import fail
 
         async def dump(sink: Any) -> int:
             count = 0
-            async with AuditLog(_db_path(config, db)) as log:
+            async with _source(config, db).open() as log:
                 async for record in log.stream():
                     sink.write(record.model_dump_json() + "\n")
                     count += 1

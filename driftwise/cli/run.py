@@ -148,6 +148,9 @@ def register(app: typer.Typer) -> None:
         prometheus: str | None = PrometheusOption,
         keep_state: bool = KeepStateOption,
         config: Path | None = ConfigOption,
+        state_dsn: str | None = typer.Option(
+            None, "--state", help="postgresql://… (an empty database): the drift agent keeps its state there "
+                                  "(state.dsn); default: SQLite files in the scratch folder"),
     ) -> None:
         """Drive the system with N notifications: latency percentiles, decisions per second, memory."""
         import json
@@ -159,6 +162,8 @@ def register(app: typer.Typer) -> None:
         from driftwise.supervisor import SupervisorError, prepare_settings
 
         settings = settings_or_exit(config)
+        if state_dsn is not None:
+            settings = _with_state_dsn(settings, state_dsn)
         folder = _scenario_folder(scenarios)
         console = Console(stderr=True)
         with scratch_state("driftwise-bench-", keep_state) as state:
@@ -181,6 +186,19 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             json_out.write_text(json.dumps(result.as_json(), indent=2))
         typer.echo(result.last_line())
+
+
+def _with_state_dsn(settings: Any, dsn: str) -> Any:
+    from pydantic import ValidationError
+
+    from driftwise.cli import fail
+    from driftwise.settings import StateSettings
+
+    try:
+        state = StateSettings.model_validate({**settings.state.model_dump(), "dsn": dsn})
+    except ValidationError as exc:
+        fail(f"--state: {exc.errors()[0]['msg']}", 2)
+    return settings.model_copy(update={"state": state})
 
 
 async def _up(settings: Any, sandbox: list[Path] | None, config: Path | None) -> int:

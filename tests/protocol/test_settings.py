@@ -188,3 +188,18 @@ def test_the_prometheus_query_defaults_match_the_mcp_servers_own() -> None:
     from mcp_servers.prometheus import WorkloadQueries
 
     assert PrometheusQueries().model_dump() == WorkloadQueries().model_dump()
+
+
+def test_state_dsn_is_postgresql_or_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().state.dsn is None  # SQLite files in state_dir: up and demo need no server
+    monkeypatch.setenv("DRIFTWISE_STATE__DSN", "mysql://db/driftwise")
+    with pytest.raises(ConfigError, match=r"state\.dsn.*must be a postgresql:// URL"):
+        load_settings()
+    monkeypatch.setenv("DRIFTWISE_STATE__DSN", "postgresql://u:p@db:5432/driftwise")
+    from driftwise.cli.drift_agent import drift_config
+
+    settings = load_settings(drift={"approvals_token": "a", "webhook_token": "w"},
+                             specialists={"security": {"token": "s"}, "compliance": {"token": "c"}})
+    state = drift_config(settings).state
+    assert state.dsn is not None and state.dsn.get_secret_value() == "postgresql://u:p@db:5432/driftwise"
+    assert state.retention_days == 90

@@ -59,7 +59,8 @@ def pg_cluster() -> Iterator[PgCluster]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    base = Path(tempfile.mkdtemp(prefix="driftwise-pg-"))
+    # the postgres user must reach the folder: as root, /tmp rather than a TMPDIR it may not traverse
+    base = Path(tempfile.mkdtemp(prefix="driftwise-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
     data, port = base / "data", free_port_block(1)
