@@ -7,9 +7,10 @@ Invariants (DESIGN "The record is the truth"), each held by a test in tests/drif
   either: an action is in flight.
 - Every write Driftwise makes to Argo CD (sync, dry-run sync, Application patch) is recorded by
   exactly the decision that made it, and every write a decision records is among Argo CD's writes:
-  the outbox (agents.drift.acting.store, in the same SQLite file as the decisions) marks each write
-  `requested` before the call, and a crash is resolved from Argo CD's own state (`operation.info`
-  carries the event id), never by sending again or by deciding again.
+  the outbox (agents.drift.acting.store, in the same database as the decisions, SQLite or PostgreSQL)
+  marks each write `requested` before the call, and a crash is resolved from Argo CD's own state
+  (`operation.info` carries the event id), never by sending again or by deciding again. The verdict
+  and its outbox intent row are written in one transaction (agents.drift.store.intent_row).
 - The audit holds one `decision` record per decision and one `apply` record per time the graph acted
   (agents.drift.recording keys every append).
 - A verdict is never rewritten once given: the fallback escalation (deadline, failure) applies only
