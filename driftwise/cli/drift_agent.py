@@ -81,6 +81,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
 def run_drift_agent(settings: Settings, port: int | None = None) -> None:
     """Serve the drift agent until stopped (called by `driftwise agent drift`)."""
     from agents.drift.app import serve
+    from agents.drift.errors import StoreError
     from driftwise.cli import fail, serve_forever, setup_logging
     from driftwise.settings import ConfigError
     from protocol.errors import KeyStoreError
@@ -96,7 +97,7 @@ def run_drift_agent(settings: Settings, port: int | None = None) -> None:
                  f"--out {settings.keys_dir} --trust {settings.trust_store_path}`")
     try:
         serve_forever(serve(config))
-    except KeyStoreError as exc:
+    except (KeyStoreError, StoreError) as exc:  # a key, or the state database (unreachable, schema too new)
         fail(str(exc))
     except KeyboardInterrupt:
         pass
