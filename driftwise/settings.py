@@ -169,7 +169,9 @@ class DriftAgentSettings(_Section):
         default_factory=dict, description="mode per Argo CD project, overriding `mode`"
     )
     confidence_threshold: float = Field(default=0.80, ge=0, le=1, description="below it a human must approve")
-    decision_deadline_s: float = Field(default=10.0, gt=0, le=600, description="a whole decision's deadline")
+    decision_deadline_s: float = Field(default=10.0, gt=0, le=1800, description=(
+        "a whole decision's deadline; with a slow local model: above twice llm.timeout_s, below the specialists' "
+        "token lifetime (600 s)"))
     delegate_timeout_s: float = Field(default=3.0, gt=0, le=120, description="deadline of one specialist's answer")
     max_token_lifetime_s: float = Field(
         default=600.0, gt=0, le=86_400,
@@ -222,9 +224,15 @@ class LlmSettings(_Section):
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; null = rules reasoner")
     model: str = Field(default="gpt-4o-mini", description="model (or Azure deployment) name")
     api_key: SecretStr | None = Field(default=None, description="API key of the endpoint")
-    timeout_s: float = Field(default=20.0, gt=0, le=300, description="then the rules reasoner decides")
+    timeout_s: float = Field(default=20.0, gt=0, le=1800, description=(
+        "one call's bound, then the rules reasoner decides; a slow local model needs more, and "
+        "drift.decision_deadline_s above twice this (the one repair call)"))
     max_prompt_chars: int = Field(default=60_000, ge=1000, description="the prompt is cut to this size")
     max_output_tokens: int = Field(default=1200, ge=100, description="bound of the model's answer")
+    structured_output: Literal["auto", "json_schema", "function_calling", "json_mode"] = Field(
+        default="auto", description=(
+            "how the answer's shape is asked: a JSON schema response_format, a forced tool call, or JSON mode with "
+            "the schema in the prompt; auto tries them in that order once at start-up and keeps the first that works"))
 
 
 class TelemetrySettings(_Section):

@@ -262,6 +262,8 @@ async def serve(config: DriftConfig) -> None:
         deps, pool = await build_deps(config, http, replay, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
+        await deps.reasoner.start()
+        stack.push_async_callback(deps.reasoner.aclose)
         await audit.anchor_with(anchor_for(config, deps.signer, http))
         graph = compile_graph(deps, saver)
         runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics)

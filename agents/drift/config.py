@@ -67,6 +67,7 @@ class LlmConfig(_Config):
     timeout_s: float = 20.0
     max_prompt_chars: int = 60_000
     max_output_tokens: int = 1200
+    structured_output: Literal["auto", "json_schema", "function_calling", "json_mode"] = "auto"
 
 
 class DriftConfig(_Config):

@@ -86,6 +86,12 @@ class RulesReasoner:
     def __init__(self, config: RulesConfig | None = None) -> None:
         self.config = config or RulesConfig()
 
+    async def start(self) -> None:
+        """Nothing to start: the rules need no endpoint."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
     async def reason(self, inp: ReasoningInput) -> ReasoningOutput:
         return ReasoningOutput(recommendation=decide(inp, self.config))
 
