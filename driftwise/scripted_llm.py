@@ -98,7 +98,7 @@ def _rules_answer(body: dict[str, Any]) -> dict[str, Any]:
         )
         rec = decide(inp)
         return {"action": rec.action.value if rec.action else "escalate", "confidence": rec.confidence,
-                "reasoning": rec.reasoning[:2000], "evidence_refs": rec.evidence_refs}
+                "reasoning": rec.reasoning[:500], "evidence_refs": rec.evidence_refs[:12]}
     except Exception as exc:  # a prompt this script cannot read is answered cautiously, not with a 500
         return {"action": "escalate", "confidence": 0.5, "reasoning": f"could not read the data block: {exc}"[:500],
                 "evidence_refs": []}

@@ -233,6 +233,9 @@ class LlmSettings(_Section):
         default="auto", description=(
             "how the answer's shape is asked: a JSON schema response_format, a forced tool call, or JSON mode with "
             "the schema in the prompt; auto tries them in that order once at start-up and keeps the first that works"))
+    prompt: Literal["compact", "full"] = Field(default="compact", description=(
+        "the data block: compact (changed paths, evidence, specialists: what the rules decide on) or full "
+        "(whole manifests too; for large-context models and the scripted endpoint's rules-like script)"))
 
 
 class TelemetrySettings(_Section):

@@ -65,8 +65,10 @@ def server() -> Iterator[Server]:
 
 
 async def ask(server: Server, inp: ReasoningInput, **overrides: Any) -> ReasoningOutput:
+    """One decision; by default the method is fixed (no probe) and the prompt full (`rules-like` reads the
+    rules' whole input back from it)."""
     config = LlmConfig(base_url=f"{server.url}/v1", model="scripted", api_key="test-key",
-                       **{"timeout_s": 10.0, **overrides})
+                       **{"timeout_s": 10.0, "structured_output": "json_schema", "prompt": "full", **overrides})
     async with LlmReasoner(config) as r:
         return await r.reason(inp)
 
@@ -201,7 +203,8 @@ async def test_cli_serves_a_script() -> None:
     with driftwise("scripted-llm", "--script", "hostile", "--port", str(port), name="scripted-llm",
                    ready_url=f"http://127.0.0.1:{port}/healthz"):
         assert http_ok(f"http://127.0.0.1:{port}/healthz")()
-        config = LlmConfig(base_url=f"http://127.0.0.1:{port}/v1", model="scripted", timeout_s=10)
+        config = LlmConfig(base_url=f"http://127.0.0.1:{port}/v1", model="scripted", timeout_s=10,
+                           structured_output="json_schema")
         async with LlmReasoner(config) as r:
             out = await r.reason(reasoning_input(load("v05")))
         assert out.recommendation.action == Action.ENFORCE

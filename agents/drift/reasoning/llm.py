@@ -205,7 +205,7 @@ class LlmReasoner:
             if not self._settled:
                 await asyncio.wait_for(self._settle(), timeout=self.config.timeout_s * len(METHODS) + 1)
             if not self._settled:
-                raise _Failed("unreachable", f"endpoint {self.config.base_url} could not be probed")
+                raise _Failed("unreachable", f"endpoint unreachable: {self.config.base_url} could not be probed")
             if self._method is None:
                 raise _Failed("unsupported", "the endpoint accepts no structured-output method")
             usage.structured_output = self._method
@@ -222,7 +222,7 @@ class LlmReasoner:
         return ReasoningOutput(recommendation=self._combine(inp, answer, rules), second_opinion=rules, llm=usage)
 
     async def _ask(self, method: StructuredOutput, inp: ReasoningInput, usage: LlmUsage) -> LlmAnswer:
-        messages, _ = build_messages(inp, self.config.max_prompt_chars)
+        messages, _ = build_messages(inp, self.config.max_prompt_chars, detail=self.config.prompt)
         try:
             return await self._call(method, messages, usage)
         except _Failed as first:
