@@ -251,6 +251,12 @@ class LlmReasoner:
             result: dict[str, Any] = await self._structured(method).ainvoke(messages)
         except ModelRefusalError as exc:
             raise _Failed("refused", f"model refused: {str(exc)[:200]}") from exc
+        except openai.LengthFinishReasonError as exc:  # the json_schema path parses in the SDK, which raises
+            counted = exc.completion.usage
+            if counted is not None:
+                usage.tokens_in += counted.prompt_tokens
+                usage.tokens_out += counted.completion_tokens
+            raise _Failed("cut_off", f"the answer reached max_output_tokens={self.config.max_output_tokens}") from exc
         except (ValidationError, json.JSONDecodeError, OutputParserException, ValueError) as exc:
             raise _Failed("invalid", f"{type(exc).__name__}: {str(exc)[:300]}") from exc
         except openai.APITimeoutError as exc:

@@ -177,7 +177,8 @@ NOISE = frozenset({"truncated", "kind", "schema_version", "created_at", "html_ur
 
 
 def _compact_value(value: Any) -> Any:
-    """None, empty strings and objects, and noise keys dropped, floats to 3 significant digits, long lists capped, long strings cut."""
+    """None, empty strings and objects, and noise keys dropped; floats to 3 significant digits; long lists
+    capped; long strings cut."""
     if isinstance(value, dict):
         out = {k: _compact_value(v) for k, v in value.items() if k not in NOISE}
         return {k: v for k, v in out.items() if v not in (None, "", {})}  # [] stays: "no incidents" is evidence
