@@ -167,11 +167,13 @@ def data_payload(inp: ReasoningInput, *, full_objects: bool = True) -> dict[str,
     })
 
 
-COMPACT_LIST = 8
+COMPACT_LIST = 4
 """Repeated structures (incidents, events, annotations, pods) beyond this many: the first ones and a count."""
 COMPACT_STRING = 400
 """A string longer than this (a ConfigMap value, a reasoning) is cut: the model needs its gist, not all of it."""
 COMPACT_REASONING = 240
+SELF_LABEL = "kubernetes.io/metadata.name"
+"""Every namespace carries its own name as a label: it says nothing."""
 NOISE = frozenset({"truncated", "kind", "schema_version", "created_at", "html_url", "service_id"})
 """Keys of evidence values and specialists' answers no rule decides on (the evidence's `kind` is its tool)."""
 
@@ -180,13 +182,14 @@ def _compact_value(value: Any) -> Any:
     """None, empty strings and objects, and noise keys dropped; floats to 3 significant digits; long lists
     capped; long strings cut."""
     if isinstance(value, dict):
-        out = {k: _compact_value(v) for k, v in value.items() if k not in NOISE}
+        out = {k: _compact_value(v) for k, v in value.items() if k not in NOISE and k != SELF_LABEL}
         return {k: v for k, v in out.items() if v not in (None, "", {})}  # [] stays: "no incidents" is evidence
     if isinstance(value, list):
         items = [_compact_value(v) for v in value[:COMPACT_LIST]]
         return items + ([f"…and {len(value) - COMPACT_LIST} more"] if len(value) > COMPACT_LIST else [])
     if isinstance(value, float):
-        return float(f"{value:.3g}")
+        short = float(f"{value:.3g}")
+        return int(short) if short.is_integer() else short
     if isinstance(value, str) and len(value) > COMPACT_STRING:
         return value[:COMPACT_STRING] + "…[cut]"
     return value
@@ -222,7 +225,7 @@ def compact_payload(inp: ReasoningInput) -> dict[str, Any]:
             "changes": changes,
             **_compact_value({"changed_by": d.get("changed_by"), "changed_at": d.get("changed_at")}),
         })
-    labels = {ns: {k: v for k, v in ls.items() if k != "kubernetes.io/metadata.name"}
+    labels = {ns: {k: v for k, v in ls.items() if k != SELF_LABEL}
               for ns, ls in (report.get("namespace_labels") or {}).items()}
     evidence = []
     for e in full["evidence"]:
@@ -237,14 +240,14 @@ def compact_payload(inp: ReasoningInput) -> dict[str, Any]:
         specialists.append(_compact_value({
             "agent": r["agent"], "domain": r.get("domain"), "action": r.get("action") or "abstain",
             "confidence": r.get("confidence"),
-            "reasoning": (r.get("reasoning") or "")[:COMPACT_REASONING],
+            # an abstention's reasoning only says why there was nothing to say
+            "reasoning": (r.get("reasoning") or "")[:COMPACT_REASONING] if r.get("action") else None,
             "findings": [f"{f.get('severity')} {f.get('rule_id')} {f.get('path') or ''}".strip()
                          for f in r.get("findings") or []],
             "evidence_refs": r.get("evidence_refs"),
         }))
     return {
-        **_compact_value({
-            "event_id": inp.event_id,
+        **_compact_value({  # no event id: the reasoner stamps it, the model never needs it
             "now": full["now"],
             "application": {"name": report["application"], "project": report["project"],
                             "namespace": report.get("destination_namespace"), "revision": report.get("revision")},
