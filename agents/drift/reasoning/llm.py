@@ -47,7 +47,7 @@ from protocol.models import (
     StructuredOutput,
 )
 
-__all__ = ["METHODS", "LlmAnswer", "LlmConfig", "LlmReasoner", "Probe"]
+__all__ = ["METHODS", "LlmAnswer", "LlmConfig", "LlmFailed", "LlmReasoner", "Probe"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ SCHEMA_HINT = ("Answer with one JSON object, and nothing else, valid against thi
 """JSON mode only promises some JSON object: the shape goes into the prompt."""
 
 
-class _Failed(Exception):
+class LlmFailed(Exception):
     """The model's answer cannot be used; `kind` is what the harness counts."""
 
     def __init__(self, kind: LlmFailure, why: str) -> None:
@@ -159,7 +159,7 @@ class LlmReasoner:
 
     async def probe(self, prompt: str = PROBE_PROMPT, *, system: str | None = None) -> Probe:
         """Try each method (or the configured one) with `prompt`; the first valid answer settles it.
-        An endpoint that does not answer at all raises `_Failed("unreachable" | "timeout")`: nothing is learnt."""
+        An endpoint that does not answer at all raises `LlmFailed("unreachable" | "timeout")`: nothing is learnt."""
         tried: dict[str, str] = {}
         methods = METHODS if self.config.structured_output == "auto" else (self.config.structured_output,)
         messages = [("system", system or "You answer connectivity checks."), ("human", prompt)]
@@ -168,13 +168,16 @@ class LlmReasoner:
             started = time.monotonic()
             try:
                 await asyncio.wait_for(self._call(method, messages, usage), timeout=self.config.timeout_s + 1)
-            except _Failed as exc:
+            except LlmFailed as exc:
                 if exc.kind in ("unreachable", "timeout"):
                     raise
-                tried[method] = f"{exc.kind}: {exc}"[:300]
-                continue
+                if exc.kind in ("http_error", "invalid", "error"):  # refused or not kept to: try the next one
+                    tried[method] = f"{exc.kind}: {exc}"[:300]
+                    continue
+                # cut off or refused: the endpoint took the method and answered in it
+                tried[method] = f"accepted, answer {exc.kind}"
             except TimeoutError as exc:
-                raise _Failed("timeout", f"no answer within {self.config.timeout_s:g}s") from exc
+                raise LlmFailed("timeout", f"no answer within {self.config.timeout_s:g}s") from exc
             return Probe(method=method, latency_s=time.monotonic() - started, prompt_tokens=usage.tokens_in,
                          tried=tried)
         return Probe(method=None, latency_s=0.0, prompt_tokens=0, tried=tried)
@@ -186,7 +189,7 @@ class LlmReasoner:
                 return
             try:
                 found = await self.probe()
-            except _Failed as exc:
+            except LlmFailed as exc:
                 log.warning("LLM endpoint %s not probed (%s): the next decision tries again", self.config.base_url, exc)
                 return
             self._method, self._settled = found.method, True
@@ -205,12 +208,12 @@ class LlmReasoner:
             if not self._settled:
                 await asyncio.wait_for(self._settle(), timeout=self.config.timeout_s * len(METHODS) + 1)
             if not self._settled:
-                raise _Failed("unreachable", f"endpoint unreachable: {self.config.base_url} could not be probed")
+                raise LlmFailed("unreachable", f"endpoint unreachable: {self.config.base_url} could not be probed")
             if self._method is None:
-                raise _Failed("unsupported", "the endpoint accepts no structured-output method")
+                raise LlmFailed("unsupported", "the endpoint accepts no structured-output method")
             usage.structured_output = self._method
             answer = await asyncio.wait_for(self._ask(self._method, inp, usage), timeout=self.config.timeout_s * 2 + 1)
-        except _Failed as exc:
+        except LlmFailed as exc:
             return self._fall_back(inp, rules, usage, started, exc.kind, str(exc))
         except TimeoutError:
             return self._fall_back(inp, rules, usage, started, "timeout", f"timeout after {self.config.timeout_s:g}s")
@@ -225,7 +228,7 @@ class LlmReasoner:
         messages, _ = build_messages(inp, self.config.max_prompt_chars, detail=self.config.prompt)
         try:
             return await self._call(method, messages, usage)
-        except _Failed as first:
+        except LlmFailed as first:
             if first.kind == "cut_off":
                 repair = ("human", "Your previous answer was cut off at the token limit. Answer again, briefly: the "
                                    "JSON object only, reasoning in at most two sentences.")
@@ -237,9 +240,9 @@ class LlmReasoner:
                 raise
             try:
                 return await self._call(method, [*messages, repair], usage)
-            except _Failed as second:
+            except LlmFailed as second:
                 if second.kind in ("cut_off", "invalid"):
-                    raise _Failed(second.kind, f"{second.kind.replace('_', ' ')} twice: {second}") from second
+                    raise LlmFailed(second.kind, f"{second.kind.replace('_', ' ')} twice: {second}") from second
                 raise
 
     async def _call(self, method: StructuredOutput, messages: list[tuple[str, str]], usage: LlmUsage) -> LlmAnswer:
@@ -250,21 +253,21 @@ class LlmReasoner:
         try:
             result: dict[str, Any] = await self._structured(method).ainvoke(messages)
         except ModelRefusalError as exc:
-            raise _Failed("refused", f"model refused: {str(exc)[:200]}") from exc
+            raise LlmFailed("refused", f"model refused: {str(exc)[:200]}") from exc
         except openai.LengthFinishReasonError as exc:  # the json_schema path parses in the SDK, which raises
             counted = exc.completion.usage
             if counted is not None:
                 usage.tokens_in += counted.prompt_tokens
                 usage.tokens_out += counted.completion_tokens
-            raise _Failed("cut_off", f"the answer reached max_output_tokens={self.config.max_output_tokens}") from exc
+            raise LlmFailed("cut_off", f"the answer reached max_output_tokens={self.config.max_output_tokens}") from exc
         except (ValidationError, json.JSONDecodeError, OutputParserException, ValueError) as exc:
-            raise _Failed("invalid", f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+            raise LlmFailed("invalid", f"{type(exc).__name__}: {str(exc)[:300]}") from exc
         except openai.APITimeoutError as exc:
-            raise _Failed("timeout", f"timeout after {self.config.timeout_s:g}s") from exc
+            raise LlmFailed("timeout", f"timeout after {self.config.timeout_s:g}s") from exc
         except openai.APIConnectionError as exc:
-            raise _Failed("unreachable", f"endpoint unreachable: {type(exc).__name__}") from exc
+            raise LlmFailed("unreachable", f"endpoint unreachable: {type(exc).__name__}") from exc
         except openai.APIStatusError as exc:
-            raise _Failed("http_error", f"endpoint answered HTTP {exc.status_code}") from exc
+            raise LlmFailed("http_error", f"endpoint answered HTTP {exc.status_code}") from exc
         raw = result.get("raw")
         finish_reason = None
         if isinstance(raw, AIMessage):
@@ -274,12 +277,12 @@ class LlmReasoner:
             finish_reason = (raw.response_metadata or {}).get("finish_reason")
         error = result.get("parsing_error")
         if isinstance(error, ModelRefusalError):
-            raise _Failed("refused", f"model refused: {str(error)[:200]}")
+            raise LlmFailed("refused", f"model refused: {str(error)[:200]}")
         if finish_reason == "length":
-            raise _Failed("cut_off", f"the answer reached max_output_tokens={self.config.max_output_tokens}")
+            raise LlmFailed("cut_off", f"the answer reached max_output_tokens={self.config.max_output_tokens}")
         parsed = result.get("parsed")
         if error is not None or not isinstance(parsed, LlmAnswer):
-            raise _Failed("invalid", f"{type(error).__name__ if error else 'no answer'}: {str(error)[:300]}")
+            raise LlmFailed("invalid", f"{type(error).__name__ if error else 'no answer'}: {str(error)[:300]}")
         return parsed
 
     def _fall_back(self, inp: ReasoningInput, rules: Recommendation, usage: LlmUsage, started: float,
