@@ -10,26 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
+from agents.drift.reasoning.base import ReasoningInput
 from agents.drift.reasoning.llm import LlmConfig, LlmReasoner
 from agents.drift.reasoning.prompt import build_messages
 from protocol.models import Action
 from tests.reasoning.helpers import final_action, real_specialists, reasoning_input
 from tests.reasoning.world import all_scenarios, load
 from tests.support.processes import driftwise, free_port, http_ok
-from tests.support.scripted_llm import Server
+from tests.support.scripted_llm import Server, ask
 
 SCENARIOS = all_scenarios()
 SECRET_CANARIES = ["czNjcjN0LW9sZA==", "bjN3LXBhc3N3b3Jk", "dG9rZW4tb2xk", "s3cr3t-old", "n3w-password"]
-
-
-async def ask(server: Server, inp: ReasoningInput, **overrides: Any) -> ReasoningOutput:
-    """One decision; by default the method is fixed (no probe) and the prompt full (`rules-like` reads the
-    rules' whole input back from it)."""
-    config = LlmConfig(base_url=f"{server.url}/v1", model="scripted", api_key="test-key",
-                       **{"timeout_s": 10.0, "structured_output": "json_schema", "prompt": "full", **overrides})
-    async with LlmReasoner(config) as r:
-        return await r.reason(inp)
 
 
 def _messages(req: dict[str, Any]) -> tuple[str, str]:

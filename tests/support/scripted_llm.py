@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
+from agents.drift.reasoning.llm import LlmConfig, LlmReasoner
 from driftwise.scripted_llm import ScriptState, create_app
 from tests.support.processes import free_port
 
@@ -43,3 +45,12 @@ class Server:
     @property
     def requests(self) -> list[dict[str, Any]]:
         return self.state.requests
+
+
+async def ask(server: Server, inp: ReasoningInput, **overrides: Any) -> ReasoningOutput:
+    """One decision; by default the method is fixed (no probe) and the prompt full (`rules-like` reads the
+    rules' whole input back from it)."""
+    config = LlmConfig(base_url=f"{server.url}/v1", model="scripted", api_key="test-key",
+                       **{"timeout_s": 10.0, "structured_output": "json_schema", "prompt": "full", **overrides})
+    async with LlmReasoner(config) as r:
+        return await r.reason(inp)
