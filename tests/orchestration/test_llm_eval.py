@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,11 +65,22 @@ def test_harness_reports_a_wrong_model_and_warns_about_the_deadline(tmp_path: Pa
         env = {**os.environ, "DRIFTWISE_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1",
                "DRIFTWISE_LLM__MODEL": "contrary-model", "DRIFTWISE_LLM__PROMPT": "full"}
         out = subprocess.run([sys.executable, "-m", "driftwise", "eval", str(folder), "--reasoner", "llm",
-                              "--json", str(report)], capture_output=True, text=True, cwd=ROOT, env=env,
-                             timeout=300)
+                              "--json", str(report), "--keep-state"], capture_output=True, text=True, cwd=ROOT,
+                             env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "drift.decision_deadline_s=10s is not above llm.timeout_s=20s" in " ".join(out.stderr.split())
+    stderr = " ".join(out.stderr.split())
+    assert "drift.decision_deadline_s=10s is not above llm.timeout_s=20s" in stderr
+    kept = Path(re.search(r"state and logs kept in (\S+)", stderr).group(1))
     data = json.loads(report.read_text())
+    # the audit's decision record keeps what the model said alone, beside the rules' action
+    shown = subprocess.run([sys.executable, "-m", "driftwise", "audit", "show", "--json", "--db",
+                            str(kept / "drift.sqlite")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    audited = {r["event_id"]: r["payload"]["llm"] for r in map(json.loads, shown.stdout.splitlines())
+               if r["kind"] == "decision" and r["payload"].get("step") == "decided"}
+    assert {e: u["model_action"] for e, u in audited.items()} == {
+        s["event_id"]: s["llm"]["model_action"] for s in data["scenarios"]}
+    shutil.rmtree(kept)
     labels = {s["id"]: s for s in data["scenarios"]}
     for s in data["scenarios"]:
         llm = s["llm"]
