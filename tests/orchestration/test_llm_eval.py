@@ -107,3 +107,32 @@ def test_eval_report_names_a_file_that_is_not_a_run(tmp_path: Path) -> None:
                          text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 2
     assert "a run of the rules reasoner" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_harness_counts_failures_by_kind(tmp_path: Path) -> None:
+    """A model whose every answer is cut off at the token limit: one repair each, then the rules decide; the run
+    counts the failures by kind and says that every decision fell back, with the setting to change."""
+    port = free_port()
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    for prefix in ("v02", "v03"):
+        (source,) = SCENARIOS.glob(f"{prefix}-*.yaml")
+        shutil.copy(source, folder / source.name)
+    with driftwise("scripted-llm", "--script", "cut-off", "--port", str(port), name="scripted-llm",
+                   ready_url=f"http://127.0.0.1:{port}/healthz"):
+        report = tmp_path / "eval.json"
+        env = {**os.environ, "DRIFTWISE_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1",
+               "DRIFTWISE_LLM__MODEL": "rambling-model", "DRIFTWISE_LLM__TIMEOUT_S": "5",
+               "DRIFTWISE_DRIFT__DECISION_DEADLINE_S": "15"}
+        out = subprocess.run([sys.executable, "-m", "driftwise", "eval", str(folder), "--reasoner", "llm",
+                              "--json", str(report)], capture_output=True, text=True, cwd=ROOT, env=env,
+                             timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    stderr = " ".join(out.stderr.split())
+    assert "is not above llm.timeout_s" not in stderr and "no room for the one repair" not in stderr
+    assert "every decision fell back to the rules (cut_off: 2 of 2): raise llm.max_output_tokens" in stderr
+    data = json.loads(report.read_text())
+    assert data["llm_totals"]["failures"] == {"cut_off": 2} and data["llm_totals"]["model_answered"] == 0
+    assert all(s["llm"]["calls"] == 2 for s in data["scenarios"])  # the call and its one repair
+    assert data["unsafe"] == 0 and {s["id"][:3]: s["got"] for s in data["scenarios"]} == {"v02": "defer",
+                                                                                          "v03": "enforce"}
