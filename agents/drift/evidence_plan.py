@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agents.drift.reasoning.changes import classify
 from agents.drift.reasoning.security import trusted_registries, widening_findings
-from agents.drift.reasoning.workloads import WORKLOAD_KINDS, workload_of
+from agents.kit.workloads import WORKLOAD_KINDS, workload_of
 from agents.kit.knowledge import default_packs, is_builtin
 from protocol.models import DriftReport, ResourceDrift
 

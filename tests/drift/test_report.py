@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.clock import Clock
-from agents.drift.diff import escape
+from agents.kit.diff import escape
 from agents.drift.errors import ObserveError
 from agents.drift.observe import Observer
 from driftwise.sandbox.app import build_apps

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.drift.reasoning.workloads import (
+from agents.kit.workloads import (
     WORKLOAD_KINDS,
     container_map,
     dig,

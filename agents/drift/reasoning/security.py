@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Any
 
-from agents.drift.reasoning.workloads import (
+from agents.kit.workloads import (
     container_map,
     dig,
     images,
