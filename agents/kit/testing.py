@@ -45,7 +45,15 @@ from agents.kit.executor import run_analysis
 from agents.kit.runtime import Runtime
 from agents.kit.server import build_app
 from agents.kit.specialist import Specialist
-from protocol.models import AnalysisRequest, DriftReport, Evidence, Recommendation, ResourceDrift, ResourceRef, SyncWindow
+from protocol.models import (
+    AnalysisRequest,
+    DriftReport,
+    Evidence,
+    Recommendation,
+    ResourceDrift,
+    ResourceRef,
+    SyncWindow,
+)
 from protocol.signing import TrustStore, Verifier, generate_key
 
 __all__ = ["ConformanceError", "SpecialistHarness", "check_conformance", "drift", "report", "request"]
@@ -107,9 +115,16 @@ class _Hung:
     async def aclose(self) -> None:
         return None
 
-    async def call(self, *_args: Any, **_kwargs: Any) -> Evidence:
-        await self._never.wait()
-        raise AssertionError("unreachable")
+    async def call(self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str,
+                   observed_at: datetime, timeout_s: float | None = None) -> Evidence:
+        """As McpPool.call() answers a server that never replies: the error, once its timeout has passed."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._never.wait()
+        except TimeoutError:
+            pass
+        return Evidence(id=evidence_id, source=server, tool=tool, arguments=arguments, observed_at=observed_at,
+                        error=f"{server}: no answer within {timeout_s}s")
 
 
 class SpecialistHarness:
@@ -231,8 +246,11 @@ def _typed(h: SpecialistHarness, req: AnalysisRequest, rec: Recommendation, kind
 async def _answers(h: SpecialistHarness, abstains: AnalysisRequest, recommends: AnalysisRequest) -> list[str]:
     out = []
     for req, kind in ((abstains, "abstain"), (recommends, "recommendation")):
-        out += _typed(h, req, await h.analyze(req), kind, f"analyze() in process on {req.event_id}")
-        out += _typed(h, req, await h.ask(req), kind, f"A2A on {req.event_id}")
+        for how, answer in (("analyze() in process", h.analyze), ("A2A", h.ask)):
+            try:
+                out += _typed(h, req, await answer(req), kind, f"{how} on {req.event_id}")
+            except Exception as exc:
+                out.append(f"{how} on {req.event_id} raised {type(exc).__name__}: {exc}")
     return out
 
 
@@ -268,7 +286,7 @@ async def _deadline(cls: type[Specialist], agent: str | None, options: Mapping[s
             try:
                 async with asyncio.timeout(deadline_s + 2.0):
                     rec = await h.ask(req, timeout_s=deadline_s + 1.0)
-            except Exception as exc:  # noqa: BLE001 - any failure here is a finding of the suite
+            except Exception as exc:
                 out.append(f"with every dependency hanging, {req.event_id} got no answer: {type(exc).__name__}: {exc}")
                 continue
             if not rec.reasoning:

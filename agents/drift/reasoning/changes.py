@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.kit.knowledge import Meaning, Packs, PathMeaning, default_packs, is_builtin, meanings
 from agents.kit.workloads import (
     WORKLOAD_KINDS,
     container_map,
@@ -19,7 +20,6 @@ from agents.kit.workloads import (
     quantity,
     replicas,
 )
-from agents.kit.knowledge import Meaning, Packs, PathMeaning, default_packs, is_builtin, meanings
 from protocol.models import ResourceDrift
 
 

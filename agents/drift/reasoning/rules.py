@@ -31,8 +31,8 @@ from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
 from agents.drift.reasoning.changes import ResourceChanges, classify
 from agents.drift.reasoning.evidence_view import EvidenceView
 from agents.drift.reasoning.security import is_security_relevant, trusted_registries, widening_findings
-from agents.kit.workloads import container_map, dig, namespace_labels, pod_spec, quantity
 from agents.kit.knowledge import Packs, default_packs, unclassified_finding
+from agents.kit.workloads import container_map, dig, namespace_labels, pod_spec, quantity
 from protocol.models import (
     Action,
     Domain,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import product
 from typing import Any
 
+from agents.kit.knowledge import Meaning, Packs, default_packs, is_builtin, meanings
 from agents.kit.workloads import (
     container_map,
     dig,
@@ -18,7 +19,6 @@ from agents.kit.workloads import (
     pod_spec_pointer,
     registry,
 )
-from agents.kit.knowledge import Meaning, Packs, default_packs, is_builtin, meanings
 from protocol.models import Domain, Finding, FindingKind, ResourceDrift, Severity
 
 RBAC_ROLE_KINDS = frozenset({"Role", "ClusterRole"})
