@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
                 fail("demo interrupted", 130)
         console.rule()
         typer.echo(f"demo done in {time.perf_counter() - started:.1f}s: "
-                   + "; ".join(f"{s.scenario} -> {s.action} ({s.latency_ms:.0f} ms)" for s in shown))
+                   + "; ".join(f"{s.scenario} -> {s.summary} ({s.latency_ms:.0f} ms)" for s in shown))
 
     @app.command("bench")
     def bench(
