@@ -57,6 +57,7 @@ def test_readme_steps_get_the_example_specialists_signed_answer_into_a_decision(
         wait_until(lambda: "Driftwise is up" in log.read_text() or proc.poll() is not None, 150,
                    "driftwise up to be ready")
         assert proc.poll() is None, log.read_text()
+        assert f"cost 8603 -> {base + 8}" in log.read_text(), "up must say where --port-base moved the cost agent"
         moved = "\n".join(calls).replace("localhost:8680", f"localhost:{base}").replace(
             "localhost:8600", f"localhost:{base + 5}")
         done = subprocess.run(["bash", "-c", f"set -euo pipefail\n{export}\n{moved}"], env=env, cwd=tmp_path,
