@@ -155,19 +155,25 @@ class SpecialistHarness:
             mcp_servers={name: McpServerEndpoint(url="in-process") for name in specialist.mcp_servers} if mcp else {},
         )
         self._mcp = mcp
-        self._peer_http = httpx.AsyncClient(transport=hung) if hung is not None else httpx.AsyncClient()
+        self._hung = hung
+        self._peer_http: httpx.AsyncClient | None = None
         self.runtime: Runtime | None = None
         self.specialist: Specialist | None = None
         self.client: httpx.AsyncClient | None = None
         """The kit's HTTP app of this specialist (A2A, card, JWKS), in process; no credentials attached."""
 
     async def __aenter__(self) -> SpecialistHarness:
-        self.runtime = Runtime.create(self.config, self._peer_http, key=self.key, trust=self.trust)
-        self.runtime.mcp = self._mcp
-        self.specialist = self.cls(self.runtime)
-        await self.specialist.start()
-        app = build_app(self.specialist, self.runtime)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=self.config.base_url)
+        self._peer_http = httpx.AsyncClient(transport=self._hung) if self._hung else httpx.AsyncClient()
+        try:
+            self.runtime = Runtime.create(self.config, self._peer_http, key=self.key, trust=self.trust)
+            self.runtime.mcp = self._mcp
+            self.specialist = self.cls(self.runtime)
+            await self.specialist.start()
+            app = build_app(self.specialist, self.runtime)  # a card the kit refuses stops here, as at start-up
+            self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=self.config.base_url)
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -175,7 +181,8 @@ class SpecialistHarness:
             await self.client.aclose()
         if self.specialist is not None:
             await self.specialist.close()
-        await self._peer_http.aclose()
+        if self._peer_http is not None:
+            await self._peer_http.aclose()
 
     @property
     def url(self) -> str:
