@@ -1,4 +1,5 @@
-"""README's "Add a specialist agent" steps, run as written: the example specialist's signed answer reaches a decision.
+"""README's "Add a specialist agent" steps, run as written: its code conforms, and the example specialist's signed
+answer reaches a decision.
 
 The shell block after the `readme-steps: add-a-specialist` marker is executed line by line in a
 scratch folder holding the checkout's `examples/` and `.venv`; the only changes are the ports
@@ -14,17 +15,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 import pytest
 
+from agents.kit import Specialist
+from agents.kit.testing import check_conformance, drift, report, request
 from driftwise.settings import load_settings
 from driftwise.supervisor import free_port_block, ports_needed
-from protocol.models import Action, Decision
+from protocol.models import Action, AnalysisRequest, Decision
 from protocol.signing import TrustStore, Verifier
 from tests.support.processes import ROOT, wait_until
-
-pytestmark = pytest.mark.slow
 
 MARKER = "<!-- readme-steps: add-a-specialist"
 
@@ -37,6 +39,30 @@ def readme_steps() -> list[str]:
     return [line for line in block.group(1).replace("\\\n", " ").splitlines() if line.strip()]
 
 
+def readme_specialist() -> type[Specialist]:
+    """The Python of README's step 1, as a module."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text[text.index("## Add a specialist agent"):], re.S)
+    assert block is not None
+    module = types.ModuleType("readme_cost")
+    exec(compile(block.group(1), "README.md", "exec"), module.__dict__)
+    return module.SPECIALIST
+
+
+async def test_readme_s_shortened_specialist_works_as_shown() -> None:
+    def deployment(replicas: int) -> dict:
+        container = {"name": "api", "resources": {"requests": {"cpu": "500m"}}}
+        return {"kind": "Deployment", "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}}}
+
+    def ask(labels: dict[str, str]) -> AnalysisRequest:
+        return request(report(drift("Deployment", "api", namespace="shop", target=deployment(2), live=deployment(4)),
+                              namespace_labels={"shop": labels}))
+
+    await check_conformance(readme_specialist(), agent="cost", abstains=ask({}),
+                            recommends=ask({"cost-center": "retail"}))
+
+
+@pytest.mark.slow
 def test_readme_steps_get_the_example_specialists_signed_answer_into_a_decision(tmp_path: Path) -> None:
     steps = readme_steps()
     export, up, *calls = steps
