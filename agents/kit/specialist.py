@@ -3,7 +3,7 @@
     class MySpecialist(Specialist):
         description = "Judges ... drift"
         domain = Domain.SECURITY
-        skills = (Skill(id="...", name="...", description="...", examples=("...",)),)
+        skills = (Skill(id="...", name="...", description="...", tags=("...",), examples=("...",)),)
 
         async def analyze(self, request: AnalysisRequest) -> Recommendation:
             ...
