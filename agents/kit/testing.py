@@ -151,7 +151,9 @@ class SpecialistHarness:
             mcp = hung
         self.config = KitConfig(
             agent=self.agent, port=1, token=TOKEN, keys_dir=_UNUSED, trust_store=_UNUSED, deadline_s=deadline_s,
-            peers=dict(peers or {}), peer_timeout_s=deadline_s, mcp_timeout_s=deadline_s, options=dict(options or {}),
+            # As `driftwise agent` wires it: a dependency gives up well before the answer's deadline.
+            peers=dict(peers or {}), peer_timeout_s=deadline_s / 2, mcp_timeout_s=deadline_s / 2,
+            options=dict(options or {}),
             mcp_servers={name: McpServerEndpoint(url="in-process") for name in specialist.mcp_servers} if mcp else {},
         )
         self._mcp = mcp

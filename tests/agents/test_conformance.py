@@ -79,7 +79,7 @@ async def test_analyze_runs_in_process_on_a_built_report() -> None:
 async def test_a_hanging_dependency_lowers_confidence_and_is_named() -> None:
     regulated = ask(deployment(), deployment(privileged=True), labels={"driftwise.io/compliance": "pci"})
     async with SpecialistHarness(SecuritySpecialist, agent="security", hang_dependencies=True,
-                                 deadline_s=1.0) as harness:
+                                 deadline_s=2.0) as harness:
         rec = await harness.ask(regulated)
     assert rec.action == Action.ENFORCE and rec.confidence < 0.95 and "Degraded" in rec.reasoning
     assert "compliance" in rec.reasoning
