@@ -14,11 +14,14 @@ import asyncio
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from agents.drift.errors import StoreError
 from agents.drift.open_rule import UNDECIDED, is_open
 from agents.drift.sqlite import SqliteFile
-from protocol.models import Decision, DecisionState, DriftEvent
+from protocol.models import Action, Decision, DecisionState, DriftEvent, ProjectName
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drift_decisions (
@@ -36,12 +39,44 @@ CREATE TABLE IF NOT EXISTS drift_decisions (
 DROP INDEX IF EXISTS drift_decisions_open_key;
 CREATE INDEX IF NOT EXISTS drift_decisions_open ON drift_decisions(idempotency_key, open);
 CREATE INDEX IF NOT EXISTS drift_decisions_app ON drift_decisions(application, received_at);
+-- the console's filters and its queue, paged in SQL (agents.drift.console): expression indexes, no new columns
+CREATE INDEX IF NOT EXISTS drift_decisions_received ON drift_decisions(received_at, event_id);
+CREATE INDEX IF NOT EXISTS drift_decisions_state ON drift_decisions(state, received_at);
+CREATE INDEX IF NOT EXISTS drift_decisions_project
+    ON drift_decisions(json_extract(document, '$.event.notification.project'), received_at);
 CREATE TABLE IF NOT EXISTS drift_joins (
     event_id   TEXT PRIMARY KEY,
     joined     TEXT NOT NULL,
     at         TEXT NOT NULL
 );
 """
+
+
+class Cursor(BaseModel):
+    """Where a page of decisions ends: the next page starts after this (received_at, event_id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    received_at: AwareDatetime
+    event_id: str = Field(min_length=1, max_length=100)
+
+
+class DecisionFilter(BaseModel):
+    """Which decisions, newest first: every filter optional, `before` the keyset cursor of the page."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    project: ProjectName | None = None
+    action: Action | None = None
+    mode: Literal["shadow", "advisory", "autonomous"] | None = None
+    state: DecisionState | None = None
+    before: Cursor | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class DecisionPage(BaseModel):
+    decisions: list[Decision]
+    more: bool = Field(description="a next page exists (its cursor is the last decision's)")
+
+
 _STICKY = frozenset({DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION})
 """Terminal states nothing after them undoes (a scheduler job recorded late keeps the state)."""
 
@@ -203,6 +238,32 @@ class EventStore(SqliteFile):
             "FROM drift_decisions GROUP BY idempotency_key) m "
             "ON d.idempotency_key = m.idempotency_key AND d.received_at = m.at"
         )
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
+    async def page(self, where: DecisionFilter) -> DecisionPage:
+        """Decisions newest first, filtered and paged in SQL (keyset on received_at, event_id), so a page
+        costs the same with thousands of rows as with ten; one row more than asked says a next page exists."""
+        sql = "SELECT document FROM drift_decisions WHERE 1=1"
+        args: list[object] = []
+        for expr, value in (("json_extract(document, '$.event.notification.project')", where.project),
+                            ("json_extract(document, '$.verdict.verdict.action')", where.action),
+                            ("json_extract(document, '$.mode')", where.mode), ("state", where.state)):
+            if value is not None:
+                sql += f" AND {expr} = ?"
+                args.append(str(value))
+        if where.before is not None:
+            sql += " AND (received_at, event_id) < (?, ?)"
+            args += [where.before.received_at.isoformat(), where.before.event_id]
+        sql += " ORDER BY received_at DESC, event_id DESC LIMIT ?"
+        args.append(where.limit + 1)
+        found = [Decision.model_validate_json(r[0]) for r in await self.rows(sql, args)]
+        return DecisionPage(decisions=found[:where.limit], more=len(found) > where.limit)
+
+    async def awaiting(self, limit: int = 200) -> list[Decision]:
+        """The decisions waiting for a human, oldest first (the console's queue)."""
+        rows = await self.rows(
+            "SELECT document FROM drift_decisions WHERE state = ? ORDER BY received_at, event_id LIMIT ?",
+            (DecisionState.AWAITING_APPROVAL.value, limit))
         return [Decision.model_validate_json(r[0]) for r in rows]
 
     async def count_state(self, state: str) -> int:
