@@ -109,9 +109,9 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
         return RedirectResponse(target, status_code=303)
 
     async def form(request: Request) -> dict[str, str]:
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != _FORM:
-            raise BadRequest(415, f"send the form as {_FORM}")
         body = await read_limited(request, deps.max_body_bytes)
+        if body and request.headers.get("content-type", "").split(";")[0].strip().lower() != _FORM:
+            raise BadRequest(415, f"send the form as {_FORM}")
         try:
             return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body)))
         except (UnicodeDecodeError, ValueError) as exc:
