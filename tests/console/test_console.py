@@ -8,6 +8,7 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ from agents.drift.console.web import CSP
 from agents.drift.metrics import DriftMetrics
 from agents.drift.store import Cursor, DecisionFilter, EventStore
 from protocol.models import Action, Approval, Decision, DecisionState
-from tests.console.decisions import decision
+from tests.console.decisions import T0, decision
 
 APPROVALS = "console-approvals-token"
 STATIC = Path(__file__).parents[2] / "agents" / "drift" / "console" / "static"
@@ -233,23 +234,27 @@ async def test_the_decision_page_shows_the_drift_evidence_agents_clamps_windows_
 
 
 async def test_recent_decisions_page_in_sql_with_filters_over_thousands(console: Console) -> None:
-    made: list[Decision] = []
+    base = decision(0).model_dump(mode="json")
+    made: list[dict] = []  # documents as the store holds them, varied in the filtered fields
     for n in range(3000):
-        d = decision(n, app=f"app-{n % 40}", project=("prod", "staging", "dev")[n % 3],
-                     action=(Action.ENFORCE, Action.ALLOW, Action.DEFER, Action.ESCALATE)[n % 4],
-                     mode=("advisory", "autonomous")[n % 2],
-                     state=(DecisionState.DONE, DecisionState.AWAITING_APPROVAL)[n % 5 == 0])
-        made.append(d)
+        doc = json.loads(json.dumps(base))
+        doc["event"]["event_id"] = f"ev-{n:06d}"
+        doc["event"]["received_at"] = (T0 + timedelta(seconds=n)).isoformat()
+        doc["event"]["notification"].update(app=f"app-{n % 40}", project=("prod", "staging", "dev")[n % 3])
+        doc["verdict"]["verdict"]["action"] = ("enforce", "allow", "defer", "escalate")[n % 4]
+        doc["mode"] = ("advisory", "autonomous")[n % 2]
+        doc["state"] = ("done", "awaiting_approval")[n % 5 == 0]
+        made.append(doc)
     await console.store.db.execute("BEGIN")
-    for d in made:
+    for doc in made:
         await console.store.db.execute(
             "INSERT INTO drift_decisions VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-            (d.event.event_id, d.event.idempotency_key, d.event.notification.app, d.state.value,
-             d.event.received_at.isoformat(), d.updated_at.isoformat(), d.model_dump_json()))
+            (doc["event"]["event_id"], "k", doc["event"]["notification"]["app"], doc["state"],
+             doc["event"]["received_at"], doc["updated_at"], json.dumps(doc)))
     await console.store.db.execute("COMMIT")
     where = DecisionFilter(project="staging", action=Action.ALLOW, mode="autonomous", limit=37)
-    expected = [d.event.event_id for d in reversed(made) if d.event.notification.project == "staging"
-                and d.verdict is not None and d.verdict.verdict.action == Action.ALLOW and d.mode == "autonomous"]
+    expected = [d["event"]["event_id"] for d in reversed(made) if d["event"]["notification"]["project"] == "staging"
+                and d["verdict"]["verdict"]["action"] == "allow" and d["mode"] == "autonomous"]
     seen: list[str] = []
     pages = 0
     while True:
