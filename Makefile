@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench eval
+.PHONY: setup demo test lint bench eval browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,9 @@ bench: setup
 
 eval: setup
 	$(BIN)/driftwise eval scenarios
+
+# The console's browser tests (tests/console/test_browser.py): axe-core from npm, pinned (its sha256 is checked
+# by the test). Chromium is Debian's: apt-get install -y --no-install-recommends chromium (.ci/run does both).
+AXE_CORE_VERSION := 4.14.1
+browser-deps:
+	npm install --silent --no-save --no-audit --no-fund --no-package-lock --prefix build/npm axe-core@$(AXE_CORE_VERSION)

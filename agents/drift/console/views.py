@@ -28,8 +28,9 @@ _VALUE_CHARS = 600
 WHY_LABELS: dict[str, str] = {
     "policy.threshold": "low confidence",
     "policy.second_opinion_disagrees": "the rules and the model disagree",
-    "mode": "advisory mode: every action waits for a human",
 }
+_NOT_A_WHY = frozenset({"policy.proposal"})
+"""Reason codes that say what the guardrail kept, not why a human is needed."""
 
 
 def show(value: object, limit: int = _VALUE_CHARS) -> str:
@@ -61,12 +62,14 @@ def safe_link(url: str) -> str | None:
 
 def why_human(decision: Decision) -> list[str]:
     """Why this decision waits for a human, in the approver's words (one label per kind of reason)."""
-    labels: list[str] = []
+    labels: list[str] = ["advisory mode: every action waits for a human"] if decision.mode == "advisory" else []
     verdict = decision.verdict.verdict if decision.verdict else None
     proposal = decision.proposal.recommendation if decision.proposal else None
     if proposal is not None and proposal.action == Action.ESCALATE:
         labels.append("the drift agent escalated")
     for reason in verdict.reasons if verdict else []:
+        if reason.code in _NOT_A_WHY:
+            continue
         label = WHY_LABELS.get(reason.code) or (
             f"policy: {reason.code.removeprefix('policy.').replace('_', ' ')}" if reason.code.startswith("policy.")
             else reason.code.replace("_", " "))
@@ -193,7 +196,6 @@ class DecisionView:
     argocd_url: str
     resources: list[ResourceView]
     evidence: list[EvidenceView]
-    other_evidence: list[EvidenceView]
     agents: list[AgentView]
     proposed: str
     final: str
@@ -261,8 +263,7 @@ def decision_view(decision: Decision) -> DecisionView:
                                 changed_by=d.changed_by,
                                 changed_at=d.changed_at.isoformat(timespec="seconds") if d.changed_at else "")
                    for d in (report.drifts if report else [])],
-        evidence=[e for e in evidence if e.cited_by or e.error],
-        other_evidence=[e for e in evidence if not (e.cited_by or e.error)],
+        evidence=sorted(evidence, key=lambda e: not e.cited_by),  # what an agent cited first
         agents=agents,
         proposed=(proposal.action.value if proposal and proposal.action else "—"), final=final,
         requires_approval=bool(verdict and verdict.requires_approval),
