@@ -45,11 +45,11 @@ WAIT_MS = 20_000
 T = TypeVar("T")
 
 
-def _scenario(action: str, tag: str | None = None) -> dict:
-    """The first visible scenario expecting `action` (and carrying `tag`): chosen by the rubric's label."""
+def _scenario(action: str | None = None, tag: str | None = None) -> dict:
+    """The first visible scenario expecting `action` and carrying `tag`: chosen by the rubric's labels."""
     for path in sorted(SCENARIOS.glob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
-        if doc["expect"]["action"] == action and (tag is None or tag in doc.get("tags", [])):
+        if action in (None, doc["expect"]["action"]) and (tag is None or tag in doc.get("tags", [])):
             return doc
     raise AssertionError(f"no visible scenario expects {action} with tag {tag}")
 
@@ -210,7 +210,7 @@ def test_the_keyboard_alone_can_sign_in_and_approve(console: Console) -> None:
     tab_to(page, "token")
     page.keyboard.type(APPROVALS)
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(f"/console/decisions/{event_id}$"))
+    page.wait_for_url(f"{console.url}/decisions/{event_id}")
     tab_to(page, "approve-reason")
     page.keyboard.type("approved from the keyboard")
     tab_to(page, "approve")
@@ -244,7 +244,7 @@ def test_axe_finds_no_serious_or_critical_violation(console: Console) -> None:
 
 
 def test_hostile_text_never_executes_in_the_queue_or_the_decision_page(console: Console) -> None:
-    injection = _scenario("escalate", "injection")
+    injection = _scenario(tag="injection")
     console.stack.sandbox.activate(injection["id"])
     visible = post(console.drift, injection["notification"])
     wait_until(lambda: console.decision(visible).final, 30, "the injection scenario decided", console.drift.proc)
@@ -265,12 +265,15 @@ def test_hostile_text_never_executes_in_the_queue_or_the_decision_page(console: 
     page.goto(f"{console.url}/decisions/{planted[0].event.event_id}")
     assert CORPUS[0] in page.locator("#reasoning").inner_text()  # shown as text
     assert dialogs == []
-    config_maps = [d for d in console.decision(visible).report.drifts if d.ref.kind == "ConfigMap"]
+    report = console.decision(visible).report
+    assert report is not None
+    texts = [c.after for d in report.drifts for c in d.changes if isinstance(c.after, str) and not c.redacted
+             and len(c.after) > 40]
+    assert texts, "the injection scenario drifts a text value"
     page.goto(f"{console.url}/decisions/{visible}")
     shown = page.locator("main").inner_text()
-    for change in config_maps[0].changes if config_maps else []:
-        if isinstance(change.after, str) and not change.redacted:
-            assert change.after.strip()[:40] in shown
+    for text in texts:
+        assert text.split("\n")[0][:30] in shown  # the scenario's text is on the page, as text
 
 
 async def plant(db: Path, decisions: list[Decision]) -> None:
