@@ -2,14 +2,12 @@
 
 The session lives in a signed cookie (Starlette's SessionMiddleware, itsdangerous): HttpOnly,
 SameSite=Strict, path /console, Secure when the agent's public URL is https. It holds the approver's
-name, a CSRF token and a fingerprint of the approvals token used to sign in, never the token: when
-that token is rotated out of `drift.approvals_token`, every session signed in with it ends. The
-signing key is drawn at start-up, so a restart of the drift agent signs everyone out.
+name and a CSRF token, never the approvals token. The signing key is drawn at start-up, so a restart
+of the drift agent (which is also how a rotated `drift.approvals_token` takes effect) signs everyone out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from typing import Annotated
@@ -34,17 +32,9 @@ class Login(BaseModel):
     approver: ApproverName
 
 
-def fingerprint(token: str) -> str:
-    return hashlib.sha256(b"driftwise-console\0" + token.encode()).hexdigest()
-
-
-def token_matches(given: str, accepted: list[str]) -> str | None:
-    """The fingerprint of the accepted token `given` equals, comparing every one (no early exit)."""
-    found = None
-    for token in accepted:
-        if hmac.compare_digest(given.encode(), token.encode()):
-            found = fingerprint(token)
-    return found
+def token_ok(given: str, accepted: list[str]) -> bool:
+    """`given` is one of the accepted approvals tokens, comparing every one (no early exit)."""
+    return any([hmac.compare_digest(given.encode(), token.encode()) for token in accepted])
 
 
 def csrf_token(request: Request) -> str:
@@ -62,18 +52,15 @@ def csrf_ok(request: Request, sent: object) -> bool:
                                                                                        expected.encode())
 
 
-def approver(request: Request, accepted: list[str]) -> str | None:
-    """The signed-in approver, if the session's token is still one the agent accepts."""
-    name, fp = request.session.get("approver"), request.session.get("token")
-    if not isinstance(name, str) or not isinstance(fp, str):
-        return None
-    current = [fingerprint(t) for t in accepted]
-    return name if any([hmac.compare_digest(fp, c) for c in current]) else None
+def approver(request: Request) -> str | None:
+    """The signed-in approver (the cookie's signature and age were checked by SessionMiddleware)."""
+    name = request.session.get("approver")
+    return name if isinstance(name, str) else None
 
 
-def sign_in(request: Request, name: str, token_fp: str) -> None:
+def sign_in(request: Request, name: str) -> None:
     request.session.clear()  # a new session: a CSRF token drawn before the login is not reused
-    request.session.update({"approver": name, "token": token_fp, "csrf": secrets.token_urlsafe(32)})
+    request.session.update({"approver": name, "csrf": secrets.token_urlsafe(32)})
 
 
 def sign_out(request: Request) -> None:

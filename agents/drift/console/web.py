@@ -92,14 +92,14 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
     def page(request: Request, template: str, status: int = 200, **values: object) -> HTMLResponse:
         html = env.get_template(template).render(
             prefix=PREFIX, csrf_field=session.CSRF_FIELD, csrf=session.csrf_token(request),
-            approver=session.approver(request, deps.approvals_tokens), poll_s=QUEUE_POLL_S, **values)
+            approver=session.approver(request), poll_s=QUEUE_POLL_S, **values)
         return HTMLResponse(html, status_code=status)
 
     def message(request: Request, status: int, title: str, text: str) -> HTMLResponse:
         return page(request, "message.html", status, title=title, text=text)
 
     def signed_in(request: Request) -> str | None:
-        return session.approver(request, deps.approvals_tokens)
+        return session.approver(request)
 
     def to_login(request: Request) -> Response:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -143,12 +143,11 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
             return page(request, "login.html", 400, next=target,
                         error=f"Fill in {bad}: the approvals token (drift.approvals_token) and your name as the "
                               "audit should record it (printable characters, at most 200).")
-        token_fp = session.token_matches(given.token.get_secret_value(), deps.approvals_tokens)
-        if token_fp is None:
+        if not session.token_ok(given.token.get_secret_value(), deps.approvals_tokens):
             log.warning("console login refused for approver %r: wrong token", printable(given.approver, 200))
             return page(request, "login.html", 401, next=target,
                         error="That is not the approvals token (drift.approvals_token).")
-        session.sign_in(request, given.approver, token_fp)
+        session.sign_in(request, given.approver)
         return RedirectResponse(target, status_code=303)
 
     async def logout(request: Request) -> Response:
