@@ -157,21 +157,18 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
         session.sign_out(request)
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
 
-    async def queue_rows(request: Request) -> list[object]:
-        now = deps.now()
-        return [queue_item(d, now) for d in await deps.store.awaiting(QUEUE_LIMIT)]
+    def queue(template: str) -> Callable[[Request], Awaitable[Response]]:
+        """The queue page, or (`_queue_rows.html`) the part of it htmx polls."""
 
-    async def queue(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
-        total = await deps.store.count_state(DecisionState.AWAITING_APPROVAL.value)
-        return page(request, "queue.html", items=await queue_rows(request), total=total, limit=QUEUE_LIMIT)
+        async def endpoint(request: Request) -> Response:
+            if signed_in(request) is None:
+                return to_login(request)
+            now = deps.now()
+            items = [queue_item(d, now) for d in await deps.store.awaiting(QUEUE_LIMIT)]
+            total = await deps.store.count_state(DecisionState.AWAITING_APPROVAL.value)
+            return page(request, template, items=items, total=total, limit=QUEUE_LIMIT)
 
-    async def queue_fragment(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
-        total = await deps.store.count_state(DecisionState.AWAITING_APPROVAL.value)
-        return page(request, "_queue_rows.html", items=await queue_rows(request), total=total, limit=QUEUE_LIMIT)
+        return endpoint
 
     async def recent(request: Request) -> Response:
         if signed_in(request) is None:
@@ -253,8 +250,8 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
         return endpoint
 
     routes = [
-        Route("/", queue, methods=["GET"]),
-        Route("/queue", queue_fragment, methods=["GET"]),
+        Route("/", queue("queue.html"), methods=["GET"]),
+        Route("/queue", queue("_queue_rows.html"), methods=["GET"]),
         Route("/decisions", recent, methods=["GET"]),
         Route("/decisions/{event_id}", show_decision, methods=["GET"]),
         Route("/decisions/{event_id}/approve", answer("approve"), methods=["POST"]),
