@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench eval browser-deps
+.PHONY: setup demo test lint bench eval browser-deps test-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup lint
+test: setup lint test-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup
@@ -34,3 +34,15 @@ eval: setup
 AXE_CORE_VERSION := 4.14.1
 browser-deps:
 	npm install --silent --no-save --no-audit --no-fund --no-package-lock --prefix build/npm axe-core@$(AXE_CORE_VERSION)
+
+# Test-only tools outside pyproject, each pinned by hash: OPA's Go engine (tests/requirements-opa.txt says why
+# --ignore-requires-python) and the MCP conformance suite with the Node 22 it needs (tools/mcp-conformance).
+test-tools: $(BIN)/.opa-bindings tools/mcp-conformance/node_modules/.installed
+
+$(BIN)/.opa-bindings: tests/requirements-opa.txt $(BIN)/.installed
+	$(BIN)/pip install -q --no-deps --ignore-requires-python --require-hashes -r tests/requirements-opa.txt
+	touch $@
+
+tools/mcp-conformance/node_modules/.installed: tools/mcp-conformance/package.json tools/mcp-conformance/package-lock.json
+	npm ci --prefix tools/mcp-conformance --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
