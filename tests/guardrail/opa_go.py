@@ -9,6 +9,7 @@ lives here and never in agents/. `GoRegoEngine` answers like agents.drift.guardr
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,7 @@ from agents.drift.guardrail import (
     PolicyUndefined,
     policy_files,
 )
-from agents.drift.guardrail.engine import entrypoint_query
+from agents.drift.guardrail.engine import entrypoint_query, rego_input_term
 from tests.support.binaries import IN_CI
 
 
@@ -72,8 +73,19 @@ class GoRegoEngine:
         except OpaError as exc:
             raise PolicyEvaluationError(f"OPA evaluation failed: {exc}") from exc
 
+    def query(self, query: str, input: Any = None) -> list[dict[str, Any]]:
+        """The bindings of every solution of a Rego query (OPA's eval_query); PolicyEvaluationError."""
+        from opa_bindings import OpaError
+
+        try:
+            return self._engine.eval_query(query, input)
+        except OpaError as exc:
+            raise PolicyEvaluationError(f"OPA evaluation failed: {exc}") from exc
+
     def evaluate_sync(self, input: dict[str, Any]) -> dict[str, Any]:
-        return {"result": self.document(self._path, input), "decision_id": uuid.uuid4().hex}
+        # The term regopy and the OPA REST client send, so that every engine reads the same input.
+        term = json.loads(rego_input_term(input))
+        return {"result": self.document(self._path, term), "decision_id": uuid.uuid4().hex}
 
     async def evaluate(self, input: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.evaluate_sync, input)
