@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from driftwise.explain import explain_final
 from protocol.context import (
     Annotations,
     Autoscalers,
@@ -149,10 +150,12 @@ class Shown:
     event_id: str
     action: str
     latency_ms: float
+    summary: str
 
 
 def render_decision(console: Any, title: str, decision: Decision, trust: TrustStore, latency_ms: float) -> str:
-    """Print one decision; returns the final action (a verdict needing a human reads `escalate`)."""
+    """Print one decision; returns its one-line summary: the final action (a verdict needing a human reads
+    `escalate`) and why, naming what overruled the drift agent's proposal."""
     from rich.panel import Panel
     from rich.table import Table
 
@@ -214,16 +217,16 @@ def render_decision(console: Any, title: str, decision: Decision, trust: TrustSt
     else:
         confidence = decision.proposal.recommendation.confidence if decision.proposal else 0.0
         console.print(Panel(decision.error or "no verdict", title="guardrail", expand=False))
-    reasoning = decision.proposal.recommendation.reasoning if decision.proposal else (decision.error or "")
+    explained = explain_final(decision)
     applied = ", ".join(f"{a.kind}{'' if a.executed else ' (not executed)'}" for a in decision.applied) or "nothing"
     action = got.value if got is not None else "none"
-    console.print(Panel(f"{reasoning}\n\napplied: {applied}",
+    console.print(Panel(f"{explained.text()}\n\napplied: {applied}",
                         title=f"final action: [bold]{action}[/]  confidence {confidence:.2f}  "
                               f"({decision.mode} mode)", expand=False))
     if decision.backport_patch:
         console.print(Panel(decision.backport_patch.rstrip(), title="Git back-port for a human to merge",
                             expand=False))
-    return action
+    return explained.summary
 
 
 async def run_demo(
@@ -239,7 +242,7 @@ async def run_demo(
     """Start everything (sandbox included), decide each scenario's drift, show it, stop everything."""
     import httpx
 
-    from driftwise.evaluation import Endpoints, EvalError, SystemClient, running_system
+    from driftwise.evaluation import Endpoints, EvalError, SystemClient, final_action, running_system
 
     shown: list[Shown] = []
     started = time.perf_counter()
@@ -262,6 +265,7 @@ async def run_demo(
                 ack = await client.notify(notification)
                 decision = await client.wait_final(ack.event_id, settings.drift.decision_deadline_s * 2 + 10)
                 latency = (time.perf_counter() - t0) * 1000
-                action = render_decision(console, listing[sid].get("title", sid), decision, trust, latency)
-                shown.append(Shown(sid, ack.event_id, action, latency))
+                summary = render_decision(console, listing[sid].get("title", sid), decision, trust, latency)
+                action = final_action(decision)
+                shown.append(Shown(sid, ack.event_id, action.value if action else "none", latency, summary))
     return shown

@@ -144,10 +144,14 @@ class ScenarioResult:
     error: str | None = None
     reasons: list[str] = field(default_factory=list)
     llm: LlmUsage | None = None
+    repeat: int = 1
+    acceptable: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "title": self.title, "expected": self.expected, "got": self.got, "score": self.score,
+            "repeat": self.repeat, "acceptable": self.acceptable, "unsafe": self.unsafe,
             "confidence": self.confidence, "latency_ms": self.latency_ms, "state": self.state,
             "event_id": self.event_id, "error": self.error, "reasons": self.reasons,
             "llm": self.llm.model_dump(mode="json") if self.llm else None,
@@ -308,7 +312,9 @@ async def submit(client: SystemClient, notification: dict[str, Any]) -> WebhookA
 
 async def run_scenario(client: SystemClient, scenario: LabelledScenario, timeout_s: float) -> ScenarioResult:
     base = ScenarioResult(id=scenario.id, title=scenario.title, expected=scenario.expect.action.value,
-                          got=NO_DECISION, score="wrong")
+                          got=NO_DECISION, score="wrong",
+                          acceptable=[a.value for a in scenario.expect.acceptable],
+                          unsafe=[a.value for a in scenario.expect.unsafe])
     await client.activate(scenario.id)
     started = time.perf_counter()
     try:
@@ -404,10 +410,19 @@ def confusion_table(results: list[ScenarioResult]) -> Any:
     return table
 
 
-def report_json(results: list[ScenarioResult], *, reasoner: str, started_s: float) -> dict[str, Any]:
+def report_json(results: list[ScenarioResult], *, reasoner: str, started_s: float,
+                llm_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run as JSON; with the LLM reasoner, its settings and the harness's totals (driftwise.llm_eval)."""
     counts = Counter(r.score for r in results)
+    extra: dict[str, Any] = {}
+    if llm_settings is not None:
+        from driftwise.llm_eval import RunScenario, summarize
+
+        extra = {"llm_settings": llm_settings, "llm_totals": summarize(
+            [RunScenario.model_validate(r.as_json()) for r in results]).as_json()}
     return {
         "reasoner": reasoner,
+        **extra,
         "total": len(results),
         **{k: counts[k] for k in SCORES},
         "accuracy": counts["correct"] / len(results) if results else 0.0,
@@ -495,6 +510,7 @@ async def run_eval(
     timeout_s: float,
     sandbox_args: list[str] | None = None,
     config_file: Path | None = None,
+    repeat: int = 1,
 ) -> EvalRun:
     """Start sandbox + system (settings already prepared: ports, state dir, mode), run every scenario.
 
@@ -502,6 +518,7 @@ async def run_eval(
     a later scenario whose application an earlier one already used would join or supersede that earlier
     decision. So the scenarios run in rounds in which no application repeats, each round on a fresh
     system with its own state folder (one round when every application is distinct, the usual case).
+    With `repeat` K, the whole list runs K times (each repetition in rounds of its own).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -510,12 +527,15 @@ async def run_eval(
     ready: dict[str, float | None] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("scenarios", total=len(scenarios))
+        task = progress.add_task("scenarios", total=len(scenarios) * repeat)
+        seen: Counter[str] = Counter()
 
         def advance(result: ScenarioResult) -> None:
+            seen[result.id] += 1
+            result.repeat = seen[result.id]
             progress.update(task, advance=1, description=f"{result.id}: {result.got}")
 
-        for index, batch in enumerate(rounds(scenarios)):
+        for index, batch in enumerate(rounds(scenarios * repeat)):
             round_settings = settings if index == 0 else settings.model_copy(
                 update={"state_dir": Path(settings.state_dir) / f"round-{index + 1}"})
             started = time.perf_counter()

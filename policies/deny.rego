@@ -8,17 +8,20 @@ import rego.v1
 # Matched against lower(s): regopy's regex.match silently fails on the (?i) flag.
 prune_or_delete := `(^|[^a-z])(prune|delete)`
 
+# A missing field is read as null: OPA finds `not x.action in actions` (and `not is_object(input.facts)`)
+# undefined when the field is missing, where regopy finds it true (docs/rego-engines.md).
 deny contains {"id": "forbidden_action", "message": msg} if {
 	has_proposal
-	not proposal.action in actions
-	msg := sprintf("the proposal's action %v is not one of %v", [proposal.action, actions])
+	not object.get(proposal, "action", null) in actions
+	msg := sprintf("the proposal's action %v is not one of %v", [object.get(proposal, "action", null), actions])
 }
 
 deny contains {"id": "forbidden_action", "message": msg} if {
 	some r in input.specialists
 	r.kind == "recommendation"
-	not r.action in actions
-	msg := sprintf("specialist %v proposes %v, which is not one of %v", [r.agent, r.action, actions])
+	not object.get(r, "action", null) in actions
+	msg := sprintf("specialist %v proposes %v, which is not one of %v", [r.agent, object.get(r, "action", null),
+		actions])
 }
 
 deny contains {"id": "prune_or_delete", "message": msg} if {
@@ -47,7 +50,7 @@ deny contains {"id": "event_mismatch", "message": msg} if {
 }
 
 deny contains {"id": "facts_missing", "message": "the input carries no facts about the drift"} if {
-	not is_object(input.facts)
+	not is_object(object.get(input, "facts", null))
 }
 
 deny contains {"id": "windows_unreadable", "message": msg} if {

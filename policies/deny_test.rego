@@ -84,3 +84,21 @@ test_missing_facts_are_denied if {
 	v := guardrail.verdict
 	v.action == "escalate"
 }
+
+# The edges where OPA and regopy once answered differently (docs/rego-engines.md): a missing field is
+# refused the same way by both.
+input_no_facts_at_all_is_denied := object.remove(base_input, ["facts"])
+
+test_no_facts_at_all_is_denied if {
+	v := guardrail.verdict
+	v.action == "escalate"
+	has_reason(v, "policy.deny.facts_missing")
+}
+
+input_proposal_without_an_action_is_denied := with_input({"proposal": object.remove(proposal("allow", 0.95), ["action"])})
+
+test_proposal_without_an_action_is_denied if {
+	v := guardrail.verdict
+	v.action == "escalate"
+	has_reason(v, "policy.deny.forbidden_action")
+}

@@ -73,16 +73,15 @@ base_action := "enforce" if {
 	not has_proposal
 } else := proposal.action
 
-# Driftwise's syncs are manual syncs; a missing fact counts as "refused" (fail closed).
+# Driftwise's syncs are manual syncs; a missing or non-boolean fact counts as "refused" (fail closed).
+# Negated through a rule: OPA finds `not is_boolean(input.facts.sync_allowed_now)` undefined when the
+# fact is missing (regopy: true), which let an enforce through there (docs/rego-engines.md).
 window_refuses if {
 	base_action == "enforce"
-	input.facts.sync_allowed_now != true
+	not sync_allowed_now
 }
 
-window_refuses if {
-	base_action == "enforce"
-	not is_boolean(input.facts.sync_allowed_now)
-}
+sync_allowed_now if input.facts.sync_allowed_now == true
 
 # Unknown is never benign: nothing accepts or leaves waiting what nobody can say the meaning of.
 unclassified_refuses if {
@@ -97,12 +96,27 @@ action := "escalate" if {
 } else := "escalate" if {
 	unclassified_refuses
 } else := "escalate" if {
-	not base_action in actions
+	not base_action_known
 } else := base_action
+
+# A rule, negated: `not base_action in actions` is undefined in OPA when base_action is (a proposal
+# without an action), true in regopy.
+base_action_known if base_action in actions
 
 # --- confidence and approval --------------------------------------------------------------------
 
-confidence := max([c | some r in input.specialists; r.agent in security_enforcers; c := r.confidence]) if {
+security_confidences := [c | some r in input.specialists; r.agent in security_enforcers; c := r.confidence]
+
+# The largest by `<=`, not max(): regopy's max() and sort() order numbers as their text (max([10, 9]) is 9,
+# max([1e-05, 0.5]) is 1e-05), OPA's by value (docs/rego-engines.md).
+security_confidence := c if {
+	some c in security_confidences
+	every d in security_confidences {
+		d <= c
+	}
+}
+
+confidence := security_confidence if {
 	security_binding
 } else := proposal.confidence if {
 	has_proposal
@@ -145,16 +159,18 @@ verdict_scope := proposal.scope if {
 }
 
 # --- reasons (ordered: what decided first) ------------------------------------------------------
+# The order key is a zero-padded string: regopy sorts numbers as their text ([100, ...] before [30, ...]),
+# OPA by value; both sort strings by their bytes (docs/rego-engines.md).
 # regopy quirk: sprintf("%s") of a string computed in the policy (concat, sort) keeps its quotes in
 # the compiled bundle; such messages are built with concat, sprintf only formats input values.
 
-reason contains [10, concat("", ["policy.deny.", d.id]), d.message] if some d in deny
+reason contains ["010", concat("", ["policy.deny.", d.id]), d.message] if some d in deny
 
-reason contains [20, "policy.proposal_missing", "no verified proposal from the drift agent: a human decides"] if {
+reason contains ["020", "policy.proposal_missing", "no verified proposal from the drift agent: a human decides"] if {
 	not has_proposal
 }
 
-reason contains [30, "policy.security_enforce_binding", msg] if {
+reason contains ["030", "policy.security_enforce_binding", msg] if {
 	security_binding
 	msg := concat("", [
 		"security enforce by ", concat(", ", sort(security_enforcers)),
@@ -162,13 +178,13 @@ reason contains [30, "policy.security_enforce_binding", msg] if {
 	])
 }
 
-reason contains [40, "policy.specialist_escalate", msg] if {
+reason contains ["040", "policy.specialist_escalate", msg] if {
 	count(specialist_escalations) > 0
 	not security_binding
 	msg := concat("", ["specialist ", concat(", ", sort(specialist_escalations)), " escalated: a human decides"])
 }
 
-reason contains [40, "policy.specialist_escalate", msg] if {
+reason contains ["040", "policy.specialist_escalate", msg] if {
 	count(specialist_escalations) > 0
 	security_binding
 	msg := concat("", [
@@ -177,14 +193,14 @@ reason contains [40, "policy.specialist_escalate", msg] if {
 	])
 }
 
-reason contains [50, "policy.sync_window_refuses", msg] if {
+reason contains ["050", "policy.sync_window_refuses", msg] if {
 	window_refuses
 	msg := sprintf("the project's sync windows refuse a sync of %v now: escalated instead of enforce", [
 		input.facts.application,
 	])
 }
 
-reason contains [52, "policy.unclassified", msg] if {
+reason contains ["052", "policy.unclassified", msg] if {
 	unclassified_refuses
 	by := {a |
 		some r in array.concat(input.specialists, [object.get(input, "proposal", {})])
@@ -198,16 +214,16 @@ reason contains [52, "policy.unclassified", msg] if {
 	])
 }
 
-reason contains [55, "policy.freeze_active", "a deny sync window (change freeze) is active now"] if {
+reason contains ["055", "policy.freeze_active", "a deny sync window (change freeze) is active now"] if {
 	input.facts.freeze_active == true
 }
 
-reason contains [60, "policy.threshold", msg] if {
+reason contains ["060", "policy.threshold", msg] if {
 	low_confidence
 	msg := sprintf("confidence %v is below the threshold %v: a human must approve", [confidence, threshold])
 }
 
-reason contains [70, "policy.second_opinion_disagrees", msg] if {
+reason contains ["070", "policy.second_opinion_disagrees", msg] if {
 	second_opinion_disagrees
 	so := input.second_opinion
 	msg := sprintf("proposal by %v says %v (confidence %v); the deterministic second opinion says %v (confidence %v)", [
@@ -215,7 +231,7 @@ reason contains [70, "policy.second_opinion_disagrees", msg] if {
 	])
 }
 
-reason contains [80, "policy.specialist_missing", msg] if {
+reason contains ["080", "policy.specialist_missing", msg] if {
 	count(missing_specialists) > 0
 	msg := concat("", [
 		"expected specialist(s) ", concat(", ", [m | some m in missing_specialists; is_string(m)]),
@@ -223,12 +239,12 @@ reason contains [80, "policy.specialist_missing", msg] if {
 	])
 }
 
-reason contains [90, "policy.recommendation_discarded", msg] if {
+reason contains ["090", "policy.recommendation_discarded", msg] if {
 	some d in input.discarded
 	msg := sprintf("recommendation from %v discarded: %v", [d.agent, d.reason])
 }
 
-reason contains [100, "policy.proposal", msg] if {
+reason contains ["100", "policy.proposal", msg] if {
 	has_proposal
 	action == proposal.action
 	msg := sprintf("final action follows the proposal of %v: %v", [proposal.agent, proposal.action])

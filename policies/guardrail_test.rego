@@ -35,20 +35,21 @@ proposal(action, confidence) := object.union(rec("drift", "operational", action,
 
 security_enforce := rec("security", "security", "enforce", 0.95)
 
-with_input(overrides) := object.union(
-	{
-		"event_id": "evt-1",
-		"threshold": 0.8,
-		"proposal": proposal("allow", 0.9),
-		"specialists": [],
-		"discarded": [],
-		"expected_specialists": [],
-		"missing_specialists": [],
-		"second_opinion": null,
-		"facts": facts,
-	},
-	overrides,
-)
+# Top-level keys replaced, never merged: OPA's object.union merges nested objects, regopy's replaces
+# them, so the base loses the overridden keys first and both engines build the same input.
+with_input(overrides) := object.union(object.remove(base_input, object.keys(overrides)), overrides)
+
+base_input := {
+	"event_id": "evt-1",
+	"threshold": 0.8,
+	"proposal": proposal("allow", 0.9),
+	"specialists": [],
+	"discarded": [],
+	"expected_specialists": [],
+	"missing_specialists": [],
+	"second_opinion": null,
+	"facts": facts,
+}
 
 has_reason(v, code) if {
 	some r in v.reasons

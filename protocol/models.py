@@ -454,14 +454,26 @@ class AppliedAction(StrictModel):
     detail: dict[str, JsonValue] = Field(default_factory=dict)
 
 
+LlmFailure = Literal["timeout", "invalid", "cut_off", "refused", "unreachable", "http_error", "unsupported", "error"]
+"""Why a model's answer was not used: the kinds `driftwise eval --reasoner llm` counts."""
+StructuredOutput = Literal["json_schema", "function_calling", "json_mode"]
+"""How the answer's shape is asked of the endpoint (what `llm.structured_output: auto` settles on)."""
+
+
 class LlmUsage(StrictModel):
-    """Size of one LLM exchange, for the audit."""
+    """One decision's exchange with the model, for the audit and the evaluation harness."""
 
     model: str
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
-    fell_back: str | None = None
+    calls: int = Field(default=0, description="requests sent: 1, or 2 with the one repair")
+    structured_output: StructuredOutput | None = Field(default=None, description="the method the endpoint accepted")
+    model_action: Action | None = Field(default=None, description="what the model alone answered (None: no answer)")
+    model_confidence: float | None = None
+    rules_action: Action | None = Field(default=None, description="what the rules reasoner decided")
+    failure: LlmFailure | None = Field(default=None, description="set when the rules decided instead of the model")
+    fell_back: str | None = Field(default=None, description="the failure, said for a person")
 
 
 class Decision(Versioned):

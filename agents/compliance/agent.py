@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agents.compliance.policy import DEFAULT_POLICY, CompliancePolicy, load_policy
 from agents.kit import Skill, Specialist
+from agents.kit.workloads import namespace_labels, namespace_of
 from protocol import syncwindows
 from protocol.models import (
     Action,
@@ -25,13 +26,14 @@ from protocol.models import (
 
 def _regulated(report: DriftReport, label: str) -> dict[str, str]:
     """namespace -> regime, for every namespace the drift touches that carries the compliance label."""
-    touched = {d.ref.namespace for d in report.drifts if d.ref.namespace} | (
+    touched = {ns for d in report.drifts if (ns := namespace_of(report, d))} | (
         {report.destination_namespace} if report.destination_namespace else set()
     )
     out = {}
-    for ns, labels in report.namespace_labels.items():
-        if (ns in touched or not touched) and labels.get(label):
-            out[ns] = labels[label]
+    for ns in report.namespace_labels if not touched else sorted(touched):
+        value = (namespace_labels(report, ns) or {}).get(label)
+        if value:
+            out[ns] = value
     return out
 
 

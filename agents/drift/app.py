@@ -22,11 +22,13 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.drift.a2a_face import a2a_routes, build_card_for
 from agents.drift.config import DriftConfig
+from agents.drift.console import PREFIX as CONSOLE_PREFIX
+from agents.drift.console import ConsoleDeps, console_app
 from agents.drift.intake import BadRequest, bearer_ok, error, field_error, printable, read_json_object, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
 from agents.drift.openapi import DECISIONS_PATH, MAX_WAIT_S, OPENAPI_PATH, OPERATIONS, UNTIL, openapi_document
@@ -38,7 +40,7 @@ from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
 
-_OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH)
+_OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, CONSOLE_PREFIX)
 _PUBLIC = frozenset({"/healthz", "/metrics", OPENAPI_PATH, "/.well-known/agent-card.json", JWKS_PATH})
 
 
@@ -194,6 +196,10 @@ def create_app(
         Route(OPENAPI_PATH, openapi_endpoint, methods=["GET"]),
         Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
     ]
+    # the approvals console: its own session login (the approvals token), same port, same approvals path
+    routes.append(Mount(CONSOLE_PREFIX, app=console_app(ConsoleDeps(
+        store=store, resume=resume, approvals_tokens=approvers, max_body_bytes=config.max_body_bytes,
+        secure_cookie=(config.public_url or "").lower().startswith("https://")))))
     if card is not None and ask is not None:
         routes.extend(a2a_routes(card, ask))
     app = Starlette(routes=routes)
@@ -245,6 +251,8 @@ async def serve(config: DriftConfig) -> None:
         deps, pool = await build_deps(config, http, replay, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
+        await deps.reasoner.start()
+        stack.push_async_callback(deps.reasoner.aclose)
         await audit.anchor_with(anchor_for(config, deps.signer, http))
         graph = compile_graph(deps, saver)
         runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics)

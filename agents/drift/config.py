@@ -77,6 +77,8 @@ class LlmConfig(_Config):
     timeout_s: float = 20.0
     max_prompt_chars: int = 60_000
     max_output_tokens: int = 1200
+    structured_output: Literal["auto", "json_schema", "function_calling", "json_mode"] = "auto"
+    prompt: Literal["compact", "full"] = "compact"
 
 
 class DriftConfig(_Config):

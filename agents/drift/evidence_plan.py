@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agents.drift.reasoning.changes import classify
 from agents.drift.reasoning.security import trusted_registries, widening_findings
-from agents.drift.reasoning.workloads import WORKLOAD_KINDS, workload_of
 from agents.kit.knowledge import default_packs, is_builtin
+from agents.kit.workloads import WORKLOAD_KINDS, workload_of
 from protocol.models import DriftReport, ResourceDrift
 
 __all__ = ["BUILTIN_GROUPS", "PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names",

@@ -127,6 +127,17 @@ _POSTGRES_AUDIT_TRIGGERS = (
     "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
 )
 
+_CONSOLE_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS drift_decisions_received ON drift_decisions(received_at, event_id)",
+    "CREATE INDEX IF NOT EXISTS drift_decisions_state ON drift_decisions(state, received_at)",
+)
+
+
+def _console_project_index(project: str) -> str:
+    """The console's project filter: an expression index on the document, no new column."""
+    return f"CREATE INDEX IF NOT EXISTS drift_decisions_project ON drift_decisions(({project}), received_at)"
+
+
 _TABLES = (_DECISIONS, _JOINS, _OUTBOX, _JOBS, _AUDIT, _AUDIT_HEAD, _USED_TOKENS)
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -144,6 +155,13 @@ MIGRATIONS: tuple[Migration, ...] = (
               for t in _TABLES),
             *_INDEXES, *_POSTGRES_AUDIT_TRIGGERS,
         ),
+    ),
+    Migration(
+        version=2,
+        name="the console's keyset paging and filters (EventStore.page, awaiting)",
+        sqlite=(*_CONSOLE_INDEXES, _console_project_index("json_extract(document, '$.event.notification.project')")),
+        # the expression as PostgresDatabase.json_text writes it, so the planner matches the query to the index
+        postgres=(*_CONSOLE_INDEXES, _console_project_index("((document)::jsonb #>> '{event,notification,project}')")),
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from agents.drift.argocd_client import AppProject, ArgoApplication, ArgoCDClient, ManagedResource
-from agents.drift.diff import is_secret, resource_changes, resource_drift
 from agents.drift.errors import ObserveError
+from agents.kit.diff import is_secret, resource_changes, resource_drift
 from protocol.context import NamespaceInfo
 from protocol.models import DriftEvent, DriftReport, Evidence, ResourceDrift, ResourceRef, SyncWindow
 

@@ -175,6 +175,7 @@ class Recorder:
             "state": status.value,
             "mode": mode,
             "failure": failure.model_dump() if failure and not resumed else None,
+            "llm": state.llm.model_dump(mode="json") if state.llm else None,  # the model's own answer, or why not
             "timings_ms": timings,
         }
         # The audit records first: a decision visible as final always has its audit records.

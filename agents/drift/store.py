@@ -18,16 +18,46 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from agents.drift.acting.store import INTENT_STEP
 from agents.drift.database import Store, Tx
 from agents.drift.errors import StoreError
 from agents.drift.open_rule import UNDECIDED, is_open
-from protocol.models import Decision, DecisionState, DriftEvent
+from protocol.models import Action, Decision, DecisionState, DriftEvent, ProjectName
 
 _INTENT_STATE = {DecisionState.DONE: "done", DecisionState.SUPERSEDED: "done",
                  DecisionState.UNKNOWN_APPLICATION: "done", DecisionState.FAILED: "failed"}
 """The intent row's state once a decision ends; any other state (applying, awaiting a human) is `requested`."""
+
+
+class Cursor(BaseModel):
+    """Where a page of decisions ends: the next page starts after this (received_at, event_id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    received_at: AwareDatetime
+    event_id: str = Field(min_length=1, max_length=100)
+
+
+class DecisionFilter(BaseModel):
+    """Which decisions, newest first: every filter optional, `before` the keyset cursor of the page."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    project: ProjectName | None = None
+    action: Action | None = None
+    mode: Literal["shadow", "advisory", "autonomous"] | None = None
+    state: DecisionState | None = None
+    before: Cursor | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class DecisionPage(BaseModel):
+    decisions: list[Decision]
+    more: bool = Field(description="a next page exists (its cursor is the last decision's)")
+
+
 _STICKY = frozenset({DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION})
 """Terminal states nothing after them undoes (a scheduler job recorded late keeps the state)."""
 
@@ -177,6 +207,32 @@ class EventStore(Store):
             "FROM drift_decisions GROUP BY idempotency_key) m "
             "ON d.idempotency_key = m.idempotency_key AND d.received_at = m.at"
         )
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
+    async def page(self, where: DecisionFilter) -> DecisionPage:
+        """Decisions newest first, filtered and paged in SQL (keyset on received_at, event_id), so a page
+        costs the same with thousands of rows as with ten; one row more than asked says a next page exists."""
+        sql = "SELECT document FROM drift_decisions WHERE 1=1"
+        args: list[object] = []
+        for expr, value in ((self.db.json_text("document", "event", "notification", "project"), where.project),
+                            (self.db.json_text("document", "verdict", "verdict", "action"), where.action),
+                            (self.db.json_text("document", "mode"), where.mode), ("state", where.state)):
+            if value is not None:
+                sql += f" AND {expr} = ?"
+                args.append(str(value))
+        if where.before is not None:
+            sql += " AND (received_at, event_id) < (?, ?)"
+            args += [where.before.received_at.isoformat(), where.before.event_id]
+        sql += " ORDER BY received_at DESC, event_id DESC LIMIT ?"
+        args.append(where.limit + 1)
+        found = [Decision.model_validate_json(r[0]) for r in await self.rows(sql, args)]
+        return DecisionPage(decisions=found[:where.limit], more=len(found) > where.limit)
+
+    async def awaiting(self, limit: int = 200) -> list[Decision]:
+        """The decisions waiting for a human, oldest first (the console's queue)."""
+        rows = await self.rows(
+            "SELECT document FROM drift_decisions WHERE state = ? ORDER BY received_at, event_id LIMIT ?",
+            (DecisionState.AWAITING_APPROVAL.value, limit))
         return [Decision.model_validate_json(r[0]) for r in rows]
 
     async def count_state(self, state: str) -> int:

@@ -1,8 +1,13 @@
 """The kit every specialist agent is built from.
 
-A specialist = a `Specialist` subclass (card: description, skills with examples; one typed
-`analyze(AnalysisRequest) -> Recommendation`) exposed as `SPECIALIST` by a package under agents/,
-plus one `specialists.<name>` line of settings. The kit provides the rest.
+A specialist = a `Specialist` subclass (card: description, skills with tags and examples; the
+MCP servers it reads and the peers it consults; one typed `analyze(AnalysisRequest) -> Recommendation`)
+exposed as `SPECIALIST` by an importable module, plus one `specialists.<name>` line of settings.
+The kit provides the rest. Public modules beside this one: `agents.kit.workloads` (reading any
+workload: quantities, containers, requests x replicas, namespace labels of the report),
+`agents.kit.diff` (how a drift becomes changes), `agents.kit.testing` (build a report, call
+analyze() in process, the conformance suite every specialist passes), `agents.kit.knowledge`
+(knowledge packs). README "Add a specialist agent" is the guide; examples/cost-specialist the example.
 
 HTTP surface of every kit process (base URL http://host:port):
 - `GET  /.well-known/agent-card.json`  the A2A agent card, signed (JWS, EdDSA/Ed25519, `kid` + `jku`)  public

@@ -18,6 +18,7 @@ from a2a.utils.signing import create_agent_card_signer, create_signature_verifie
 from joserfc.jwk import OKPKey
 from jwt import PyJWK
 
+from agents.kit.errors import KitConfigError
 from agents.kit.specialist import Specialist
 
 JSON = "application/json"
@@ -29,7 +30,23 @@ REST_PREFIX = "/v1"
 JWKS_PATH = "/.well-known/jwks.json"
 
 
+def _check_skills(specialist: type[Specialist]) -> None:
+    """A2A 1.0 requires a card with at least one skill, each with an id, a name, a description and tags:
+    refuse to start without them rather than publish a card peers may reject."""
+    where = f"{specialist.__module__}.{specialist.__qualname__}.skills"
+    if not specialist.skills:
+        raise KitConfigError(f"{where} is empty: declare at least one Skill(id=, name=, description=, tags=(...))")
+    for skill in specialist.skills:
+        missing = [f for f in ("id", "name", "description", "tags") if not getattr(skill, f)]
+        if missing:
+            raise KitConfigError(
+                f"{where}: Skill {skill.id or skill.name!r} lacks {', '.join(missing)} (A2A requires them on the "
+                'card), e.g. tags=("cost", "drift")'
+            )
+
+
 def build_card(specialist: type[Specialist], agent: str, base_url: str) -> AgentCard:
+    _check_skills(specialist)
     skills = [
         AgentSkill(
             id=s.id, name=s.name, description=s.description, tags=list(s.tags), examples=list(s.examples),

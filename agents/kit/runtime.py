@@ -51,8 +51,15 @@ class Runtime:
     mcp: Any | None = None  # agents.kit.mcp_pool.McpPool when MCP servers are configured
 
     @classmethod
-    def create(cls, config: KitConfig, http: httpx.AsyncClient) -> Runtime:
-        key, trust = load_keys(config)
+    def create(
+        cls, config: KitConfig, http: httpx.AsyncClient, *, key: OKPKey | None = None, trust: TrustStore | None = None,
+    ) -> Runtime:
+        """The runtime of one specialist; with `key` (and `trust`) given, nothing is read from disk
+        (agents.kit.testing builds one in memory this way)."""
+        if key is None:
+            key, stored = load_keys(config)
+            trust = trust or stored
+        trust = trust or TrustStore()
         return cls(
             config=config, key=key, trust=trust, http=http,
             signer=Signer(agent=config.agent, key=key),

@@ -3,7 +3,7 @@
     class MySpecialist(Specialist):
         description = "Judges ... drift"
         domain = Domain.SECURITY
-        skills = (Skill(id="...", name="...", description="...", examples=("...",)),)
+        skills = (Skill(id="...", name="...", description="...", tags=("...",), examples=("...",)),)
 
         async def analyze(self, request: AnalysisRequest) -> Recommendation:
             ...
@@ -50,6 +50,10 @@ class Specialist(ABC):
     domain: ClassVar[Domain]
     skills: ClassVar[tuple[Skill, ...]]
     version: ClassVar[str] = "1.0.0"
+    mcp_servers: ClassVar[tuple[str, ...]] = ()
+    """MCP servers it reads context from (names under settings `mcp:`), e.g. ("kubernetes",)."""
+    consults: ClassVar[tuple[str, ...]] = ()
+    """Peer agents it may ask with consult() (names under settings `specialists:`); it gets only their tokens."""
     peer_penalty: ClassVar[float] = 0.3
     """Confidence lost when a consulted peer agent cannot answer."""
     context_penalty: ClassVar[float] = 0.1

@@ -63,6 +63,7 @@ class SecuritySpecialist(Specialist):
     )
     domain = Domain.SECURITY
     mcp_servers = ("kubernetes",)
+    consults = ("compliance",)
     skills = (
         Skill(
             id="analyze-security",

@@ -24,14 +24,14 @@ def kit_config(settings: Settings, name: str, port: int | None, specialist: type
 
     spec = settings.specialists[name]
     own = require_token(f"specialists.{name}.token", spec.token)
-    # Only the peers this agent holds a token for (least privilege: compliance calls no one).
+    # Only the peers it declares it consults (least privilege: compliance calls no one).
     peers = {
         other: PeerEndpoint(url=s.url(settings.host), token=token)
         for other, s in settings.specialists.items()
-        if other != name and s.enabled and (token := current(s.token)) is not None
+        if other != name and other in specialist.consults and s.enabled and (token := current(s.token)) is not None
     }
     mcp = {}
-    for server in getattr(specialist, "mcp_servers", ()):
+    for server in specialist.mcp_servers:
         entry = getattr(settings.mcp, server, None)
         if entry is not None:
             mcp[server] = McpServerEndpoint(url=entry.url(settings.host), token=current(entry.token))
@@ -83,8 +83,10 @@ def register(app: typer.Typer) -> None:
             return
         spec = settings.specialists.get(name)
         if spec is None:
-            fail(f"unknown agent {name!r}: configured specialists are {', '.join(sorted(settings.specialists))} "
-                 "(add one under `specialists:` in the settings file)", code=2)
+            read = f"the settings file {config}" if config else "no settings file (only the built-in defaults)"
+            fail(f"unknown agent {name!r}: configured specialists are {', '.join(sorted(settings.specialists))}; "
+                 f"read {read}. Add it under `specialists:` in a YAML file and pass that file with --config FILE "
+                 "or DRIFTWISE_CONFIG=FILE", code=2)
             return
         if not spec.enabled:
             fail(f"agent {name!r} is disabled in settings (specialists.{name}.enabled)", code=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,6 +23,7 @@ def register(app: typer.Typer) -> None:
         ),
         prometheus: str | None = typer.Option(None, "--prometheus", help="sandbox metrics: auto | real | builtin"),
         keep_state: bool = typer.Option(False, "--keep-state", help="keep the temporary state folder and logs"),
+        repeat: int = typer.Option(1, "--repeat", min=1, max=20, help="run every scenario K times (a model varies)"),
         config: Path | None = ConfigOption,
     ) -> None:
         """Start the sandbox on DIR and every process, run each scenario, score the final actions."""
@@ -55,6 +57,9 @@ def register(app: typer.Typer) -> None:
         except EvalError as exc:
             fail(str(exc), 2)
         err = Console(stderr=True)
+        llm_settings = None
+        if reasoner == "llm":
+            llm_settings = _preflight(settings, err)
         announce_autonomous("eval")
         with scratch_state("driftwise-eval-", keep_state) as state:
             try:
@@ -64,6 +69,7 @@ def register(app: typer.Typer) -> None:
                     settings, scenarios, folder.resolve(), console=err,
                     timeout_s=timeout_s or settings.drift.decision_deadline_s * 2 + 10,
                     sandbox_args=["--prometheus", prometheus] if prometheus else None, config_file=config,
+                    repeat=repeat,
                 ))
             except (EvalError, SupervisorError) as exc:
                 fail(f"eval could not run: {exc}")
@@ -80,6 +86,57 @@ def register(app: typer.Typer) -> None:
             if r.error:
                 out.print(f"[red]{r.id}[/]: {r.error}", markup=True)
         if json_out is not None:
-            report = report_json(run.results, reasoner=reasoner, started_s=run.startup_s)
+            report = report_json(run.results, reasoner=reasoner, started_s=run.startup_s, llm_settings=llm_settings)
             json_out.write_text(json.dumps(report, indent=2))
+        if reasoner == "llm":
+            from driftwise.llm_eval import RunScenario, all_fell_back, summarize
+
+            rows = [RunScenario.model_validate(r.as_json()) for r in run.results]
+            t = summarize(rows).as_json()
+            out.print(f"model alone: {t['model_alone_accuracy']:.0%} correct, {t['model_alone_unsafe']} unsafe; "
+                      f"agreement with the rules {t['agreement_with_rules']:.0%}; failures {t['failures'] or 'none'}")
+            warning = all_fell_back(rows)
+            if warning:
+                err.print(f"[yellow]{warning}[/]")
         typer.echo(accuracy_line(run.results))
+
+    @app.command("eval-report")
+    def eval_report(
+        runs: list[Path] = typer.Argument(..., help="files written by `driftwise eval DIR --reasoner llm --json F`"),
+        out: Path | None = typer.Option(None, "--out", help="write the markdown here instead of printing it"),
+    ) -> None:
+        """One markdown table per model from LLM evaluation runs: label, rules, model alone, final, totals."""
+        from driftwise.cli import fail
+        from driftwise.llm_eval import HarnessError, load_runs, markdown
+
+        try:
+            text = markdown(load_runs(runs))
+        except HarnessError as exc:
+            fail(str(exc), 2)
+        if out is None:
+            typer.echo(text)
+        else:
+            out.write_text(text)
+            typer.echo(f"wrote {out}")
+
+
+def _preflight(settings: Any, err: Any) -> dict[str, Any]:
+    """Warn before a run whose LLM settings make decisions fall back; the settings the report records."""
+    import asyncio
+
+    from agents.drift.config import LlmConfig
+    from driftwise.cli import fail
+    from driftwise.llm_eval import HarnessError, preflight
+
+    llm = settings.llm
+    try:
+        found = asyncio.run(preflight(LlmConfig(**llm.model_dump()), settings.drift.decision_deadline_s))
+    except HarnessError as exc:
+        fail(f"eval could not run: {exc}", 2)
+    if found.info:
+        err.print(found.info)
+    for problem in found.problems:
+        err.print(f"[yellow]warning: {problem}[/]")
+    return {"model": llm.model, "structured_output": llm.structured_output, "prompt": llm.prompt,
+            "timeout_s": llm.timeout_s, "max_output_tokens": llm.max_output_tokens,
+            "decision_deadline_s": settings.drift.decision_deadline_s}

@@ -5,6 +5,8 @@ Settings are read here, once, and handed to the server package as its own config
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,16 @@ class ServerName(StrEnum):
 class TransportName(StrEnum):
     http = "http"
     stdio = "stdio"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve anywhere
+        return False
 
 
 def backend_config(section: BackendSettings, auth_scheme: str = "Bearer") -> Any:
@@ -67,8 +79,9 @@ def register(app: typer.Typer) -> None:
         transport: TransportName = typer.Option(TransportName.http, help="http: streamable HTTP at /mcp; stdio"),
         port: int | None = typer.Option(None, help="HTTP port (default: settings mcp.<server>.port)"),
         host: str | None = typer.Option(None, help="HTTP bind address (default: settings host)"),
-        no_auth: bool = typer.Option(False, "--no-auth", help="serve HTTP without a bearer token (conformance "
-                                                              "suites that cannot send headers; never in production)"),
+        no_auth: bool = typer.Option(False, "--no-auth", help="serve HTTP without a bearer token, on a loopback "
+                                                              "address only (conformance suites that cannot send "
+                                                              "headers; never in production)"),
         config: Path | None = ConfigOption,
     ) -> None:
         """Run a read-only MCP server over one backend's real HTTP API."""
@@ -83,6 +96,15 @@ def register(app: typer.Typer) -> None:
         bind_host = host or settings.host
         bind_port = port or own.port
         auth = None
+        if transport is TransportName.http and no_auth:
+            if not is_loopback(bind_host):
+                from driftwise.cli import fail
+
+                fail(f"--no-auth serves MCP without a bearer token and is for tests on this machine only: bind it "
+                     f"to a loopback address (--host 127.0.0.1), not {bind_host!r}", 2)
+            logging.getLogger("driftwise.mcp").warning(
+                "mcp-%s serves without a bearer token (--no-auth) at http://%s:%s/mcp: tests only",
+                server.value, bind_host, bind_port)
         if transport is TransportName.http and not no_auth:
             from driftwise.cli import fail
             from driftwise.settings import ConfigError, require_token

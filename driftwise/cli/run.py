@@ -20,7 +20,7 @@ KeepStateOption = typer.Option(False, "--keep-state", help="keep the temporary s
 PrometheusOption = typer.Option(None, "--prometheus", help="sandbox metrics: auto | real | builtin")
 PortBaseOption = typer.Option(
     None, "--port-base", help="move every port into one block from here (sandbox +0..4, drift +5, "
-    "specialists, MCP servers); 0 = any free block"
+    "specialists, MCP servers), replacing the configured ports (it prints where each went); 0 = any free block"
 )
 
 
@@ -41,6 +41,24 @@ def _ports(settings: Any, port_base: int | None) -> int | None:
     if port_base == 0:
         return free_port_block(ports_needed(settings))
     return port_base
+
+
+def _ports_of(settings: Any) -> dict[str, int]:
+    from driftwise.supervisor import MCP_SERVERS, sandbox_base_port
+
+    ports = {"sandbox": sandbox_base_port(settings), "drift": settings.drift.port}
+    ports |= {name: spec.port for name, spec in settings.specialists.items() if spec.enabled}
+    return ports | {f"mcp-{name}": getattr(settings.mcp, name).port for name in MCP_SERVERS}
+
+
+def say_moved(command: str, port_base: int | None, before: Any, after: Any) -> None:
+    """--port-base replaces the configured ports: say which moved where (no one looks for a process on the old one)."""
+    if port_base is None:
+        return
+    was, now = _ports_of(before), _ports_of(after)
+    moved = [f"{name} {was[name]} -> {port}" for name, port in now.items() if was.get(name) != port]
+    typer.echo(f"driftwise {command}: --port-base moved the configured ports: " + (", ".join(moved) or "none")
+               + " (the sandbox's other backends follow it on the next four ports)", err=True)
 
 
 @contextmanager
@@ -89,7 +107,9 @@ def register(app: typer.Typer) -> None:
             if not path.exists():
                 fail(f"--sandbox {path}: no such file or folder", 2)
         try:
-            settings = prepare_settings(settings, port_base=_ports(settings, port_base))
+            moved = prepare_settings(settings, port_base=_ports(settings, port_base))
+            say_moved("up", port_base, settings, moved)
+            settings = moved
             code = asyncio.run(_up(settings, [p.resolve() for p in sandbox] or None, config))
         except StartError as exc:
             tail = "\n".join(exc.output.splitlines()[-15:])
@@ -122,8 +142,10 @@ def register(app: typer.Typer) -> None:
         announce_autonomous("demo")
         with scratch_state("driftwise-demo-", keep_state) as state:
             try:
-                settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base),
-                                            mode="autonomous")
+                moved = prepare_settings(settings, state_dir=state, port_base=_ports(settings, port_base),
+                                         mode="autonomous")
+                say_moved("demo", port_base, settings, moved)
+                settings = moved
                 shown = asyncio.run(run_demo(
                     settings, scenarios_dir=folder, scenario_ids=scenario or list(DEMO_SCENARIOS), console=console,
                     config_file=config, sandbox_args=_sandbox_args(prometheus), ports_picked=port_base == 0,
@@ -134,7 +156,7 @@ def register(app: typer.Typer) -> None:
                 fail("demo interrupted", 130)
         console.rule()
         typer.echo(f"demo done in {time.perf_counter() - started:.1f}s: "
-                   + "; ".join(f"{s.scenario} -> {s.action} ({s.latency_ms:.0f} ms)" for s in shown))
+                   + "; ".join(f"{s.scenario} -> {s.summary} ({s.latency_ms:.0f} ms)" for s in shown))
 
     @app.command("bench")
     def bench(

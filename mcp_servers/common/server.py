@@ -10,7 +10,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 from mcp.server import MCPServer
-from mcp_types import ToolAnnotations
+from mcp.server.mcpserver import Context
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -36,6 +38,22 @@ class ServerAuth(BaseModel):
     public_url: str
 
 
+class DriftwiseMcpServer(MCPServer[Any]):
+    """The SDK's MCPServer, with the MCP spec's error for an unknown prompt.
+
+    The spec answers `prompts/get` of a prompt the server does not have with JSON-RPC -32602
+    (invalid params); the SDK's MCPServer raises a ValueError there, which reaches the client as
+    error code 0. Our servers offer no prompts, so every `prompts/get` takes this path.
+    """
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}", data={"name": name})
+        return await super().get_prompt(name, arguments, context)
+
+
 def new_server(
     name: str,
     instructions: str,
@@ -49,7 +67,7 @@ def new_server(
         kwargs["token_verifier"] = StaticTokenVerifier([t.get_secret_value() for t in auth.tokens],
                                                       client_id=name)
         kwargs["auth"] = auth_settings(auth.public_url)
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = DriftwiseMcpServer(
         name, instructions=instructions, version="1", lifespan=lifespan, log_level="WARNING", **kwargs
     )
 

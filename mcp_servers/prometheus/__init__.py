@@ -1,4 +1,4 @@
-"""MCP server over Prometheus's HTTP API: query, workload_traffic, workload_memory."""
+"""MCP server over Prometheus's HTTP API: query, query_range, workload_traffic, workload_memory."""
 
 from mcp_servers.prometheus.server import PrometheusServerConfig, WorkloadQueries, build_server
 

@@ -93,32 +93,12 @@ def build_server(
     server = new_server(
         "prometheus",
         "Read-only access to Prometheus metrics. Every tool takes explicit times (RFC 3339); none assumes "
-        "'now'. Use workload_traffic / workload_memory for a workload's load, query for anything else.",
+        "'now'. Use workload_traffic / workload_memory for a workload's load, query / query_range for anything else.",
         auth=auth,
         lifespan=backend.lifespan,
     )
 
-    async def query(
-        promql: Annotated[str, Field(min_length=1, max_length=4000, description="a PromQL expression")],
-        time: Annotated[AwareDatetime | None, Field(description="instant query at this time (RFC 3339)")] = None,
-        start: Annotated[AwareDatetime | None, Field(description="range query start (RFC 3339)")] = None,
-        end: Annotated[AwareDatetime | None, Field(description="range query end (RFC 3339)")] = None,
-        step_s: Annotated[float | None, Field(gt=0, description="range query resolution in seconds")] = None,
-    ) -> QueryResult:
-        notes = Notes()
-        with span("prometheus.query"):
-            if time is not None and start is None and end is None:
-                result = await backend.client.query(promql, time)
-            elif time is None and start is not None and end is not None:
-                _window_order(start, end, "query")
-                step = step_s or _step(start, end, limits.max_points)
-                span_s = (end - start).total_seconds()
-                if span_s / step > MAX_RANGE_POINTS:
-                    step = math.ceil(span_s / MAX_RANGE_POINTS)
-                    notes.add(f"step raised to {step}s (Prometheus allows {MAX_RANGE_POINTS} points)")
-                result = await backend.client.query_range(promql, start, end, step)
-            else:
-                raise BadArguments("give `time` for an instant query, or `start` and `end` for a range query")
+    def _query_result(promql: str, result: PromResult, notes: Notes) -> QueryResult:
         kept, note = trim(result.series, limits.max_series, "series")
         notes.cut(note)
         series = []
@@ -131,6 +111,35 @@ def build_server(
             query=promql, result_type=result.result_type, series=series, truncated=notes.truncated,
             note=notes.text,
         )
+
+    # An instant and a range query are two tools, as they are two Prometheus endpoints, so that each
+    # schema's `required` is exactly what the call needs (one tool with optional `time` / `start`+`end`
+    # advertised `promql` alone as enough).
+    async def query(
+        promql: Annotated[str, Field(min_length=1, max_length=4000, description="a PromQL expression")],
+        time: Annotated[AwareDatetime, Field(description="evaluate the expression at this moment (RFC 3339)")],
+    ) -> QueryResult:
+        with span("prometheus.query"):
+            result = await backend.client.query(promql, time)
+        return _query_result(promql, result, Notes())
+
+    async def query_range(
+        promql: Annotated[str, Field(min_length=1, max_length=4000, description="a PromQL expression")],
+        start: Annotated[AwareDatetime, Field(description="range start (RFC 3339)")],
+        end: Annotated[AwareDatetime, Field(description="range end (RFC 3339), after `start`")],
+        step_s: Annotated[float | None, Field(gt=0, description="resolution in seconds; default: the range "
+                                                                 "split into the point limit")] = None,
+    ) -> QueryResult:
+        _window_order(start, end, "query_range")
+        notes = Notes()
+        step = step_s or _step(start, end, limits.max_points)
+        span_s = (end - start).total_seconds()
+        if span_s / step > MAX_RANGE_POINTS:
+            step = math.ceil(span_s / MAX_RANGE_POINTS)
+            notes.add(f"step raised to {step}s (Prometheus allows {MAX_RANGE_POINTS} points)")
+        with span("prometheus.query_range"):
+            result = await backend.client.query_range(promql, start, end, step)
+        return _query_result(promql, result, notes)
 
     async def workload_traffic(
         namespace: Annotated[Name, Field(description="Kubernetes namespace of the workload")],
@@ -197,10 +206,16 @@ def build_server(
                             truncated=notes.truncated, note=notes.text)
 
     add_read_only_tool(
-        server, query, title="PromQL query",
-        description="Run a PromQL expression: an instant query at `time`, or a range query over `start`..`end` "
-        "(optional `step_s`). Returns the series with their labels and points (unix seconds, value); long "
-        "answers are downsampled and `truncated` says so.",
+        server, query, title="PromQL instant query",
+        description="Evaluate a PromQL expression at one moment `time`. Returns the series with their labels and "
+        "their value at that moment (unix seconds, value); long answers are trimmed and `truncated` says so. "
+        "For values over a time range use query_range.",
+    )
+    add_read_only_tool(
+        server, query_range, title="PromQL range query",
+        description="Evaluate a PromQL expression over [`start`, `end`] every `step_s` seconds. Returns the series "
+        "with their labels and points (unix seconds, value); long answers are downsampled and `truncated` "
+        "says so.",
     )
     add_read_only_tool(
         server, workload_traffic, title="Workload traffic vs baseline",

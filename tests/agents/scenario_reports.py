@@ -1,6 +1,6 @@
 """Test helper: a DriftReport from a scenario file's argocd.resources (target vs live), like the drift agent makes.
 
-The changes and redaction are the drift agent's own (agents/drift/diff.py), so the specialists are
+The changes and redaction are the drift agent's own (agents/kit/diff.py), so the specialists are
 tested on the shapes they get in production; only the Argo CD and Kubernetes reads are skipped.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from agents.drift.diff import clean, is_secret, resource_changes
+from agents.kit.diff import clean, is_secret, resource_changes
 from protocol.models import DriftReport, ResourceDrift, ResourceRef, SyncWindow
 
 

@@ -28,7 +28,7 @@ from protocol.models import Action, AnalysisRequest, Domain, Recommendation
 class CostSpecialist(Specialist):
     description = "Flags replica increases by their cost."
     domain = Domain.OPERATIONAL
-    skills = (Skill(id="analyze-cost", name="Cost of a drift", description="replicas x price",
+    skills = (Skill(id="analyze-cost", name="Cost of a drift", description="replicas x price", tags=("cost",),
                     examples=("replicas went from 3 to 12",)),)
 
     async def analyze(self, request: AnalysisRequest) -> Recommendation:

@@ -27,7 +27,7 @@ from protocol.models import Action, AnalysisRequest, Domain, Recommendation
 class Pushover(Specialist):
     description = "test double: always allows"
     domain = Domain.SECURITY
-    skills = (Skill(id="analyze", name="analyze", description="always allow"),)
+    skills = (Skill(id="analyze", name="analyze", description="always allow", tags=("test",)),)
 
     async def analyze(self, request: AnalysisRequest) -> Recommendation:
         return self.recommend(request, Action.ALLOW, 0.99, "test double: allow everything")

@@ -17,9 +17,9 @@ from starlette.applications import Starlette
 
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.clock import Clock
-from agents.drift.diff import escape
 from agents.drift.errors import ObserveError
 from agents.drift.observe import Observer
+from agents.kit.diff import escape
 from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.state import Sandbox
 from protocol.models import REDACTED, ArgoNotification, DriftEvent

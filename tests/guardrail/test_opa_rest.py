@@ -1,4 +1,5 @@
-"""The OPA REST mode against a loopback stand-in serving OPA's API over the same policy files."""
+"""The OPA REST mode against a loopback OPA server (OPA's REST API over OPA's own Go engine, the same policy
+files): its verdicts are regopy's in process."""
 
 from __future__ import annotations
 
@@ -11,20 +12,22 @@ import uvicorn
 
 from agents.drift.guardrail import Guardrail, OpaRestEngine, RegoEngine, default_policy_dir
 from protocol.models import Action
-from tests.guardrail.opa_standin import create_app
+from tests.guardrail.opa_go import require_opa_bindings
+from tests.guardrail.opa_server import create_app
 from tests.guardrail.support import NOW, Keys, rec, report
 from tests.support.processes import free_port, wait_until
 
 
 @pytest.fixture(scope="module")
 def opa_url() -> Iterator[str]:
+    require_opa_bindings()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(default_policy_dir()), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on",
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_until(lambda: server.started, 10, "OPA stand-in started")
+    wait_until(lambda: server.started, 10, "OPA server started")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)

@@ -14,8 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from driftwise.cli.mcp import ServerName, build
 from driftwise.settings import load_settings
@@ -23,7 +26,7 @@ from tests.support.binaries import IN_CI
 from tests.support.mcp_stack import SERVERS, TOKEN, Stack, backend_env
 
 CONTRACT = {
-    "prometheus": {"query", "workload_traffic", "workload_memory"},
+    "prometheus": {"query", "query_range", "workload_traffic", "workload_memory"},
     "grafana": {"annotations", "search_dashboards"},
     "pagerduty": {"incidents", "incident"},
     "kubernetes": {"get_object", "events_for", "field_managers", "autoscalers_for", "rbac_for", "namespace",
@@ -33,12 +36,14 @@ NOW, EARLIER = "2026-11-20T16:30:00Z", "2026-11-20T14:30:00Z"
 VALID_CALLS: dict[str, dict[str, dict[str, Any]]] = {
     "prometheus": {
         "query": {"promql": "up", "time": NOW},
+        "query_range": {"promql": "up", "start": EARLIER, "end": NOW},
         "workload_traffic": {"namespace": "a", "service": "b", "at": NOW, "baseline_start": EARLIER,
                              "baseline_end": NOW},
         "workload_memory": {"namespace": "a", "workload": "b", "start": EARLIER, "end": NOW},
     },
     "grafana": {"annotations": {"start": EARLIER, "end": NOW}, "search_dashboards": {}},
-    "pagerduty": {"incidents": {"service": "b", "since": EARLIER, "until": NOW}, "incident": {"incident_id": "Q1"}},
+    "pagerduty": {"incidents": {"service": "b", "since": EARLIER, "until": NOW},
+                  "incident": {"incident_id": "Q1019INC"}},  # v01's incident: the required-only calls find it
     "kubernetes": {
         "get_object": {"api_version": "apps/v1", "kind": "Deployment", "name": "b", "namespace": "a"},
         "events_for": {"kind": "Deployment", "name": "b", "namespace": "a"},
@@ -76,6 +81,31 @@ async def test_tools_listed_typed_and_read_only(stack: Stack, server: str) -> No
         assert tool.annotations.read_only_hint is True and tool.annotations.destructive_hint is False
         for name, prop in tool.input_schema.get("properties", {}).items():
             assert "description" in prop or "anyOf" in prop or name in ("api_version", "kind"), (tool.name, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("server", "tool"), ALL_TOOLS)
+async def test_schemas_say_what_a_call_requires(stack: Stack, server: str, tool: str) -> None:
+    """A call with exactly the schema's required arguments succeeds; the schemas are valid JSON Schema."""
+    stack.activate("v01-payments-emergency-scale-up")
+    async with http_client(stack.endpoints[server].url) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}[tool]
+        required = set(listed.input_schema.get("required", []))
+        assert required <= set(VALID_CALLS[server][tool]), (tool, required)
+        result = await client.call_tool(tool, {k: v for k, v in VALID_CALLS[server][tool].items() if k in required})
+    Draft202012Validator.check_schema(listed.input_schema)
+    Draft202012Validator.check_schema(listed.output_schema or {})
+    assert not result.is_error, result.content
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_an_unknown_prompt_is_invalid_params(server: str) -> None:
+    mcp_server = build(ServerName(server), _settings_for(_dead_port()), auth=None)
+    async with Client(mcp_server) as client:
+        assert (await client.list_prompts()).prompts == []
+        with pytest.raises(MCPError) as raised:
+            await client.get_prompt("no_such_prompt")
+    assert raised.value.error.code == INVALID_PARAMS and "no_such_prompt" in raised.value.error.message
 
 
 @pytest.mark.slow

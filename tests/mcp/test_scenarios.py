@@ -57,7 +57,7 @@ async def test_v01_traffic_spike_incident_and_annotation(stack: Stack, pool: Mcp
     assert traffic.rate_change is not None and 8 < traffic.rate_change < 12  # ~40 -> ~400 req/s
     assert traffic.error_ratio is not None and traffic.error_ratio < 0.05
 
-    raw = value(await call(pool, "prometheus", "query", promql="sum by (code) (rate(http_requests_total[5m]))",
+    raw = value(await call(pool, "prometheus", "query_range", promql="sum by (code) (rate(http_requests_total[5m]))",
                            start="2026-11-20T10:30:00Z", end=NOW))
     assert isinstance(raw, QueryResult) and raw.result_type == "matrix"
     assert {s.labels["code"] for s in raw.series} == {"200", "500"}

@@ -87,7 +87,7 @@ async def test_prometheus_bounds_and_relays_query_errors() -> None:
     server = build_prometheus(PrometheusServerConfig(backend=BackendConfig(url="http://prom")),
                               transport=mock(prom_handler))
     async with Client(server) as client:
-        big = await client.call_tool("query", {"promql": "x", "start": "2026-11-20T10:00:00Z",
+        big = await client.call_tool("query_range", {"promql": "x", "start": "2026-11-20T10:00:00Z",
                                                "end": "2026-11-20T12:00:00Z"})
         bad = await client.call_tool("query", {"promql": "bad(", "time": "2026-11-20T10:00:00Z"})
         nan = await client.call_tool("query", {"promql": "1", "time": "2026-11-20T10:00:00Z"})
@@ -100,12 +100,20 @@ async def test_prometheus_bounds_and_relays_query_errors() -> None:
     assert (nan.structured_content or {})["series"][0]["points"][0]["v"] is None
 
 
-async def test_prometheus_query_needs_explicit_times() -> None:
+async def test_prometheus_query_schemas_require_what_the_calls_need() -> None:
     server = build_prometheus(PrometheusServerConfig(backend=BackendConfig(url="http://prom")),
                               transport=mock(prom_handler))
     async with Client(server) as client:
-        result = await client.call_tool("query", {"promql": "up"})
-    assert result.is_error and "give `time`" in result.content[0].text  # type: ignore[union-attr]
+        schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+        instant = await client.call_tool("query", {"promql": "up"})
+        ranged = await client.call_tool("query_range", {"promql": "up", "start": "2026-11-20T10:00:00Z"})
+        backwards = await client.call_tool("query_range", {"promql": "up", "start": "2026-11-20T10:00:00Z",
+                                                           "end": "2026-11-20T09:00:00Z"})
+    assert set(schemas["query"]["required"]) == {"promql", "time"}
+    assert set(schemas["query_range"]["required"]) == {"promql", "start", "end"}
+    assert instant.is_error and "time" in instant.content[0].text  # type: ignore[union-attr]
+    assert ranged.is_error and "end" in ranged.content[0].text  # type: ignore[union-attr]
+    assert backwards.is_error and "the end must be after the start" in backwards.content[0].text  # type: ignore[union-attr]
 
 
 async def test_pagerduty_resolves_a_service_name_and_sends_its_auth() -> None:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
 from agents.drift.evidence_plan import plan_evidence
-from agents.drift.reasoning.prompt import build_messages
+from agents.drift.reasoning.prompt import PromptDetail, build_messages
 from protocol.context import FieldDescription, FieldDescriptions
 from protocol.models import Evidence
 from tests.reasoning.helpers import real_specialists, reasoning_input
-from tests.reasoning.test_llm import Server, ask
 from tests.reasoning.world import all_scenarios, now_of, report_for
 from tests.support.sandbox_clients import CRD_SCENARIOS
+from tests.support.scripted_llm import Server, ask
 
 ISTIO_ID = "kubernetes.field_descriptions:payments/AuthorizationPolicy/payments-api-callers"
 
@@ -65,17 +64,23 @@ def _blocks(user: str) -> tuple[str, str]:
     return data.group(2), schema.group(2)
 
 
-def test_the_prompt_carries_the_descriptions_in_their_own_block() -> None:
+@pytest.mark.parametrize("detail", ["compact", "full"])
+def test_the_prompt_carries_the_descriptions_in_their_own_block(detail: PromptDetail) -> None:
     inp = reasoning_input(crd_scenario("c01"))
-    (_, system), (_, user) = build_messages(inp, 60_000)[0]
+    (_, system), (_, user) = build_messages(inp, 60_000, detail=detail)[0]
     data_text, schema_text = _blocks(user)
     schema = json.loads(schema_text)
     assert [entry["evidence_id"] for entry in schema] == [ISTIO_ID]
     fields = {f["path"]: f for f in schema[0]["fields"]}
     assert fields["/spec/rules/0/from"]["description"] == "Optional. `from` specifies the source of a request."
     assert "FIELD-SCHEMA" in system and "never instructions" in system
-    # the data block keeps every evidence valid (the fields themselves are only in the schema block)
+    assert "specifies the source of a request" not in data_text
     data = json.loads(data_text)
+    if detail == "compact":  # the compact block names where the fields went
+        (sent,) = [e for e in data["evidence"] if e["id"] == ISTIO_ID]
+        assert sent["fields"] == [] and "FIELD-SCHEMA block" in sent["note"]
+        return
+    # the full data block keeps every evidence valid (the fields themselves are only in the schema block)
     evidence = [Evidence.model_validate(e) for e in data["evidence"]]
     (schema_evidence,) = [e for e in evidence if isinstance(e.value, FieldDescriptions)]
     assert schema_evidence.value.fields == [] and "FIELD-SCHEMA block" in schema_evidence.value.note
@@ -104,12 +109,6 @@ def test_the_schema_block_is_bounded() -> None:
     _, schema_text = _blocks(messages[1][1])
     assert shortened and len(schema_text) <= 20_000 * 0.25 and sum(len(t) for _, t in messages) <= 20_000
     assert schema_text.startswith('[{"evidence_id":') and '"/spec/f0"' in schema_text
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    with Server() as s:
-        yield s
 
 
 async def test_the_llm_reasoner_sends_the_block_and_reads_its_answer(server: Server) -> None:

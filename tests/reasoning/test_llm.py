@@ -4,71 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
+from agents.drift.reasoning.base import ReasoningInput
 from agents.drift.reasoning.llm import LlmConfig, LlmReasoner
 from agents.drift.reasoning.prompt import build_messages
-from driftwise.scripted_llm import ScriptState, create_app
 from protocol.models import Action
 from tests.reasoning.helpers import final_action, real_specialists, reasoning_input
 from tests.reasoning.world import all_scenarios, load
 from tests.support.processes import driftwise, free_port, http_ok
+from tests.support.scripted_llm import Server, ask
 
 SCENARIOS = all_scenarios()
 SECRET_CANARIES = ["czNjcjN0LW9sZA==", "bjN3LXBhc3N3b3Jk", "dG9rZW4tb2xk", "s3cr3t-old", "n3w-password"]
-
-
-class Server:
-    def __init__(self) -> None:
-        self.state = ScriptState()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(self.state), host="127.0.0.1", port=self.port, log_level="warning",
-                                timeout_graceful_shutdown=1, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "scripted LLM server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    def use(self, script: str, delay_s: float = 30.0) -> None:
-        self.state.script = script
-        self.state.delay_s = delay_s
-        self.state.requests.clear()
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        return self.state.requests
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    with Server() as s:
-        yield s
-
-
-async def ask(server: Server, inp: ReasoningInput, **overrides: Any) -> ReasoningOutput:
-    config = LlmConfig(base_url=f"{server.url}/v1", model="scripted", api_key="test-key",
-                       **{"timeout_s": 10.0, **overrides})
-    async with LlmReasoner(config) as r:
-        return await r.reason(inp)
 
 
 def _messages(req: dict[str, Any]) -> tuple[str, str]:
@@ -201,7 +153,8 @@ async def test_cli_serves_a_script() -> None:
     with driftwise("scripted-llm", "--script", "hostile", "--port", str(port), name="scripted-llm",
                    ready_url=f"http://127.0.0.1:{port}/healthz"):
         assert http_ok(f"http://127.0.0.1:{port}/healthz")()
-        config = LlmConfig(base_url=f"http://127.0.0.1:{port}/v1", model="scripted", timeout_s=10)
+        config = LlmConfig(base_url=f"http://127.0.0.1:{port}/v1", model="scripted", timeout_s=10,
+                           structured_output="json_schema")
         async with LlmReasoner(config) as r:
             out = await r.reason(reasoning_input(load("v05")))
         assert out.recommendation.action == Action.ENFORCE

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from agents.drift.diff import field_managers, is_secret, resource_changes, resource_drift
 from agents.drift.evidence_plan import PlannedCall
+from agents.kit.diff import field_managers, is_secret, resource_changes, resource_drift
 from mcp_servers.kubernetes.schema import SchemaWalker
 from protocol.context import (
     Annotation,

@@ -20,7 +20,7 @@ from agents.drift.migrations import LATEST
 from agents.drift.replay import ReplayStore
 from agents.drift.retention import Retention
 from agents.drift.state import open_state
-from agents.drift.store import EventStore
+from agents.drift.store import Cursor, DecisionFilter, EventStore
 from protocol.errors import VerificationError
 from protocol.models import ArgoNotification, DecisionState, DriftEvent
 from protocol.signing import TokenClaims
@@ -90,6 +90,45 @@ async def test_queries_over_decisions(db: Database) -> None:
     assert {d.event.event_id for d in await store.latest_per_application()} == {a.event.event_id, b.event.event_id}
     assert (await store.count(), await store.count_state("done"), await store.count_state("failed")) == (2, 1, 0)
     assert await store.get("no-such-event") is None
+
+
+async def test_the_consoles_pages_and_queue(db: Database) -> None:
+    store = EventStore(db)
+    made = []
+    for n in range(7):
+        d, _ = await store.accept(_event(f"app-{n}").model_copy(update={
+            "event_id": f"ev-{n}", "received_at": NOW + timedelta(seconds=n)}), NOW)
+        state = DecisionState.AWAITING_APPROVAL if n % 2 else DecisionState.DONE
+        await store.save(_with_verdict(d).model_copy(update={"state": state}))
+        made.append((d.event.event_id, state))
+    where = DecisionFilter(project="prod", state=DecisionState.AWAITING_APPROVAL, limit=2)
+    seen: list[str] = []
+    while True:
+        page = await store.page(where)
+        seen += [d.event.event_id for d in page.decisions]
+        if not page.more:
+            break
+        last = page.decisions[-1]
+        where = where.model_copy(update={"before": Cursor(received_at=last.event.received_at,
+                                                          event_id=last.event.event_id)})
+    awaiting = [e for e, state in made if state == DecisionState.AWAITING_APPROVAL]
+    assert seen == awaiting[::-1]
+    assert (await store.page(DecisionFilter(project="staging"))).decisions == []
+    assert [d.event.event_id for d in await store.awaiting()] == awaiting
+
+
+async def test_the_consoles_project_filter_uses_its_index(db: Database) -> None:
+    """Migration 2's expression index is the one the query names (json_text), on either dialect."""
+    project = db.json_text("document", "event", "notification", "project")
+    query = (f"SELECT document FROM drift_decisions WHERE {project} = ? "
+             "ORDER BY received_at DESC, event_id DESC LIMIT 51")
+    async with db.transaction() as tx:
+        if db.dialect == "sqlite":
+            plan = await tx.rows(f"EXPLAIN QUERY PLAN {query}", ("prod",))
+        else:  # an empty table is scanned whatever its indexes: take the scan away to see the index match
+            await tx.execute("SET LOCAL enable_seqscan = off")
+            plan = await tx.rows(f"EXPLAIN {query}", ("prod",))
+    assert any("drift_decisions_project" in str(step) for step in plan), plan
 
 
 # --- outbox and jobs ----------------------------------------------------------------------------

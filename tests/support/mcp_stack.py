@@ -39,18 +39,27 @@ def backend_env(base: int, state_dir: str) -> dict[str, str]:
     }
 
 
-def start_servers(stack: ExitStack, env: dict[str, str], names: tuple[str, ...] = SERVERS) -> dict[str, McpEndpoint]:
-    """Start the servers side by side (each start is mostly imports), then wait for each to be ready."""
+def start_servers(
+    stack: ExitStack, env: dict[str, str], names: tuple[str, ...] = SERVERS, *, token: str | None = TOKEN
+) -> dict[str, McpEndpoint]:
+    """Start the servers side by side (each start is mostly imports), then wait for each to be ready.
+
+    `token=None` serves them with `--no-auth` (for suites that cannot send headers), on loopback.
+    """
     endpoints, started = {}, []
     for name in names:
         port = free_port()
         # A section set from the environment needs all its required fields, the port included.
-        own = {f"DRIFTWISE_MCP__{name.upper()}__TOKEN": TOKEN, f"DRIFTWISE_MCP__{name.upper()}__PORT": str(port)}
+        own = {f"DRIFTWISE_MCP__{name.upper()}__PORT": str(port)}
+        auth = ["--no-auth"] if token is None else []
+        if token is not None:
+            own[f"DRIFTWISE_MCP__{name.upper()}__TOKEN"] = token
         proc = stack.enter_context(
-            driftwise("mcp", name, "--transport", "http", name=f"mcp-{name}", env={**env, **own})
+            driftwise("mcp", name, "--transport", "http", "--host", "127.0.0.1", *auth, name=f"mcp-{name}",
+                      env={**env, **own})
         )
         started.append((proc, f"http://127.0.0.1:{port}/healthz"))
-        endpoints[name] = McpEndpoint(url=f"http://127.0.0.1:{port}/mcp", token=TOKEN)
+        endpoints[name] = McpEndpoint(url=f"http://127.0.0.1:{port}/mcp", token=token)
     for proc, ready in started:
         wait_until(http_ok(ready), 30, f"{proc.name} ready at {ready}", proc)
     return endpoints

@@ -74,14 +74,31 @@ def entrypoint_query(entrypoint: str) -> str:
     return "data." + path.replace("/", ".")
 
 
+_TINY = 1e-300
+"""Below this a float is 0 to the policy (docs/rego-engines.md): regopy fails any comparison with a
+subnormal number (|x| < 2.2e-308; it prints 16 digits, so the smallest normal ones become subnormal),
+an evaluation error where OPA compares, and no confidence or threshold means anything down there."""
+
+
+def _no_subnormals(value: Any) -> Any:
+    """`value` with every float of magnitude below _TINY as 0.0."""
+    if isinstance(value, float):
+        return 0.0 if 0.0 < abs(value) < _TINY else value
+    if isinstance(value, dict):
+        return {k: _no_subnormals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_subnormals(v) for v in value]
+    return value
+
+
 def rego_input_term(input: dict[str, Any]) -> str:
-    """The input as a JSON term for regopy.
+    """The input as a JSON term, the same for every engine (regopy, an OPA server, OPA's Go engine in tests).
 
     regopy keeps strings given as a JSON term escaped internally, so its output stays valid JSON;
     strings given through `regopy.Input` come back unescaped and a quote breaks the output.
     """
     try:
-        return json.dumps(input, ensure_ascii=True, allow_nan=False)
+        return json.dumps(_no_subnormals(input), ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise PolicyEvaluationError(f"the policy input is not JSON: {exc}") from exc
 

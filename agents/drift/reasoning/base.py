@@ -39,4 +39,10 @@ class ReasoningOutput(BaseModel):
 class Reasoner(Protocol):
     name: str
 
+    async def start(self) -> None:
+        """Called once when the process starts (the LLM reasoner probes its endpoint)."""
+
+    async def aclose(self) -> None:
+        """Called once when the process stops."""
+
     async def reason(self, inp: ReasoningInput) -> ReasoningOutput: ...

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.drift.reasoning.workloads import (
+from agents.kit.knowledge import Meaning, Packs, PathMeaning, default_packs, is_builtin, meanings
+from agents.kit.workloads import (
     WORKLOAD_KINDS,
     container_map,
     dig,
@@ -19,7 +20,6 @@ from agents.drift.reasoning.workloads import (
     quantity,
     replicas,
 )
-from agents.kit.knowledge import Meaning, Packs, PathMeaning, default_packs, is_builtin, meanings
 from protocol.models import ResourceDrift
 
 

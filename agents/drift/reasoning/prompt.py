@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from agents.drift.reasoning.base import ReasoningInput
 from protocol.context import FieldDescriptions
@@ -32,6 +32,7 @@ SCHEMA_SHARE = 0.25
 until it fits."""
 IN_SCHEMA_BLOCK = "fields: in the FIELD-SCHEMA block"
 SECRET_SECTIONS = ("data", "stringData", "binaryData")
+PromptDetail = Literal["compact", "full"]
 
 INSTRUCTIONS = """You are the reasoning step of Driftwise, which decides what to do about a Kubernetes drift that \
 Argo CD detected (the cluster's live object differs from Git's target).
@@ -166,6 +167,100 @@ def data_payload(inp: ReasoningInput, *, full_objects: bool = True) -> dict[str,
     })
 
 
+COMPACT_LIST = 4
+"""Repeated structures (incidents, events, annotations, pods) beyond this many: the first ones and a count."""
+COMPACT_STRING = 400
+"""A string longer than this (a ConfigMap value, a reasoning) is cut: the model needs its gist, not all of it."""
+COMPACT_REASONING = 240
+SELF_LABEL = "kubernetes.io/metadata.name"
+"""Every namespace carries its own name as a label: it says nothing."""
+NOISE = frozenset({"truncated", "kind", "schema_version", "created_at", "html_url", "service_id"})
+"""Keys of evidence values and specialists' answers no rule decides on (the evidence's `kind` is its tool)."""
+
+
+def _compact_value(value: Any) -> Any:
+    """None, empty strings and objects, and noise keys dropped; floats to 3 significant digits; long lists
+    capped; long strings cut."""
+    if isinstance(value, dict):
+        out = {k: _compact_value(v) for k, v in value.items() if k not in NOISE and k != SELF_LABEL}
+        return {k: v for k, v in out.items() if v not in (None, "", {})}  # [] stays: "no incidents" is evidence
+    if isinstance(value, list):
+        items = [_compact_value(v) for v in value[:COMPACT_LIST]]
+        return items + ([f"…and {len(value) - COMPACT_LIST} more"] if len(value) > COMPACT_LIST else [])
+    if isinstance(value, float):
+        short = float(f"{value:.3g}")
+        return int(short) if short.is_integer() else short
+    if isinstance(value, str) and len(value) > COMPACT_STRING:
+        return value[:COMPACT_STRING] + "…[cut]"
+    return value
+
+
+def _window(w: dict[str, Any]) -> str:
+    scope = ",".join(w.get("applications") or []) or "*"
+    manual = "manual sync allowed" if w.get("manual_sync") else "no manual sync"
+    return f"{w['kind']} '{w['schedule']}' for {w['duration']} {w.get('time_zone') or 'UTC'} (apps {scope}; {manual})"
+
+
+def compact_payload(inp: ReasoningInput) -> dict[str, Any]:
+    """The data block for a small model: what the rubric's rules decide on, nothing they do not.
+
+    Kept: the application and its sync windows, the namespaces' labels, every changed path with Git's
+    and the cluster's value (Secret values redacted), who changed it and when, each evidence's value or
+    error under its id, the specialists' actions, confidences and findings. Dropped: the whole manifests
+    (the changed paths carry what differs), the field managers' full listing (`changed_by` names the
+    writers of the changed paths), tool arguments (the id names the target), empty and bookkeeping
+    fields. The rules reasoner still reads the full report."""
+    full = data_payload(inp, full_objects=False)
+    report = full["report"]
+    drifts = []
+    for d in report.get("drifts") or []:
+        ref = d["ref"]
+        api = "/".join(p for p in (ref.get("group"), ref.get("version")) if p)
+        where = f"{ref['namespace']}/{ref['name']}" if ref.get("namespace") else ref["name"]
+        # every changed path stays (no list cap here): the drift is what is decided on
+        changes = [{"path": c["path"], "git": _compact_value(c.get("before")), "live": _compact_value(c.get("after")),
+                    **({"redacted": True} if c.get("redacted") else {})} for c in d.get("changes") or []]
+        drifts.append({
+            "resource": f"{ref['kind']} {where}" + (f" ({api})" if ref.get("group") else ""),
+            "changes": changes,
+            **_compact_value({"changed_by": d.get("changed_by"), "changed_at": d.get("changed_at")}),
+        })
+    labels = {ns: {k: v for k, v in ls.items() if k != SELF_LABEL}
+              for ns, ls in (report.get("namespace_labels") or {}).items()}
+    evidence = []
+    for e in full["evidence"]:
+        item: dict[str, Any] = {"id": e["id"]}
+        if e.get("error"):
+            item["error"] = e["error"]
+        else:
+            item.update(_compact_value(e.get("value") or {}))
+        evidence.append(item)
+    specialists = []
+    for r in full["specialists"]:
+        specialists.append(_compact_value({
+            "agent": r["agent"], "domain": r.get("domain"), "action": r.get("action") or "abstain",
+            "confidence": r.get("confidence"),
+            # an abstention's reasoning only says why there was nothing to say
+            "reasoning": (r.get("reasoning") or "")[:COMPACT_REASONING] if r.get("action") else None,
+            "findings": [f"{f.get('severity')} {f.get('rule_id')} {f.get('path') or ''}".strip()
+                         for f in r.get("findings") or []],
+            "evidence_refs": r.get("evidence_refs"),
+        }))
+    return {
+        **_compact_value({  # no event id: the reasoner stamps it, the model never needs it
+            "now": full["now"],
+            "application": {"name": report["application"], "project": report["project"],
+                            "namespace": report.get("destination_namespace"), "revision": report.get("revision")},
+            "sync_windows": [_window(w) for w in report.get("sync_windows") or []],
+            "namespace_labels": {ns: ls for ns, ls in labels.items() if ls},
+        }),
+        "drifts": drifts,
+        "evidence": evidence,
+        "specialists": specialists,
+        **({"unreachable_specialists": full["unreachable_specialists"]} if full["unreachable_specialists"] else {}),
+    }
+
+
 def _cut_strings(value: Any, limit: int) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[:limit] + "…[truncated]"
@@ -176,8 +271,12 @@ def _cut_strings(value: Any, limit: int) -> Any:
     return value
 
 
-def build_messages(inp: ReasoningInput, max_chars: int) -> tuple[list[tuple[str, str]], bool]:
-    """(system, user) messages within `max_chars` in total, and whether the data had to be shortened."""
+def build_messages(inp: ReasoningInput, max_chars: int, *, detail: PromptDetail = "compact",
+                   ) -> tuple[list[tuple[str, str]], bool]:
+    """(system, user) messages within `max_chars` in total, and whether the data had to be shortened.
+
+    `detail`: `compact` (the default: what the rules decide on, for models with small contexts and slow
+    prompt processing) or `full` (everything the rules see, manifests included)."""
     nonce = secrets.token_hex(8)
     open_, close = DATA_OPEN.format(nonce=nonce), DATA_CLOSE.format(nonce=nonce)
     schema_open, schema_close = SCHEMA_OPEN.format(nonce=nonce), SCHEMA_CLOSE.format(nonce=nonce)
@@ -187,9 +286,9 @@ def build_messages(inp: ReasoningInput, max_chars: int) -> tuple[list[tuple[str,
     schema, shortened = _schema_text(inp, share - len(schema_open) - len(schema_close) - 3)
     schema_block = f"\n{schema_open}\n{schema}\n{schema_close}" if schema else ""
     budget = max_chars - len(system) - len(schema_block) - len(open_) - len(close) - 200
-    data = data_payload(inp)
+    data = compact_payload(inp) if detail == "compact" else data_payload(inp)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    for attempt in ("objects", 2000, 400, 120):
+    for attempt in ("objects", 2000, 400, 120) if detail == "full" else (200, 120):
         if len(text) <= budget:
             break
         shortened = True

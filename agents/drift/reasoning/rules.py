@@ -31,8 +31,8 @@ from agents.drift.reasoning.base import ReasoningInput, ReasoningOutput
 from agents.drift.reasoning.changes import ResourceChanges, classify
 from agents.drift.reasoning.evidence_view import EvidenceView
 from agents.drift.reasoning.security import is_security_relevant, trusted_registries, widening_findings
-from agents.drift.reasoning.workloads import container_map, dig, pod_spec, quantity
 from agents.kit.knowledge import Packs, default_packs, unclassified_finding
+from agents.kit.workloads import container_map, dig, namespace_labels, pod_spec, quantity
 from protocol.models import (
     Action,
     Domain,
@@ -85,6 +85,12 @@ class RulesReasoner:
 
     def __init__(self, config: RulesConfig | None = None) -> None:
         self.config = config or RulesConfig()
+
+    async def start(self) -> None:
+        """Nothing to start: the rules need no endpoint."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
     async def reason(self, inp: ReasoningInput) -> ReasoningOutput:
         return ReasoningOutput(recommendation=decide(inp, self.config))
@@ -200,8 +206,9 @@ def _namespaces(report: DriftReport) -> list[str]:
 
 def _regime(inp: ReasoningInput, view: EvidenceView, namespace: str) -> tuple[str | None, list[str], str | None]:
     """(regime or None, evidence ids, why the labels cannot be read — None when they could)."""
-    known = namespace in inp.report.namespace_labels
-    labels = dict(inp.report.namespace_labels.get(namespace, {}))
+    reported = namespace_labels(inp.report, namespace)
+    known = reported is not None
+    labels = reported or {}
     refs: list[str] = []
     got = view.namespace(namespace)
     if got.value is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from itertools import product
 from typing import Any
 
-from agents.drift.reasoning.workloads import (
+from agents.kit.knowledge import Meaning, Packs, default_packs, is_builtin, meanings
+from agents.kit.workloads import (
     container_map,
     dig,
     images,
@@ -18,7 +19,6 @@ from agents.drift.reasoning.workloads import (
     pod_spec_pointer,
     registry,
 )
-from agents.kit.knowledge import Meaning, Packs, default_packs, is_builtin, meanings
 from protocol.models import Domain, Finding, FindingKind, ResourceDrift, Severity
 
 RBAC_ROLE_KINDS = frozenset({"Role", "ClusterRole"})

@@ -1,7 +1,9 @@
-"""Reading Kubernetes manifests generically: pod templates of any workload kind, containers, quantities.
+"""Reading Kubernetes manifests generically: pod templates of any workload kind, containers, quantities,
+what a workload requests in all, and the labels of the namespaces a report touches.
 
 Every helper takes the plain JSON a DriftReport carries (target = Git, live = cluster) and never
 assumes a specific object name, so that a StatefulSet, a CronJob or a bare Pod read the same way.
+The drift agent's rules and every specialist read manifests through this one module.
 """
 
 from __future__ import annotations
@@ -9,6 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+
+from protocol.models import DriftReport, ResourceDrift
+
+__all__ = [
+    "CONTAINER_LISTS", "WORKLOAD_KINDS", "container_map", "containers", "dig", "images", "namespace_labels",
+    "namespace_of", "pod_spec", "pod_spec_pointer", "quantity", "registry", "replicas", "requests",
+    "total_requests", "workload_of",
+]
 
 WORKLOAD_KINDS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob",
@@ -142,3 +152,46 @@ def workload_of(kind: str, name: str, target: dict[str, Any] | None, live: dict[
             if isinstance(ref, dict) and isinstance(ref.get("name"), str) and ref["name"]:
                 return str(ref.get("kind") or "Deployment"), ref["name"]
     return None
+
+
+def requests(obj: dict[str, Any] | None) -> dict[str, float]:
+    """What one pod of a workload requests, per resource name ("cpu" in cores, "memory" in bytes, ...).
+
+    The sum over the pod's `containers` (init and ephemeral containers do not run beside them); a
+    quantity that does not parse is left out rather than guessed.
+    """
+    total: dict[str, float] = {}
+    for list_name, _, c in containers(pod_spec(obj)):
+        if list_name != "containers":
+            continue
+        wanted = dig(c, "resources", "requests")
+        if not isinstance(wanted, dict):
+            continue
+        for resource, value in wanted.items():
+            q = quantity(value)
+            if q is not None:
+                total[str(resource)] = total.get(str(resource), 0.0) + q
+    return total
+
+
+def total_requests(obj: dict[str, Any] | None) -> dict[str, float]:
+    """requests(obj) x spec.replicas: what the whole workload asks the cluster for.
+
+    A workload without `spec.replicas` (a DaemonSet, a Job, a bare Pod) counts as one pod, as
+    Kubernetes defaults a Deployment's replicas to 1.
+    """
+    count = replicas(obj)
+    n = 1 if count is None else count
+    return {resource: q * n for resource, q in requests(obj).items()}
+
+
+def namespace_of(report: DriftReport, drift: ResourceDrift) -> str:
+    """The namespace a drifted resource lives in: its own, else the application's destination ("" for none)."""
+    return drift.ref.namespace or report.destination_namespace
+
+
+def namespace_labels(report: DriftReport, namespace: str) -> dict[str, str] | None:
+    """The labels of `namespace` as the report carries them; None when the report does not know that namespace
+    (unknown is not "unlabelled": a caller deciding on a label must say it could not read it)."""
+    labels = report.namespace_labels.get(namespace)
+    return None if labels is None else dict(labels)
