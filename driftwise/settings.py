@@ -209,6 +209,11 @@ class DriftAgentSettings(_Section):
     reread_interval_s: float = Field(
         default=60.0, gt=0, description="re-read governed apps that stay OutOfSync this often"
     )
+    outcome_horizon_h: float = Field(
+        default=24.0, gt=0, le=24 * 90,
+        description="outcomes: a drift still there this long after its decision has persisted "
+                    "(an allow's horizon is its allowance's expiry; a defer's at least its window)",
+    )
     sandbox_clock_url: str | None = Field(
         default=f"http://127.0.0.1:{SANDBOX_PORT}/sandbox/clock",
         description="sandbox only: take 'now' from here; null in production (system clock)",

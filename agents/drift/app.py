@@ -13,7 +13,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import uvicorn
@@ -63,6 +63,8 @@ class PeerAuth:
 
 Resume = Callable[[str, Approval], Awaitable[Decision]]
 """Takes a human's answer for an event and returns the decision after it (DecisionRunner.resume)."""
+Outcomes = Callable[[list[Decision]], Awaitable[list[Decision]]]
+"""Fills each decision's `outcome` from the outcome store (agents.drift.outcome_store.OutcomeStore)."""
 Wait = Callable[[str, float, bool], Awaitable[Decision | None]]
 """Waits up to the seconds given for an event's decision to be final, or (True) to have its verdict
 (Admission.wait); returns it as it then stands."""
@@ -89,6 +91,7 @@ def create_app(
     card: AgentCard | None = None,
     jwks: dict[str, Any] | None = None,
     instrument: Callable[[Starlette], None] | None = None,
+    outcomes: Outcomes | None = None,
 ) -> ASGIApp:
     approvers = accepted(config.approvals_token)
 
@@ -98,6 +101,9 @@ def create_app(
 
     webhook = webhook_endpoint(config, store, on_accepted)
     document = openapi_document()
+
+    async def with_outcomes(decisions: list[Decision]) -> list[Decision]:
+        return await outcomes(decisions) if outcomes is not None and decisions else decisions
 
     async def counted_webhook(request: Request) -> Response:
         response = await webhook(request)
@@ -111,7 +117,7 @@ def create_app(
         if state is not None and state not in {s.value for s in DecisionState}:
             return error(400, f"state {printable(state)!r} is not one of {', '.join(s.value for s in DecisionState)}")
         found = await store.list(request.query_params.get("application") or None, state)
-        return JSONResponse(DecisionList(decisions=found).model_dump(mode="json"))
+        return JSONResponse(DecisionList(decisions=await with_outcomes(found)).model_dump(mode="json"))
 
     async def get_decision(request: Request) -> Response:
         if not approver(request):
@@ -136,7 +142,8 @@ def create_app(
             found = await store.get(event_id)
         if found is None:
             return error(404, f"no decision for event {printable(event_id)}")
-        return JSONResponse(found.model_dump(mode="json"))
+        (shown,) = await with_outcomes([found])
+        return JSONResponse(shown.model_dump(mode="json"))
 
     def answer(decision: Literal["approve", "reject"]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -232,6 +239,8 @@ async def serve(config: DriftConfig) -> None:
     from agents.drift.audit import AuditLog
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
+    from agents.drift.outcome_store import OutcomeStore
+    from agents.drift.outcome_tracker import OutcomeTracker, with_outcomes
     from agents.drift.replay import ReplayStore
     from agents.drift.reread import Rereader
     from agents.drift.runner import DecisionRunner
@@ -265,6 +274,9 @@ async def serve(config: DriftConfig) -> None:
         replay = ReplayStore(config.db_path)
         await replay.open()
         stack.push_async_callback(replay.close)
+        outcome_store = OutcomeStore(config.db_path)
+        await outcome_store.open()
+        stack.push_async_callback(outcome_store.close)
         deps, pool = await build_deps(config, http, replay, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
@@ -303,8 +315,12 @@ async def serve(config: DriftConfig) -> None:
         async def wait(event_id: str, timeout_s: float, until_verdict: bool) -> Decision | None:
             return await admission.wait(event_id, timeout_s, until_verdict)
 
+        async def outcomes(decisions: list[Decision]) -> list[Decision]:
+            return await with_outcomes(outcome_store, decisions)
+
         app = create_app(config, store, metrics, admission.submit, ask=ask, resume=resume, wait=wait, card=card,
-                         jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app)
+                         jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app,
+                         outcomes=outcomes)
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())
         if recovered:
@@ -319,8 +335,13 @@ async def serve(config: DriftConfig) -> None:
 
         rereader = Rereader(store, argocd, admission.submit, metrics)
 
+        tracker = OutcomeTracker(store, outcome_store, audit, argocd, horizon=timedelta(hours=config.outcome_horizon_h),
+                                 allow_ttl=timedelta(hours=config.allow_ttl_h))
+
         async def reread() -> None:
-            await rereader.tick(await deps.clock.now())
+            now = await deps.clock.now()
+            await rereader.tick(now)
+            await tracker.tick(now)  # after the re-read: a changed drift is decided anew, so its old one is superseded
 
         loops = [asyncio.create_task(_every(config.scheduler_interval_s, "scheduler", run_due), name="scheduler"),
                  asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread")]

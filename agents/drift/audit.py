@@ -58,7 +58,7 @@ CREATE TRIGGER IF NOT EXISTS {TABLE}_head_no_delete BEFORE DELETE ON {TABLE}_hea
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
-Kind = Literal["decision", "approval", "apply", "expiry", "supersede"]
+Kind = Literal["decision", "approval", "apply", "expiry", "supersede", "outcome"]
 
 
 class AuditError(Exception):

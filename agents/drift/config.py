@@ -102,6 +102,8 @@ class DriftConfig(_Config):
     max_body_bytes: int = 64 * 1024
     allow_ttl_h: float = 24.0
     reread_interval_s: float = Field(default=60.0, gt=0, description="re-read of governed OutOfSync apps")
+    outcome_horizon_h: float = Field(default=24.0, gt=0, description="a drift still there this long after its "
+                                                                    "decision has persisted (allow: its expiry)")
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="tick of deferred syncs and expiries")
     sandbox_clock_url: str | None = None
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint; null = no export")

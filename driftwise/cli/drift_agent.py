@@ -65,6 +65,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         max_body_bytes=d.max_body_bytes,
         allow_ttl_h=d.allow_ttl_h,
         reread_interval_s=d.reread_interval_s,
+        outcome_horizon_h=d.outcome_horizon_h,
         scheduler_interval_s=d.scheduler_interval_s,
         sandbox_clock_url=d.sandbox_clock_url,
         otlp_endpoint=settings.telemetry.otlp_endpoint,
