@@ -335,13 +335,13 @@ async def serve(config: DriftConfig) -> None:
 
         rereader = Rereader(store, argocd, admission.submit, metrics)
 
-        tracker = OutcomeTracker(store, outcome_store, audit, argocd, horizon=timedelta(hours=config.outcome_horizon_h),
+        tracker = OutcomeTracker(store, outcome_store, audit, argocd, deps.clock.now,
+                                 horizon=timedelta(hours=config.outcome_horizon_h),
                                  allow_ttl=timedelta(hours=config.allow_ttl_h))
 
         async def reread() -> None:
-            now = await deps.clock.now()
-            await rereader.tick(now)
-            await tracker.tick(now)  # after the re-read: a changed drift is decided anew, so its old one is superseded
+            await rereader.tick(await deps.clock.now())
+            await tracker.tick()  # after the re-read: a changed drift is decided anew, so its old one is superseded
 
         loops = [asyncio.create_task(_every(config.scheduler_interval_s, "scheduler", run_due), name="scheduler"),
                  asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread")]

@@ -14,6 +14,7 @@ store, then written to the audit chain as an `outcome` record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,23 +37,24 @@ class Read:
 
 
 class OutcomeTracker:
-    def __init__(self, store: EventStore, outcomes: OutcomeStore, audit: AuditLog, argocd: ArgoCDClient, *,
-                 horizon: timedelta, allow_ttl: timedelta) -> None:
+    def __init__(self, store: EventStore, outcomes: OutcomeStore, audit: AuditLog, argocd: ArgoCDClient,
+                 clock: Callable[[], Awaitable[datetime]], *, horizon: timedelta, allow_ttl: timedelta) -> None:
         self._store = store
+        self._clock = clock
         self._outcomes = outcomes
         self._audit = audit
         self._argocd = argocd
         self._horizon = horizon
         self._allow_ttl = allow_ttl
 
-    async def tick(self, now: datetime) -> list[Outcome]:
+    async def tick(self) -> list[Outcome]:
         """Look at every followed decision once; returns the outcomes recorded."""
         recorded: list[Outcome] = []
         reads: dict[str, Read | None] = {}
         newest: dict[str, list[Decision]] = {}
         for decision in await self._outcomes.followed():
             try:
-                found = await self._judge(decision, now, reads, newest)
+                found = await self._judge(decision, reads, newest)
             except DriftAgentError as exc:
                 log.warning("outcome of event %s not settled this time: %s", decision.event.event_id, exc)
                 continue
@@ -60,7 +62,7 @@ class OutcomeTracker:
                 recorded.append(found)
         return recorded
 
-    async def _judge(self, decision: Decision, now: datetime, reads: dict[str, Read | None],
+    async def _judge(self, decision: Decision, reads: dict[str, Read | None],
                      newest: dict[str, list[Decision]]) -> Outcome | None:
         assert decision.verdict is not None and decision.report is not None
         verdict = decision.verdict.verdict
@@ -70,6 +72,7 @@ class OutcomeTracker:
             kind = OutcomeKind.APPROVED if a.decision == "approve" else OutcomeKind.REJECTED
             return self._outcome(decision, Seen(kind, a.at, a.approver, a.comment), horizon)
         successor = decision.superseded_by or await self._successor(decision, newest)
+        now = await self._clock()  # after what was read: an outcome is never dated before it was seen
         if decision.state == DecisionState.SUPERSEDED or successor is not None:
             return self._outcome(decision, Seen(OutcomeKind.SUPERSEDED, max(now, verdict.decided_at),
                                                 reason="the drift changed into another drift"),
@@ -77,6 +80,7 @@ class OutcomeTracker:
         n = decision.event.notification
         if n.app not in reads:
             reads[n.app] = await self._read(n.app, n.app_namespace)
+            now = await self._clock()
         current = reads[n.app]
         if current is None:
             return self._outcome(decision, Seen(OutcomeKind.GONE, max(now, verdict.decided_at),
@@ -85,7 +89,7 @@ class OutcomeTracker:
         if found is None:
             return None
         if found.kind == OutcomeKind.ADOPTED and current.app is not None:
-            found = await self._author(decision, current.app, found, now)
+            found = await self._author(decision, current.app, found)
         return self._outcome(decision, found, horizon, revision=current.app.revision if current.app else "")
 
     async def _successor(self, decision: Decision, newest: dict[str, list[Decision]]) -> str | None:
@@ -107,7 +111,7 @@ class OutcomeTracker:
             raise
         return Read(app, resources)
 
-    async def _author(self, decision: Decision, app: ArgoApplication, found: Seen, now: datetime) -> Seen:
+    async def _author(self, decision: Decision, app: ArgoApplication, found: Seen) -> Seen:
         """Who committed the revision that adopted the drift, and when, as Argo CD shows the commit."""
         n = decision.event.notification
         try:
@@ -122,7 +126,8 @@ class OutcomeTracker:
                 committed = datetime.fromisoformat(meta.date.replace("Z", "+00:00"))
             except ValueError:
                 committed = None
-            if committed is not None and committed.tzinfo and decision.verdict.verdict.decided_at <= committed <= now:
+            # Git's commit date says when it was adopted (the tick may have started before the commit)
+            if committed is not None and committed.tzinfo and decision.verdict.verdict.decided_at <= committed:
                 at = committed
         return Seen(found.kind, at, meta.author, f"{found.reason}: {meta.message}".strip(": ")[:4000])
 
