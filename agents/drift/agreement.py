@@ -22,8 +22,10 @@ WEAKER = frozenset({Action.ALLOW, Action.DEFER})
 class Cell(StrEnum):
     AGREES = "agrees"
     DISAGREES = "disagrees"
-    BY_WINDOW = "agrees at or before the window, else disagrees"
-    IF_CHOSEN = "agrees if the approver chose the decided action, else disagrees"
+    BY_WINDOW = "agrees at or before the window"
+    """else disagrees"""
+    IF_CHOSEN = "agrees if the approver chose it"
+    """the decided action; another action, disagrees"""
     APART = "counted apart"
     NOT_JUDGED = "not judged"
 

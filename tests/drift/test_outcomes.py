@@ -1,0 +1,188 @@
+"""Outcomes, piece by piece: the agreement table (and README's copy of it), what one read of Argo CD shows
+(agents.drift.outcomes.seen), and the outcome store (one outcome per decision, the followed decisions).
+
+Argo CD cannot run here: its Application and managed-resources answers are built in the API's JSON shape."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.drift.agreement import TABLE, agreement, markdown
+from agents.drift.argocd_client import ArgoApplication, ManagedResource
+from agents.drift.outcome_store import OutcomeStore
+from agents.drift.outcomes import Horizon, horizon_for, seen
+from agents.drift.store import EventStore
+from protocol.models import (
+    Action,
+    Agreement,
+    AppliedAction,
+    ArgoNotification,
+    Decision,
+    DecisionState,
+    DriftEvent,
+    Outcome,
+    OutcomeKind,
+    Scope,
+    SignedVerdict,
+    SyncWindow,
+    Verdict,
+)
+from tests.support.processes import ROOT
+from tests.support.reread_fakes import drift_report
+
+T0 = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def test_every_action_has_a_cell_for_every_outcome_and_readme_shows_the_same_table() -> None:
+    assert set(TABLE) == set(Action)
+    assert all(set(row) == set(OutcomeKind) for row in TABLE.values())
+    assert markdown() in (ROOT / "README.md").read_text(), "README's agreement table differs from agreement.TABLE"
+
+
+@pytest.mark.parametrize(("action", "outcome", "after", "expected"), [
+    (Action.ALLOW, OutcomeKind.REVERTED, timedelta(minutes=59), Agreement.POSSIBLY_UNSAFE),
+    (Action.ALLOW, OutcomeKind.REVERTED, HOUR, Agreement.POSSIBLY_UNSAFE),
+    (Action.ALLOW, OutcomeKind.REVERTED, HOUR + timedelta(seconds=1), Agreement.DISAGREES),
+    (Action.ALLOW, OutcomeKind.ADOPTED, timedelta(minutes=5), Agreement.AGREES),
+    (Action.ALLOW, OutcomeKind.PERSISTED, 24 * HOUR, Agreement.AGREES),
+    (Action.ENFORCE, OutcomeKind.REVERTED, timedelta(minutes=5), Agreement.AGREES),
+    (Action.ENFORCE, OutcomeKind.ADOPTED, timedelta(minutes=5), Agreement.DISAGREES),
+    (Action.ENFORCE, OutcomeKind.PERSISTED, 24 * HOUR, Agreement.DISAGREES),
+    (Action.DEFER, OutcomeKind.ADOPTED, timedelta(minutes=5), Agreement.DISAGREES),
+    (Action.ESCALATE, OutcomeKind.REVERTED, timedelta(minutes=5), Agreement.ESCALATION),
+    (Action.ESCALATE, OutcomeKind.APPROVED, timedelta(minutes=5), Agreement.ESCALATION),
+    (Action.ENFORCE, OutcomeKind.GONE, timedelta(minutes=5), Agreement.NOT_JUDGED),
+    (Action.ALLOW, OutcomeKind.SUPERSEDED, timedelta(minutes=5), Agreement.NOT_JUDGED),
+    (Action.ENFORCE, OutcomeKind.REJECTED, timedelta(minutes=5), Agreement.DISAGREES),
+])
+def test_agreement_of_each_outcome(action: Action, outcome: OutcomeKind, after: timedelta,
+                                   expected: Agreement) -> None:
+    assert agreement(action, outcome, after) == expected
+
+
+def test_a_defer_agrees_with_a_revert_by_its_window_and_an_approval_with_the_action_chosen() -> None:
+    assert agreement(Action.DEFER, OutcomeKind.REVERTED, 30 * HOUR, by_window=True) == Agreement.AGREES
+    assert agreement(Action.DEFER, OutcomeKind.REVERTED, 30 * HOUR, by_window=False) == Agreement.DISAGREES
+    # a revert within the hour but after a window that was that close: the weaker action, undone at once
+    assert agreement(Action.DEFER, OutcomeKind.REVERTED, HOUR / 2, by_window=False) == Agreement.POSSIBLY_UNSAFE
+    assert agreement(Action.ALLOW, OutcomeKind.APPROVED, HOUR, chosen=Action.ALLOW) == Agreement.AGREES
+    assert agreement(Action.ALLOW, OutcomeKind.APPROVED, HOUR, chosen=Action.ENFORCE) == Agreement.DISAGREES
+
+
+# --- one read of Argo CD --------------------------------------------------------------------------
+
+
+def decision(action: Action, *, until: datetime | None = None, applied: list[AppliedAction] | None = None,
+             windows: list[SyncWindow] | None = None) -> Decision:
+    n = ArgoNotification(app="api", project="prod", revision="abc")
+    event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(n), received_at=T0,
+                       notification=n)
+    report = drift_report(event.event_id, 8).model_copy(update={"sync_windows": windows or []})
+    scope = Scope(resources=[{"ref": report.drifts[0].ref, "paths": ["/spec/replicas"]}], until=until)
+    verdict = Verdict(event_id=event.event_id, action=action, requires_approval=action == Action.ESCALATE,
+                      allowed_actions=[action], confidence=0.9, threshold=0.8, decided_at=T0, scope=scope)
+    return Decision(event=event, state=DecisionState.DONE, mode="shadow", report=report,
+                    verdict=SignedVerdict(jws="x.y.z", verdict=verdict), applied=applied or [], updated_at=T0)
+
+
+def application(revision: str = "abc", status: dict[str, Any] | None = None) -> ArgoApplication:
+    return ArgoApplication.model_validate({
+        "metadata": {"name": "api", "namespace": "argocd"},
+        "spec": {"project": "prod", "destination": {"namespace": "shop"}},
+        "status": {"sync": {"status": "OutOfSync", "revision": revision}, **(status or {})},
+    })
+
+
+def resources(target: int, live: int, managed_fields: list[dict[str, Any]] | None = None) -> list[ManagedResource]:
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"}}
+    live_obj = {**obj, "metadata": {**obj["metadata"], "managedFields": managed_fields or []},
+                "spec": {"replicas": live}}
+    return [ManagedResource.model_validate({"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "api",
+                                            "targetState": json.dumps({**obj, "spec": {"replicas": target}}),
+                                            "liveState": json.dumps(live_obj)})]
+
+
+HORIZON = Horizon(T0 + 24 * HOUR)
+
+
+def test_a_drift_still_there_is_followed_until_the_horizon_then_persisted() -> None:
+    d = decision(Action.ENFORCE)
+    assert seen(d, application(), resources(3, 8), T0 + 23 * HOUR, HORIZON) is None
+    found = seen(d, application(), resources(3, 8), T0 + 25 * HOUR, HORIZON)
+    assert found is not None and (found.kind, found.at) == (OutcomeKind.PERSISTED, HORIZON.at)
+
+
+def test_a_sync_someone_ran_is_a_revert_by_them_at_its_finish() -> None:
+    finished = T0 + timedelta(minutes=7)
+    op = {"operationState": {"phase": "Succeeded", "finishedAt": finished.isoformat().replace("+00:00", "Z"),
+                             "operation": {"sync": {}, "initiatedBy": {"username": "alice"}}}}
+    found = seen(decision(Action.ALLOW), application(status=op), resources(3, 3), T0 + HOUR, HORIZON)
+    assert found is not None and (found.kind, found.by, found.at) == (OutcomeKind.REVERTED, "alice", finished)
+
+
+def test_driftwise_own_sync_names_no_one_and_an_edit_back_names_its_field_manager() -> None:
+    ours = {"operationState": {"phase": "Succeeded", "finishedAt": "2026-11-20T16:35:00Z", "operation": {
+        "sync": {}, "initiatedBy": {"username": "driftwise"}, "info": [{"name": "driftwise-event", "value": "e"}]}}}
+    edited = T0 + timedelta(minutes=20)
+    fields = [{"manager": "kubectl-edit", "operation": "Update", "time": edited.isoformat(),
+               "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]
+    found = seen(decision(Action.ENFORCE), application(status=ours), resources(3, 3, fields), T0 + HOUR, HORIZON)
+    assert found is not None and (found.kind, found.by, found.at) == (OutcomeKind.REVERTED, "kubectl-edit", edited)
+
+
+def test_git_taking_the_live_value_is_adopted_and_a_missing_resource_or_app_is_gone() -> None:
+    found = seen(decision(Action.ALLOW), application(revision="def"), resources(8, 8), T0 + HOUR, HORIZON)
+    assert found is not None and found.kind == OutcomeKind.ADOPTED
+    gone = seen(decision(Action.ALLOW), application(), [], T0 + HOUR, HORIZON)
+    assert gone is not None and gone.kind == OutcomeKind.GONE
+    assert seen(decision(Action.ALLOW), None, [], T0 + HOUR, HORIZON).kind == OutcomeKind.GONE  # type: ignore[union-attr]
+
+
+def test_a_changed_drift_is_not_settled_before_the_horizon() -> None:
+    assert seen(decision(Action.ENFORCE), application(), resources(3, 12), T0 + HOUR, HORIZON) is None
+
+
+def test_horizons_allow_its_expiry_defer_its_window_else_the_setting() -> None:
+    day = 24 * HOUR
+    assert horizon_for(decision(Action.ALLOW, until=T0 + 6 * HOUR), day, day).at == T0 + 6 * HOUR
+    assert horizon_for(decision(Action.ENFORCE), day, day).at == T0 + day
+    sunday = SyncWindow(kind="allow", schedule="0 2 * * 0", duration="4h", applications=["*"])
+    h = horizon_for(decision(Action.DEFER, windows=[sunday]), day, day)
+    window = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    assert (h.window, h.at) == (window, window)
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+
+def outcome_of(d: Decision, kind: OutcomeKind) -> Outcome:
+    return Outcome(event_id=d.event.event_id, kind=kind, action=Action.ENFORCE, mode="shadow",
+                   agreement=Agreement.AGREES, decided_at=T0, at=T0 + HOUR, after_s=3600)
+
+
+async def test_one_outcome_per_decision_and_only_decisions_without_one_are_followed(tmp_path: Path) -> None:
+    db = tmp_path / "drift.sqlite"
+    async with EventStore(db) as store, OutcomeStore(db) as outcomes:
+        decided = []
+        for applied in ([], [AppliedAction(kind="sync", mode="autonomous", executed=True, at=T0)]):
+            d = decision(Action.ENFORCE, applied=applied)
+            await store.accept(d.event, T0)
+            await store.save(d)
+            decided.append(d)
+        followed = await outcomes.followed()
+        # the one Driftwise synced itself is not followed: nothing people did is left to learn from
+        assert [f.event.event_id for f in followed] == [decided[0].event.event_id]
+        first = outcome_of(decided[0], OutcomeKind.REVERTED)
+        assert await outcomes.record("api", first) is True
+        assert await outcomes.record("api", outcome_of(decided[0], OutcomeKind.PERSISTED)) is False
+        assert await outcomes.get(decided[0].event.event_id) == first
+        assert await outcomes.get_many([decided[0].event.event_id, decided[1].event.event_id]) == {
+            decided[0].event.event_id: first}
+        assert await outcomes.followed() == []
