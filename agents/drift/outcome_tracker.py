@@ -97,8 +97,9 @@ class OutcomeTracker:
         key = decision.event.idempotency_key
         if key not in newest:
             newest[key] = await self._store.for_application(key, limit=20)
+        # only a decision that read a drift: an unknown-application answer is not another drift
         later = [d for d in newest[key] if d.event.received_at > decision.event.received_at
-                 and d.event.event_id != decision.event.event_id]
+                 and d.event.event_id != decision.event.event_id and d.report is not None and d.report.drifts]
         return min(later, key=lambda d: d.event.received_at).event.event_id if later else None
 
     async def _read(self, name: str, app_namespace: str) -> Read | None:
