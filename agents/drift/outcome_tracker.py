@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from agents.drift.agreement import agreement
 from agents.drift.argocd_client import ArgoApplication, ArgoCDClient, ManagedResource
 from agents.drift.audit import AuditLog
+from agents.drift.diff import parse_time
 from agents.drift.errors import DriftAgentError, ObserveError
 from agents.drift.outcome_store import OutcomeStore
 from agents.drift.outcomes import Horizon, Seen, by_window, horizon_for, seen
@@ -122,14 +123,10 @@ class OutcomeTracker:
             return found
         assert decision.verdict is not None
         at = found.at
-        if meta.date:
-            try:
-                committed = datetime.fromisoformat(meta.date.replace("Z", "+00:00"))
-            except ValueError:
-                committed = None
-            # Git's commit date says when it was adopted (the tick may have started before the commit)
-            if committed is not None and committed.tzinfo and decision.verdict.verdict.decided_at <= committed:
-                at = committed
+        committed = parse_time(meta.date)
+        # Git's commit date says when it was adopted (the tick may have started before the commit)
+        if committed is not None and decision.verdict.verdict.decided_at <= committed:
+            at = committed
         return Seen(found.kind, at, meta.author, f"{found.reason}: {meta.message}".strip(": ")[:4000])
 
     def _outcome(self, decision: Decision, found: Seen, horizon: Horizon, *, superseded_by: str | None = None,

@@ -29,7 +29,7 @@ from typing import Any
 
 from agents.drift.acting.argocd_writes import EVENT_INFO
 from agents.drift.argocd_client import ArgoApplication, ManagedResource
-from agents.drift.diff import field_managers, is_secret, owners, resource_changes
+from agents.drift.diff import field_managers, is_secret, owners, parse_time, resource_changes
 from agents.drift.open_rule import taken_action
 from protocol.models import Action, Decision, FieldChange, OutcomeKind, ResourceRef
 from protocol.syncwindows import next_allow_start
@@ -153,7 +153,7 @@ def _operation_after(app: ArgoApplication, since: datetime) -> tuple[str, dateti
     operation = op_state.get("operation") or {}
     infos = operation.get("info") or []
     ours = any(isinstance(i, dict) and i.get("name") == EVENT_INFO for i in infos)
-    finished = _time(op_state.get("finishedAt"))
+    finished = parse_time(op_state.get("finishedAt"))
     dry_run = bool((operation.get("sync") or {}).get("dryRun"))
     user = ((operation.get("initiatedBy") or {}).get("username")) or ""
     if finished is not None and finished >= since and not ours and not dry_run and op_state.get("phase") == "Succeeded":
@@ -161,7 +161,7 @@ def _operation_after(app: ArgoApplication, since: datetime) -> tuple[str, dateti
     history = [h for h in app.status.get("history") or [] if isinstance(h, dict)]
     if history:
         last = history[-1]
-        deployed = _time(last.get("deployedAt"))
+        deployed = parse_time(last.get("deployedAt"))
         who = (last.get("initiatedBy") or {}).get("username") or ""
         if deployed is not None and deployed >= since and who and who != "driftwise":
             return (who, deployed)
@@ -187,16 +187,6 @@ def _editor_after(resources: list[ManagedResource], decision: Decision, since: d
         return None
     at, who = max(found)
     return who, at
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else None
 
 
 def seen(decision: Decision, app: ArgoApplication | None, resources: list[ManagedResource], now: datetime,
