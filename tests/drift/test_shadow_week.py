@@ -12,7 +12,7 @@ and the agreement the README's table gives it; each one is in the audit chain on
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,9 +23,9 @@ import httpx
 import pytest
 import yaml
 
+from agents.drift.audit import AuditLog, AuditVerification
 from protocol.models import Action, Agreement, AuditRecord, Decision, OutcomeKind
 from tests.support.acting_stack import AUTH, Stack, post
-from tests.support.cli import driftwise_cmd
 from tests.support.e2e import DriftProc
 from tests.support.processes import SCENARIOS, wait_until
 
@@ -182,6 +182,12 @@ def _wait_outcomes(drift: DriftProc, apps: list[App], what: str) -> None:
     print(f"{len(apps)} outcomes of {what} in {time.monotonic() - began:.1f} s")
 
 
+async def _audit(db: Path) -> tuple[list[AuditRecord], AuditVerification]:
+    """The drift agent's audit chain, read beside the running agent (SQLite WAL: readers never block it)."""
+    async with AuditLog(db) as audit:
+        return await audit.records(), await audit.verify()
+
+
 def _check(app: App, found: Decision, horizon_at: datetime | None) -> None:
     assert app.decision is not None and app.decision.verdict is not None
     outcome = found.outcome
@@ -289,20 +295,15 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
     print(f"\nshadow week: {len(outcomes)} outcomes, agreement {dict(sorted(tally.items()))}")
 
     # every outcome is an audit record, once, carrying what the API shows; the chain verifies
-    db = Path(drift.state_dir) / "drift.sqlite"
-    shown = driftwise_cmd("audit", "show", "--json", "--db", str(db), timeout=60)
-    assert shown.returncode == 0, shown.stderr
-    records = [AuditRecord.model_validate_json(line) for line in shown.stdout.splitlines() if line.strip()]
+    records, verification = asyncio.run(_audit(Path(drift.state_dir) / "drift.sqlite"))
     audited: dict[str, list[AuditRecord]] = {}
     for r in records:
         if r.kind == "outcome":
             audited.setdefault(r.event_id, []).append(r)
     for event_id, d in outcomes.items():
         assert d.outcome is not None
-        assert [json.loads(json.dumps(r.payload)) for r in audited.get(event_id, [])] == [
-            d.outcome.model_dump(mode="json")], event_id
-    verified = driftwise_cmd("audit", "verify", "--db", str(db), timeout=60)
-    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True, verified.stdout + verified.stderr
+        assert [r.payload for r in audited.get(event_id, [])] == [d.outcome.model_dump(mode="json")], event_id
+    assert verification.ok, verification.problems
     # shadow mode wrote nothing; advisory only asked for approval (its status annotation)
     advisory = {a.name for a in apps if a.decision is not None and a.decision.mode == "advisory"}
     writes = stack.sandbox.writes()
