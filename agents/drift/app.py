@@ -31,17 +31,29 @@ from agents.drift.console import PREFIX as CONSOLE_PREFIX
 from agents.drift.console import ConsoleDeps, console_app
 from agents.drift.intake import BadRequest, bearer_ok, error, field_error, printable, read_json_object, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
-from agents.drift.openapi import DECISIONS_PATH, MAX_WAIT_S, OPENAPI_PATH, OPERATIONS, UNTIL, openapi_document
+from agents.drift.openapi import (
+    DECISIONS_PATH,
+    MAX_WAIT_S,
+    OPENAPI_PATH,
+    OPERATIONS,
+    REPORT_PATH,
+    UNTIL,
+    openapi_document,
+)
+from agents.drift.report import ReportError, parse_since
 from agents.drift.sqlite import connect
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
 from protocol.models import Approval, ArgoNotification, Decision, DecisionList, DecisionState, DriftEvent
+from protocol.report import AgreementReport
 from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
 
-_OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, CONSOLE_PREFIX)
+_OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, REPORT_PATH, CONSOLE_PREFIX)
+REPORT_LIMIT = 20_000
+"""The newest decisions a report reads (a bound on one request's work)."""
 _PUBLIC = frozenset({"/healthz", "/metrics", OPENAPI_PATH, "/.well-known/agent-card.json", JWKS_PATH})
 
 
@@ -65,6 +77,9 @@ Resume = Callable[[str, Approval], Awaitable[Decision]]
 """Takes a human's answer for an event and returns the decision after it (DecisionRunner.resume)."""
 Outcomes = Callable[[list[Decision]], Awaitable[list[Decision]]]
 """Fills each decision's `outcome` from the outcome store (agents.drift.outcome_store.OutcomeStore)."""
+Report = Callable[[timedelta, str | None], Awaitable[AgreementReport]]
+"""The agreement report over a period back from Driftwise's now, for one project or all (agents.drift.report);
+raises ReportError when there is nothing to report."""
 Wait = Callable[[str, float, bool], Awaitable[Decision | None]]
 """Waits up to the seconds given for an event's decision to be final, or (True) to have its verdict
 (Admission.wait); returns it as it then stands."""
@@ -92,6 +107,7 @@ def create_app(
     jwks: dict[str, Any] | None = None,
     instrument: Callable[[Starlette], None] | None = None,
     outcomes: Outcomes | None = None,
+    report: Report | None = None,
 ) -> ASGIApp:
     approvers = accepted(config.approvals_token)
 
@@ -145,6 +161,21 @@ def create_app(
         (shown,) = await with_outcomes([found])
         return JSONResponse(shown.model_dump(mode="json"))
 
+    async def report_endpoint(request: Request) -> Response:
+        if not approver(request):
+            return error(401, "send Authorization: Bearer <drift.approvals_token>")
+        if report is None:
+            return error(503, "this drift agent does not report")
+        try:
+            since = parse_since(request.query_params.get("since") or "7d")
+        except ReportError as exc:
+            return error(400, printable(str(exc), 400), field="since")
+        try:
+            found = await report(since, request.query_params.get("project") or None)
+        except ReportError as exc:
+            return error(404, printable(str(exc), 400))
+        return JSONResponse(found.model_dump(mode="json"))
+
     def answer(decision: Literal["approve", "reject"]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             from agents.drift.runner import ApprovalConflict
@@ -195,7 +226,7 @@ def create_app(
 
     handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
         "webhook": counted_webhook, "list_decisions": list_decisions, "get_decision": get_decision,
-        "approve": answer("approve"), "reject": answer("reject"),
+        "approve": answer("approve"), "reject": answer("reject"), "report": report_endpoint,
     }
     routes: list[BaseRoute] = [Route(op.path, handlers[op.id], methods=[op.method]) for op in OPERATIONS]
     routes += [
@@ -242,6 +273,7 @@ async def serve(config: DriftConfig) -> None:
     from agents.drift.outcome_store import OutcomeStore
     from agents.drift.outcome_tracker import OutcomeTracker, with_outcomes
     from agents.drift.replay import ReplayStore
+    from agents.drift.report import PromotionRule, build_report
     from agents.drift.reread import Rereader
     from agents.drift.runner import DecisionRunner
     from agents.drift.steps import checkpoint_serde
@@ -318,9 +350,17 @@ async def serve(config: DriftConfig) -> None:
         async def outcomes(decisions: list[Decision]) -> list[Decision]:
             return await with_outcomes(outcome_store, decisions)
 
+        rule = PromotionRule(config.promotion_min_decisions, config.promotion_min_agreement,
+                             config.promotion_quiet_days)
+
+        async def report(since: timedelta, project: str | None) -> AgreementReport:
+            decided = await outcomes(await store.list(limit=REPORT_LIMIT))
+            return build_report(decided, await deps.clock.now(), since=since, project=project,
+                                mode_for=config.mode_for, rule=rule)
+
         app = create_app(config, store, metrics, admission.submit, ask=ask, resume=resume, wait=wait, card=card,
                          jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app,
-                         outcomes=outcomes)
+                         outcomes=outcomes, report=report)
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())
         if recovered:

@@ -186,3 +186,65 @@ async def test_one_outcome_per_decision_and_only_decisions_without_one_are_follo
         assert await outcomes.get_many([decided[0].event.event_id, decided[1].event.event_id]) == {
             decided[0].event.event_id: first}
         assert await outcomes.followed() == []
+
+
+# --- the agreement report (issue 19) --------------------------------------------------------------
+
+
+def decided(action: Action, kind: OutcomeKind | None, agreement_: Agreement, *, project: str = "prod",
+            mode: str = "shadow", at: datetime = T0 + HOUR) -> Decision:
+    d = decision(action).model_copy(update={"mode": mode})
+    assert d.report is not None
+    d = d.model_copy(update={"report": d.report.model_copy(update={"project": project})})
+    if kind is None:
+        return d
+    return d.model_copy(update={"outcome": Outcome(
+        event_id=d.event.event_id, kind=kind, action=action, mode=mode, agreement=agreement_, decided_at=T0, at=at,
+        after_s=(at - T0).total_seconds(), by="alice")})
+
+
+def test_the_report_counts_agreement_per_action_and_project_and_lists_unsafe_disagreements_first() -> None:
+    from agents.drift.report import PromotionRule, build_report
+
+    decisions = ([decided(Action.ENFORCE, OutcomeKind.REVERTED, Agreement.AGREES)] * 3
+                 + [decided(Action.ENFORCE, OutcomeKind.ADOPTED, Agreement.DISAGREES, at=T0 + 2 * HOUR),
+                    decided(Action.ALLOW, OutcomeKind.REVERTED, Agreement.POSSIBLY_UNSAFE, at=T0 + HOUR / 6),
+                    decided(Action.ESCALATE, OutcomeKind.PERSISTED, Agreement.ESCALATION),
+                    decided(Action.ALLOW, None, Agreement.AGREES, project="staging")])
+    report = build_report(decisions, T0 + 48 * HOUR, since=timedelta(days=7), project=None,
+                          mode_for=lambda p: "shadow", rule=PromotionRule(min_decisions=3))
+    enforce = report.per_action["enforce"]
+    assert (enforce.decided, enforce.judged, enforce.agrees, enforce.disagrees, enforce.ratio) == (4, 4, 3, 1, 0.75)
+    assert report.per_action["escalate"].escalations == 1 and report.per_action["escalate"].judged == 0
+    assert report.confusion["allow"] == {"pending": 1, "reverted": 1}
+    assert report.outcomes == {"adopted": 1, "pending": 1, "persisted": 1, "reverted": 4}
+    assert [d.agreement for d in report.disagreements] == [Agreement.POSSIBLY_UNSAFE, Agreement.DISAGREES]
+    assert report.escalation_rate == round(1 / 7, 4)
+    assert report.time_to_outcome_p50_s["reverted"] == 3600
+    prod, staging = report.readiness
+    assert not prod.ready and prod.next_mode == "advisory" and prod.judged == 5
+    assert prod.line.startswith("project prod: stay in shadow; before advisory: agreement 60%, at least 95% wanted; "
+                                "1 possibly unsafe disagreement(s) in the last 14 days")
+    assert not staging.ready and "3 more judged drifts in shadow mode" in staging.line
+
+
+def test_a_project_is_ready_when_the_rule_holds_and_bad_requests_say_what_to_do() -> None:
+    from agents.drift.report import PromotionRule, ReportError, build_report, parse_since
+
+    good = [decided(Action.ENFORCE, OutcomeKind.REVERTED, Agreement.AGREES, mode="advisory")] * 4
+    old_unsafe = decided(Action.ALLOW, OutcomeKind.REVERTED, Agreement.POSSIBLY_UNSAFE, mode="advisory",
+                         at=T0 + HOUR / 6)
+    rule = PromotionRule(min_decisions=4, min_agreement=0.75, quiet_days=1)
+    (ready,) = build_report([*good, old_unsafe], T0 + 72 * HOUR, since=None, project="prod",
+                            mode_for=lambda p: "advisory", rule=rule).readiness
+    assert ready.ready and ready.line.startswith("project prod: ready for autonomous (5 judged drifts in advisory, "
+                                                 "80% agreement")
+    with pytest.raises(ReportError, match=r"no decision of project 'nope' .*projects with decisions: prod"):
+        build_report(good, T0 + HOUR, since=None, project="nope", mode_for=lambda p: "shadow", rule=rule)
+    with pytest.raises(ReportError, match="no decision in this period"):
+        build_report(good, T0 + 30 * 24 * HOUR, since=timedelta(days=7), project=None, mode_for=lambda p: "shadow",
+                     rule=rule)
+    assert parse_since("36h") == timedelta(hours=36)
+    for bad in ("7", "0d", "7w", "-1d", ""):
+        with pytest.raises(ReportError, match="whole number and a unit"):
+            parse_since(bad)

@@ -25,7 +25,9 @@ import yaml
 
 from agents.drift.audit import AuditLog, AuditVerification
 from protocol.models import Action, Agreement, AuditRecord, Decision, OutcomeKind
+from protocol.report import AgreementReport
 from tests.support.acting_stack import AUTH, Stack, post
+from tests.support.cli import driftwise_cmd
 from tests.support.e2e import DriftProc
 from tests.support.processes import SCENARIOS, wait_until
 
@@ -293,6 +295,28 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
         assert d.outcome is not None
         tally[d.outcome.agreement.value] = tally.get(d.outcome.agreement.value, 0) + 1
     print(f"\nshadow week: {len(outcomes)} outcomes, agreement {dict(sorted(tally.items()))}")
+
+    # the agreement report over the same state: its numbers are the ones counted here from what people did
+    r = httpx.get(f"{drift.url}/v1/report", params={"since": "7d"}, headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    report = AgreementReport.model_validate(r.json())
+    assert sum(sum(m.values()) for m in report.decisions.values()) == len(outcomes)
+    for action in {a.value for a in Action} & set(report.per_action):
+        mine = [d.outcome for d in outcomes.values() if d.outcome is not None and d.outcome.action.value == action]
+        count = report.per_action[action]
+        assert count.agrees == sum(o.agreement == G.AGREES for o in mine), action
+        assert count.possibly_unsafe == sum(o.agreement == G.POSSIBLY_UNSAFE for o in mine), action
+        assert count.disagrees == sum(o.agreement in (G.DISAGREES, G.POSSIBLY_UNSAFE) for o in mine), action
+    assert report.disagreements and report.disagreements[0].agreement == G.POSSIBLY_UNSAFE
+    cli = driftwise_cmd("report", "--project", "prod", "--since", "7d", "--url", drift.url,
+                        "--config", str(stack.root / "week.yaml"), timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    last = cli.stdout.strip().splitlines()[-1]
+    assert last.startswith("project prod: stay in shadow; before advisory: "), cli.stdout
+    print(cli.stdout)
+    unknown = driftwise_cmd("report", "--project", "nope", "--url", drift.url,
+                            "--config", str(stack.root / "week.yaml"), timeout=60)
+    assert unknown.returncode != 0 and "no decision of project 'nope'" in unknown.stderr + unknown.stdout
 
     # every outcome is an audit record, once, carrying what the API shows; the chain verifies
     records, verification = asyncio.run(_audit(Path(drift.state_dir) / "drift.sqlite"))
