@@ -377,7 +377,7 @@ async def serve(config: DriftConfig) -> None:
 
         tracker = OutcomeTracker(store, outcome_store, audit, argocd, deps.clock.now,
                                  horizon=timedelta(hours=config.outcome_horizon_h),
-                                 allow_ttl=timedelta(hours=config.allow_ttl_h))
+                                 allow_ttl=timedelta(hours=config.allow_ttl_h), metrics=metrics)
 
         async def reread() -> None:
             await rereader.tick(await deps.clock.now())

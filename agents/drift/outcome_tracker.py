@@ -23,6 +23,7 @@ from agents.drift.argocd_client import ArgoApplication, ArgoCDClient, ManagedRes
 from agents.drift.audit import AuditLog
 from agents.drift.diff import parse_time
 from agents.drift.errors import DriftAgentError, ObserveError
+from agents.drift.metrics import DriftMetrics
 from agents.drift.outcome_store import OutcomeStore
 from agents.drift.outcomes import Horizon, Seen, by_window, horizon_for, seen
 from agents.drift.store import EventStore
@@ -39,8 +40,10 @@ class Read:
 
 class OutcomeTracker:
     def __init__(self, store: EventStore, outcomes: OutcomeStore, audit: AuditLog, argocd: ArgoCDClient,
-                 clock: Callable[[], Awaitable[datetime]], *, horizon: timedelta, allow_ttl: timedelta) -> None:
+                 clock: Callable[[], Awaitable[datetime]], *, horizon: timedelta, allow_ttl: timedelta,
+                 metrics: DriftMetrics | None = None) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._outcomes = outcomes
         self._audit = audit
@@ -105,8 +108,10 @@ class OutcomeTracker:
 
     async def _read(self, name: str, app_namespace: str) -> Read | None:
         try:
-            app = await self._argocd.application(name, app_namespace)
+            # the resources first: what changed them (a sync's operation state, a commit's revision) is on the
+            # Application by the time they show it, so the later read of the Application names it
             resources = await self._argocd.managed_resources(name, app_namespace)
+            app = await self._argocd.application(name, app_namespace)
         except ObserveError as exc:
             if exc.kind == "argocd_not_found":
                 return None
@@ -147,6 +152,10 @@ class OutcomeTracker:
         if not await self._outcomes.record(decision.event.notification.app, outcome):
             return False  # another tick (or process) settled it first
         await self._audit.append(outcome.event_id, "outcome", outcome.model_dump(mode="json"))
+        if self._metrics is not None:
+            project = decision.report.project if decision.report is not None else decision.event.notification.project
+            self._metrics.outcomes.labels(project=project, action=outcome.action.value, outcome=outcome.kind.value,
+                                          agreement=outcome.agreement.value).inc()
         log.info("outcome of %s (%s, %s): %s by %s after %.0f s, %s", outcome.event_id,
                  decision.event.notification.app, outcome.action.value, outcome.kind.value, outcome.by or "?",
                  outcome.after_s, outcome.agreement.value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from agents.drift.audit import AuditLog, AuditVerification
 from protocol.models import Action, Agreement, AuditRecord, Decision, OutcomeKind
@@ -308,6 +310,13 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
         assert count.possibly_unsafe == sum(o.agreement == G.POSSIBLY_UNSAFE for o in mine), action
         assert count.disagrees == sum(o.agreement in (G.DISAGREES, G.POSSIBLY_UNSAFE) for o in mine), action
     assert report.disagreements and report.disagreements[0].agreement == G.POSSIBLY_UNSAFE
+    text = httpx.get(f"{drift.url}/metrics", timeout=10).text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "driftwise_outcomes")
+    by_agreement: Counter[str] = Counter()
+    for sample in family.samples:
+        if sample.name.endswith("_total"):
+            by_agreement[sample.labels["agreement"]] += int(sample.value)
+    assert by_agreement == Counter(d.outcome.agreement.value for d in outcomes.values() if d.outcome)
     cli = driftwise_cmd("report", "--project", "prod", "--since", "7d", "--url", drift.url,
                         "--config", str(stack.root / "week.yaml"), timeout=60)
     assert cli.returncode == 0, cli.stderr
