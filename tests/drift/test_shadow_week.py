@@ -26,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.drift.audit import AuditLog, AuditVerification
-from protocol.models import Action, Agreement, AuditRecord, Decision, OutcomeKind
+from protocol.models import Action, Agreement, AuditRecord, Decision, DecisionList, OutcomeKind
 from protocol.report import AgreementReport
 from tests.support.acting_stack import AUTH, Stack, post
 from tests.support.cli import driftwise_cmd
@@ -302,9 +302,14 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
     r = httpx.get(f"{drift.url}/v1/report", params={"since": "7d"}, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
     report = AgreementReport.model_validate(r.json())
-    assert sum(sum(m.values()) for m in report.decisions.values()) == len(outcomes)
+    # every decision of the week: those above and the ones the re-read started for changed drifts
+    listed = httpx.get(f"{drift.url}/v1/decisions", headers=AUTH, timeout=30)
+    assert listed.status_code == 200, listed.text
+    week = [d for d in DecisionList.model_validate(listed.json()).decisions if d.verdict is not None]
+    assert set(outcomes) <= {d.event.event_id for d in week}
+    assert sum(sum(m.values()) for m in report.decisions.values()) == len(week)
     for action in {a.value for a in Action} & set(report.per_action):
-        mine = [d.outcome for d in outcomes.values() if d.outcome is not None and d.outcome.action.value == action]
+        mine = [d.outcome for d in week if d.outcome is not None and d.outcome.action.value == action]
         count = report.per_action[action]
         assert count.agrees == sum(o.agreement == G.AGREES for o in mine), action
         assert count.possibly_unsafe == sum(o.agreement == G.POSSIBLY_UNSAFE for o in mine), action
@@ -316,7 +321,7 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
     for sample in family.samples:
         if sample.name.endswith("_total"):
             by_agreement[sample.labels["agreement"]] += int(sample.value)
-    assert by_agreement == Counter(d.outcome.agreement.value for d in outcomes.values() if d.outcome)
+    assert by_agreement == Counter(d.outcome.agreement.value for d in week if d.outcome)
     cli = driftwise_cmd("report", "--project", "prod", "--since", "7d", "--url", drift.url,
                         "--config", str(stack.root / "week.yaml"), timeout=60)
     assert cli.returncode == 0, cli.stderr
