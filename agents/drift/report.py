@@ -19,6 +19,7 @@ from protocol.report import AgreementCount, AgreementReport, Disagreement, Mode,
 
 NEXT: dict[str, Mode | None] = {"shadow": "advisory", "advisory": "autonomous", "autonomous": None}
 PENDING = "pending"
+MAX_SINCE_DAYS = 3660
 
 
 class ReportError(ValueError):
@@ -139,6 +140,9 @@ def parse_since(text: str) -> timedelta:
     """`7d`, `36h`, `90m`: the period a report covers, counted back from now."""
     units = {"d": 86_400, "h": 3_600, "m": 60}
     number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit() or int(number) == 0:
-        raise ReportError(f"--since {text!r}: give a whole number and a unit, d, h or m (e.g. 7d, 36h)")
-    return timedelta(seconds=int(number) * units[unit])
+    if unit not in units or not number.isascii() or not number.isdigit() or int(number) == 0:
+        raise ReportError(f"--since {text[:40]!r}: give a whole number and a unit, d, h or m (e.g. 7d, 36h)")
+    seconds = int(number) * units[unit]
+    if seconds > MAX_SINCE_DAYS * 86_400:
+        raise ReportError(f"--since {text[:40]!r}: at most {MAX_SINCE_DAYS} days back")
+    return timedelta(seconds=seconds)

@@ -245,6 +245,8 @@ def test_a_project_is_ready_when_the_rule_holds_and_bad_requests_say_what_to_do(
         build_report(good, T0 + 30 * 24 * HOUR, since=timedelta(days=7), project=None, mode_for=lambda p: "shadow",
                      rule=rule)
     assert parse_since("36h") == timedelta(hours=36)
-    for bad in ("7", "0d", "7w", "-1d", ""):
+    for bad in ("7", "0d", "7w", "-1d", "", chr(0x661) + "d"):  # an Arabic-Indic digit: isdigit() but not ASCII
         with pytest.raises(ReportError, match="whole number and a unit"):
             parse_since(bad)
+    with pytest.raises(ReportError, match="at most 3660 days back"):
+        parse_since("9" * 30 + "d")
