@@ -21,12 +21,12 @@ from datetime import datetime, timedelta
 from agents.drift.agreement import agreement
 from agents.drift.argocd_client import ArgoApplication, ArgoCDClient, ManagedResource
 from agents.drift.audit import AuditLog
-from agents.drift.diff import parse_time
 from agents.drift.errors import DriftAgentError, ObserveError
 from agents.drift.metrics import DriftMetrics
 from agents.drift.outcome_store import OutcomeStore
 from agents.drift.outcomes import Horizon, Seen, by_window, horizon_for, seen
 from agents.drift.store import EventStore
+from agents.kit.diff import parse_time
 from protocol.models import Decision, DecisionState, Outcome, OutcomeKind
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from typing import Any
 
 from agents.drift.acting.argocd_writes import EVENT_INFO
 from agents.drift.argocd_client import ArgoApplication, ManagedResource
-from agents.drift.diff import field_managers, is_secret, owners, parse_time, resource_changes
 from agents.drift.open_rule import taken_action
+from agents.kit.diff import field_managers, is_secret, owners, parse_time, resource_changes
 from protocol.models import Action, Decision, FieldChange, OutcomeKind, ResourceRef
 from protocol.syncwindows import next_allow_start
 
