@@ -214,6 +214,18 @@ class DriftAgentSettings(_Section):
     reread_interval_s: float = Field(
         default=60.0, gt=0, description="re-read governed apps that stay OutOfSync this often"
     )
+    outcome_horizon_h: float = Field(
+        default=24.0, gt=0, le=24 * 90,
+        description="outcomes: a drift still there this long after its decision has persisted "
+                    "(an allow's horizon is its allowance's expiry; a defer's at least its window)",
+    )
+    promotion_min_decisions: int = Field(
+        default=50, ge=1, description="promotion readiness: judged drifts wanted in the current mode (no escalations)"
+    )
+    promotion_min_agreement: float = Field(default=0.95, ge=0, le=1, description="promotion readiness: agreement")
+    promotion_quiet_days: float = Field(
+        default=14.0, ge=0, description="promotion readiness: no possibly unsafe disagreement in this many days"
+    )
     sandbox_clock_url: str | None = Field(
         default=f"http://127.0.0.1:{SANDBOX_PORT}/sandbox/clock",
         description="sandbox only: take 'now' from here; null in production (system clock)",

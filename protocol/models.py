@@ -476,6 +476,56 @@ class LlmUsage(StrictModel):
     fell_back: str | None = Field(default=None, description="the failure, said for a person")
 
 
+class OutcomeKind(StrEnum):
+    """What became of a drift after its decision (agents.drift.outcomes follows it)."""
+
+    REVERTED = "reverted"
+    """The drifted fields went back to Git's values with no Driftwise write (someone's sync or edit)."""
+    ADOPTED = "adopted"
+    """Git changed to the live values on the drifted paths (the back-port was merged)."""
+    PERSISTED = "persisted"
+    """The drift was still there at the horizon."""
+    SUPERSEDED = "superseded"
+    """The drift changed into another drift: a new decision replaced this one."""
+    GONE = "gone"
+    """The application or the drifted resource no longer exists."""
+    APPROVED = "approved"
+    """A human approved the verdict (or chose another allowed action)."""
+    REJECTED = "rejected"
+    """A human rejected the verdict."""
+
+
+class Agreement(StrEnum):
+    """Whether what people did agrees with the decision (the table in agents.drift.agreement)."""
+
+    AGREES = "agrees"
+    DISAGREES = "disagrees"
+    POSSIBLY_UNSAFE = "possibly_unsafe"
+    """A disagreement where Driftwise chose the weaker action (allow, defer) and people reverted within an hour."""
+    ESCALATION = "escalation"
+    """An escalation: counted apart (the cost of asking), never for or against."""
+    NOT_JUDGED = "not_judged"
+    """Superseded or gone: nothing people did says whether the decision was right."""
+
+
+class Outcome(Versioned):
+    """What became of one decision's drift, when, and who (or what) says so."""
+
+    event_id: str = Field(min_length=1)
+    kind: OutcomeKind
+    action: Action = Field(description="the action decided (the verdict's), that the outcome is judged against")
+    mode: Literal["shadow", "advisory", "autonomous"]
+    agreement: Agreement
+    decided_at: AwareDatetime
+    at: AwareDatetime = Field(description="when it happened (or was first seen), on Driftwise's clock")
+    after_s: float = Field(ge=0, description="time to outcome: seconds from the decision to `at`")
+    by: str = Field(default="", max_length=200, description="who: Argo CD's initiatedBy, a field manager, "
+                                                          "a commit's author, the approver")
+    reason: str = Field(default="", max_length=4000, description="the approver's comment, or how it was seen")
+    revision: str = Field(default="", description="Git's revision when it was seen")
+    superseded_by: str | None = None
+
+
 class Decision(Versioned):
     """Everything about one drift event, end to end: what came in, what was seen, said, decided and done."""
 
@@ -495,6 +545,8 @@ class Decision(Versioned):
     error: str | None = None
     superseded_by: str | None = Field(default=None, description="the event id of the decision that replaced it")
     updated_at: AwareDatetime
+    outcome: Outcome | None = Field(default=None, description="what became of the drift (served from the outcome "
+                                                             "store; null while it is still being followed)")
 
     @property
     def final(self) -> bool:
@@ -506,7 +558,7 @@ class AuditRecord(Versioned):
 
     seq: int = Field(ge=1)
     event_id: str
-    kind: Literal["decision", "approval", "apply", "expiry", "supersede"]
+    kind: Literal["decision", "approval", "apply", "expiry", "supersede", "outcome"]
     at: AwareDatetime
     payload: dict[str, Any]
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")

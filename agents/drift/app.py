@@ -31,16 +31,28 @@ from agents.drift.console import PREFIX as CONSOLE_PREFIX
 from agents.drift.console import ConsoleDeps, console_app
 from agents.drift.intake import BadRequest, bearer_ok, error, field_error, printable, read_json_object, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
-from agents.drift.openapi import DECISIONS_PATH, MAX_WAIT_S, OPENAPI_PATH, OPERATIONS, UNTIL, openapi_document
+from agents.drift.openapi import (
+    DECISIONS_PATH,
+    MAX_WAIT_S,
+    OPENAPI_PATH,
+    OPERATIONS,
+    REPORT_PATH,
+    UNTIL,
+    openapi_document,
+)
+from agents.drift.report import ReportError, parse_since
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
 from agents.kit.card import JWKS_PATH
 from protocol.models import Approval, ArgoNotification, Decision, DecisionList, DecisionState, DriftEvent
+from protocol.report import AgreementReport
 from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
 
-_OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, CONSOLE_PREFIX)
+_OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, REPORT_PATH, CONSOLE_PREFIX)
+REPORT_LIMIT = 20_000
+"""The newest decisions a report reads (a bound on one request's work)."""
 _PUBLIC = frozenset({"/healthz", "/metrics", OPENAPI_PATH, "/.well-known/agent-card.json", JWKS_PATH})
 
 
@@ -62,6 +74,11 @@ class PeerAuth:
 
 Resume = Callable[[str, Approval], Awaitable[Decision]]
 """Takes a human's answer for an event and returns the decision after it (DecisionRunner.resume)."""
+Outcomes = Callable[[list[Decision]], Awaitable[list[Decision]]]
+"""Fills each decision's `outcome` from the outcome store (agents.drift.outcome_store.OutcomeStore)."""
+Report = Callable[[timedelta, str | None], Awaitable[AgreementReport]]
+"""The agreement report over a period back from Driftwise's now, for one project or all (agents.drift.report);
+raises ReportError when there is nothing to report."""
 Wait = Callable[[str, float, bool], Awaitable[Decision | None]]
 """Waits up to the seconds given for an event's decision to be final, or (True) to have its verdict
 (Admission.wait); returns it as it then stands."""
@@ -88,6 +105,8 @@ def create_app(
     card: AgentCard | None = None,
     jwks: dict[str, Any] | None = None,
     instrument: Callable[[Starlette], None] | None = None,
+    outcomes: Outcomes | None = None,
+    report: Report | None = None,
 ) -> ASGIApp:
     approvers = accepted(config.approvals_token)
 
@@ -97,6 +116,9 @@ def create_app(
 
     webhook = webhook_endpoint(config, store, on_accepted)
     document = openapi_document()
+
+    async def with_outcomes(decisions: list[Decision]) -> list[Decision]:
+        return await outcomes(decisions) if outcomes is not None and decisions else decisions
 
     async def counted_webhook(request: Request) -> Response:
         response = await webhook(request)
@@ -110,7 +132,7 @@ def create_app(
         if state is not None and state not in {s.value for s in DecisionState}:
             return error(400, f"state {printable(state)!r} is not one of {', '.join(s.value for s in DecisionState)}")
         found = await store.list(request.query_params.get("application") or None, state)
-        return JSONResponse(DecisionList(decisions=found).model_dump(mode="json"))
+        return JSONResponse(DecisionList(decisions=await with_outcomes(found)).model_dump(mode="json"))
 
     async def get_decision(request: Request) -> Response:
         if not approver(request):
@@ -135,6 +157,22 @@ def create_app(
             found = await store.get(event_id)
         if found is None:
             return error(404, f"no decision for event {printable(event_id)}")
+        (shown,) = await with_outcomes([found])
+        return JSONResponse(shown.model_dump(mode="json"))
+
+    async def report_endpoint(request: Request) -> Response:
+        if not approver(request):
+            return error(401, "send Authorization: Bearer <drift.approvals_token>")
+        if report is None:
+            return error(503, "this drift agent does not report")
+        try:
+            since = parse_since(request.query_params.get("since") or "7d")
+        except ReportError as exc:
+            return error(400, printable(str(exc), 400), field="since")
+        try:
+            found = await report(since, request.query_params.get("project") or None)
+        except ReportError as exc:
+            return error(404, printable(str(exc), 400))
         return JSONResponse(found.model_dump(mode="json"))
 
     def answer(decision: Literal["approve", "reject"]) -> Callable[[Request], Awaitable[Response]]:
@@ -187,7 +225,7 @@ def create_app(
 
     handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
         "webhook": counted_webhook, "list_decisions": list_decisions, "get_decision": get_decision,
-        "approve": answer("approve"), "reject": answer("reject"),
+        "approve": answer("approve"), "reject": answer("reject"), "report": report_endpoint,
     }
     routes: list[BaseRoute] = [Route(op.path, handlers[op.id], methods=[op.method]) for op in OPERATIONS]
     routes += [
@@ -227,6 +265,8 @@ async def serve(config: DriftConfig) -> None:
     from agents.drift.argocd_client import ArgoCDClient, shared_client
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
+    from agents.drift.outcome_tracker import OutcomeTracker, with_outcomes
+    from agents.drift.report import PromotionRule, build_report
     from agents.drift.reread import Rereader
     from agents.drift.retention import Retention
     from agents.drift.runner import DecisionRunner
@@ -248,6 +288,7 @@ async def serve(config: DriftConfig) -> None:
         # the outbox beside the decisions (one file, or one PostgreSQL), so intent and decision share a transaction
         state = await stack.enter_async_context(open_state(config.state, config.db_path, config.checkpoint_path))
         store, audit, acting, replay, saver = state.events, state.audit, state.acting, state.replay, state.checkpoints
+        outcome_store = state.outcomes
         deps, pool = await build_deps(config, http, replay, acting)
         if pool is not None:
             stack.push_async_callback(pool.close)
@@ -286,8 +327,20 @@ async def serve(config: DriftConfig) -> None:
         async def wait(event_id: str, timeout_s: float, until_verdict: bool) -> Decision | None:
             return await admission.wait(event_id, timeout_s, until_verdict)
 
+        async def outcomes(decisions: list[Decision]) -> list[Decision]:
+            return await with_outcomes(outcome_store, decisions)
+
+        rule = PromotionRule(config.promotion_min_decisions, config.promotion_min_agreement,
+                             config.promotion_quiet_days)
+
+        async def report(since: timedelta, project: str | None) -> AgreementReport:
+            decided = await outcomes(await store.list(limit=REPORT_LIMIT))
+            return build_report(decided, await deps.clock.now(), since=since, project=project,
+                                mode_for=config.mode_for, rule=rule)
+
         app = create_app(config, store, metrics, admission.submit, ask=ask, resume=resume, wait=wait, card=card,
-                         jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app)
+                         jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app,
+                         outcomes=outcomes, report=report)
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())
         if recovered:
@@ -302,8 +355,13 @@ async def serve(config: DriftConfig) -> None:
 
         rereader = Rereader(store, argocd, admission.submit, metrics)
 
+        tracker = OutcomeTracker(store, outcome_store, audit, argocd, deps.clock.now,
+                                 horizon=timedelta(hours=config.outcome_horizon_h),
+                                 allow_ttl=timedelta(hours=config.allow_ttl_h), metrics=metrics)
+
         async def reread() -> None:
             await rereader.tick(await deps.clock.now())
+            await tracker.tick()  # after the re-read: a changed drift is decided anew, so its old one is superseded
 
         retention = Retention(state, timedelta(days=config.state.retention_days))
 

@@ -153,6 +153,13 @@ class ArgoCDClient:
             raise ObserveError("argocd_invalid", f"Argo CD application {name} is not a JSON object")
         return body
 
+    async def revision_metadata(self, name: str, revision: str, app_namespace: str | None = None
+                                ) -> RevisionMetadata:
+        """Who committed a revision of the application's source, and when (Argo CD reads it from Git)."""
+        params = {"appNamespace": app_namespace} if app_namespace else None
+        return _validate(RevisionMetadata, await self._get(f"/api/v1/applications/{name}/revisions/{revision}/metadata",
+                                                           params), "revision metadata")
+
     async def project(self, name: str) -> AppProject:
         return _validate(AppProject, await self._get(f"/api/v1/projects/{name}"), "project")
 
@@ -164,6 +171,14 @@ class ArgoCDClient:
             return [ManagedResource.model_validate(i) for i in items or []]
         except (ValidationError, TypeError) as exc:
             raise ObserveError("argocd_invalid", f"Argo CD managed-resources of {name}: {exc}") from exc
+
+
+class RevisionMetadata(_Loose):
+    """`GET /api/v1/applications/{name}/revisions/{revision}/metadata`: the commit Argo CD shows."""
+
+    author: str = ""
+    date: str | None = None
+    message: str = ""
 
 
 def _validate(model: type[_M], body: Any, what: str) -> _M:

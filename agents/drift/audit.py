@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 GENESIS = "0" * 64
 TABLE = "audit"
 
-Kind = Literal["decision", "approval", "apply", "expiry", "supersede"]
+Kind = Literal["decision", "approval", "apply", "expiry", "supersede", "outcome"]
 
 
 class AuditError(Exception):

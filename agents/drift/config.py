@@ -114,6 +114,11 @@ class DriftConfig(_Config):
     allow_ttl_h: float = 24.0
     reconcile_s: float = Field(default=60.0, gt=0, description="how long an unanswered sync is looked up in Argo CD")
     reread_interval_s: float = Field(default=60.0, gt=0, description="re-read of governed OutOfSync apps")
+    outcome_horizon_h: float = Field(default=24.0, gt=0, description="a drift still there this long after its "
+                                                                    "decision has persisted (allow: its expiry)")
+    promotion_min_decisions: int = Field(default=50, ge=1)
+    promotion_min_agreement: float = Field(default=0.95, ge=0, le=1)
+    promotion_quiet_days: float = Field(default=14.0, ge=0)
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="tick of deferred syncs and expiries")
     sandbox_clock_url: str | None = None
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint; null = no export")

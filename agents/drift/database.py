@@ -6,15 +6,16 @@ Two implementations of `Database`, one per backend:
 - `agents.drift.postgres.PostgresDatabase`: a psycopg 3 async pool, shared by every store of the process
   and by LangGraph's AsyncPostgresSaver (`state.dsn = postgresql://…`), so that replicas share one state.
 
-A store (events and decisions, outbox and jobs, audit, replay cache) is one `Store` subclass: its methods
-are its interface, written once in SQL both backends run (`?` placeholders, `ON CONFLICT`), with the few
-dialect differences asked of the Database (`json_text`). Its tables come from one versioned list of
+A store (events and decisions, outbox and jobs, audit, replay cache, outcomes) is one `Store` subclass:
+its methods are its interface, written once in SQL both backends run (`?` placeholders, `ON CONFLICT`),
+with the few dialect differences asked of the Database (`json_text`), or one statement per `dialect`
+where no shared form exists (the outcome store's walk over a JSON array). Its tables come from one versioned list of
 migrations (agents.drift.migrations), applied at start-up (under an advisory lock on PostgreSQL); a
 schema newer than the code stops the process with one line (`SchemaTooNew`).
 
-Adding a store (e.g. outcomes):
+Adding a store (as agents.drift.outcome_store was added):
 1. append a `Migration` to agents.drift.migrations.MIGRATIONS with its tables, in both dialects;
-2. write `class OutcomeStore(Store)` with `WHAT`/`ERROR` and methods over `self.rows` / `self.execute` /
+2. write `class NewStore(Store)` with `WHAT`/`ERROR` and methods over `self.rows` / `self.execute` /
    `self.transaction()`;
 3. open it in agents.drift.state.open_state (both backends) and add its cases to tests/stores/, which
    run every case against both backends.

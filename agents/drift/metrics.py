@@ -41,5 +41,12 @@ class DriftMetrics:
             ["outcome"], registry=self.registry,
         )
 
+        self.outcomes = Counter(
+            "driftwise_outcomes",
+            "Outcomes recorded, by project, decided action, outcome and agreement (the agreement ratio of a project "
+            "and action: agrees over agrees + disagrees + possibly_unsafe)",
+            ["project", "action", "outcome", "agreement"], registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -138,6 +138,18 @@ def _console_project_index(project: str) -> str:
     return f"CREATE INDEX IF NOT EXISTS drift_decisions_project ON drift_decisions(({project}), received_at)"
 
 
+_OUTCOMES = (
+    """CREATE TABLE IF NOT EXISTS drift_outcomes (
+    event_id    TEXT PRIMARY KEY,
+    application TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    agreement   TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    document    TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS drift_outcomes_app ON drift_outcomes(application, at)",
+)
+
 _TABLES = (_DECISIONS, _JOINS, _OUTBOX, _JOBS, _AUDIT, _AUDIT_HEAD, _USED_TOKENS)
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -162,6 +174,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=(*_CONSOLE_INDEXES, _console_project_index("json_extract(document, '$.event.notification.project')")),
         # the expression as PostgresDatabase.json_text writes it, so the planner matches the query to the index
         postgres=(*_CONSOLE_INDEXES, _console_project_index("((document)::jsonb #>> '{event,notification,project}')")),
+    ),
+    Migration(
+        version=3,
+        name="outcomes (agents.drift.outcome_store)",
+        sqlite=_OUTCOMES, postgres=_OUTCOMES,
     ),
 )
 LATEST = MIGRATIONS[-1].version

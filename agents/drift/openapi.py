@@ -14,9 +14,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from protocol.models import ApiError, Approval, ArgoNotification, Decision, DecisionList, DecisionState, WebhookAccepted
+from protocol.report import AgreementReport
 
 WEBHOOK_PATH = "/v1/webhooks/argocd"
 DECISIONS_PATH = "/v1/decisions"
+REPORT_PATH = "/v1/report"
 OPENAPI_PATH = "/openapi.json"
 MAX_WAIT_S = 60.0
 """The longest a `GET /v1/decisions/{id}?wait=S` holds its request open."""
@@ -71,10 +73,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("reject", "POST", DECISIONS_PATH + "/{event_id}/reject", "Reject a decision awaiting approval",
               "approvals", (200, Decision), (400, 401, 404, 409, 413, 415, 422), request=Approval,
               request_required=False, params=(_EVENT_ID,)),
+    Operation("report", "GET", REPORT_PATH, "Agreement of the decisions with their outcomes, and promotion readiness",
+              "approvals", (200, AgreementReport), (400, 401, 404), params=(
+                  Param("since", "query", {"type": "string", "pattern": "^[0-9]+[dhm]$"},
+                        "the period, counted back from Driftwise's now: 7d (the default), 36h, 90m"),
+                  Param("project", "query", {"type": "string"}, "only this Argo CD project's decisions"))),
 )
 
 _ERROR_TEXT = {400: "the request is malformed (the message says how)", 401: "missing or wrong credentials",
-               404: "no such decision", 409: "the decision is not awaiting approval (superseded: `superseded_by` "
+               404: "no such decision (the report: no decision of that project in the period)",
+               409: "the decision is not awaiting approval (superseded: `superseded_by` "
                "names the decision to answer instead)", 413: "body larger than drift.max_body_bytes",
                415: "Content-Type is not application/json", 422: "a field is invalid (`field` names it)",
                503: "the event store is busy: nothing was stored, retry"}

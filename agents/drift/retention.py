@@ -1,8 +1,8 @@
 """Retention: what the drift agent forgets, on a schedule (`state.retention_days`, default 90 days).
 
 Pruned: closed decisions last written before the cutoff (and the joins into them), their LangGraph
-threads' checkpoints (a closed decision's thread is finished: nothing resumes it), and then outbox rows
-of decisions no longer kept and finished jobs. Kept however old: every open decision (awaiting a human,
+threads' checkpoints (a closed decision's thread is finished: nothing resumes it), and then the outcomes and
+outbox rows of decisions no longer kept and finished jobs. Kept however old: every open decision (awaiting a human,
 an allowance not yet expired), a write still `requested`, a pending job — and the audit chain, which is
 never pruned, only exported (`driftwise audit export`).
 """
@@ -24,6 +24,7 @@ class Pruned(BaseModel):
 
     decisions: int
     threads: int
+    outcomes: int
     acting_rows: int
 
 
@@ -37,8 +38,9 @@ class Retention:
         gone = await self._stores.events.prune(cutoff)
         for event_id in gone:
             await self._stores.checkpoints.adelete_thread(event_id)
+        outcomes = await self._stores.outcomes.prune()
         rows = await self._stores.acting.prune(cutoff)
-        pruned = Pruned(decisions=len(gone), threads=len(gone), acting_rows=rows)
+        pruned = Pruned(decisions=len(gone), threads=len(gone), outcomes=outcomes, acting_rows=rows)
         if gone or rows:
             log.info("retention: pruned %d decision(s) and their threads, %d outbox/job row(s), older than %s",
                      len(gone), rows, cutoff.isoformat())

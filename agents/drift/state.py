@@ -21,6 +21,7 @@ from agents.drift.acting.store import ActingStore
 from agents.drift.audit import AuditLog
 from agents.drift.config import StateConfig
 from agents.drift.database import Database, Store
+from agents.drift.outcome_store import OutcomeStore
 from agents.drift.replay import ReplayStore
 from agents.drift.store import EventStore
 
@@ -33,6 +34,7 @@ class Stores:
     audit: AuditLog
     acting: ActingStore
     replay: ReplayStore
+    outcomes: OutcomeStore
     checkpoints: BaseCheckpointSaver
     backend: str
     """Where the state is, for logs: the SQLite file, or the DSN without its password."""
@@ -69,7 +71,8 @@ async def open_state(state: StateConfig, db_path: Path, checkpoint_path: Path) -
         audit = await _opened(stack, AuditLog(source))
         acting = await _opened(stack, ActingStore(source))
         replay = await _opened(stack, ReplayStore(source))
-        yield Stores(events, audit, acting, replay, saver, backend)
+        outcomes = await _opened(stack, OutcomeStore(source))
+        yield Stores(events, audit, acting, replay, outcomes, saver, backend)
 
 
 async def _opened(stack: AsyncExitStack, store: S) -> S:

@@ -200,14 +200,15 @@ def field_managers(live: dict[str, Any] | None) -> list[FieldManager]:
             FieldManager(
                 manager=str(entry["manager"]),
                 operation=str(entry.get("operation") or ""),
-                time=_time(entry.get("time")),
+                time=parse_time(entry.get("time")),
                 paths=paths,
             )
         )
     return out
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time as Kubernetes and Argo CD write it; None when absent, naive or not a time."""
     if not isinstance(value, str):
         return None
     try:

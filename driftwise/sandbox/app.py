@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from driftwise.sandbox import argocd, control, grafana, kubernetes, pagerduty, prometheus
+from driftwise.sandbox import argocd, control, grafana, kubernetes, pagerduty, people, prometheus
 from driftwise.sandbox.faults import FaultMiddleware
 from driftwise.sandbox.prometheus import BuiltinBackend, PrometheusBackend
 from driftwise.sandbox.state import Sandbox
@@ -31,7 +31,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def build_apps(sandbox: Sandbox, prom: PrometheusBackend | None = None) -> dict[str, Starlette]:
     prom = prom or BuiltinBackend()
     routes = {
-        "argocd": control.routes(sandbox) + argocd.routes(sandbox),
+        "argocd": control.routes(sandbox) + people.routes(sandbox) + argocd.routes(sandbox),
         "kubernetes": kubernetes.routes(sandbox),
         "prometheus": prometheus.routes(sandbox, prom),
         "grafana": grafana.routes(sandbox),

@@ -12,11 +12,14 @@ from starlette.routing import Route
 
 from driftwise.sandbox import diffing
 from driftwise.sandbox.http import backend, bearer, json_response
+from driftwise.sandbox.operations import record_sync
 from driftwise.sandbox.state import Sandbox
 from driftwise.sandbox.world import AppState, World
 from protocol.models import SyncWindow
 from protocol.syncwindows import sync_allowed
 
+DRIFTWISE_USER = "driftwise"
+"""The Argo CD account the sandbox's token belongs to: a sync through the API is initiated by it."""
 # gRPC status codes argocd-server puts in its JSON errors.
 _CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 412: 9, 500: 13}
 
@@ -127,15 +130,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
                                           "is not managed by this application"))
         if not body.get("dryRun"):
             world.sync(app, resources)
-            status = app.application.setdefault("status", {})
-            status["operationState"] = {
-                "phase": "Succeeded", "message": "successfully synced (all tasks run)",
-                "startedAt": _now(sandbox), "finishedAt": _now(sandbox),
-                # as Argo CD: the request's `infos` become the operation's `info`, beside the sync itself
-                "operation": {"sync": {k: v for k, v in body.items() if k not in ("name", "appNamespace", "infos")},
-                              "info": body.get("infos") or [],
-                              "initiatedBy": {"username": "driftwise"}},
-            }
+            record_sync(app, DRIFTWISE_USER, body, _now(sandbox))
         return record(json_response(app.application))
 
     @api

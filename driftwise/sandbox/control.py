@@ -6,7 +6,9 @@ No auth. The contract:
 - GET  /sandbox/scenarios -> {"active", "scenarios": [{"id", "title", "now", "applications"}]}
 - POST /sandbox/scenarios/load {"path"} -> the listing
 - POST /sandbox/scenarios/activate {"id"} -> {"id", "now", "applications": [{"app", "namespace", "notification"}]}
-- POST /sandbox/clones {"id", "count"} -> the same, the scenario plus `count` clones
+- POST /sandbox/clones {"id", "count", "also"?: [ids]} -> the same, the scenario plus `count` clones (and each
+  scenario of `also` with as many, in the same world, on the first one's clock)
+- POST /sandbox/people/... act as the SRE (sync as a user, commit, edit back, delete): driftwise.sandbox.people
 - GET  /sandbox/writes -> {"writes": [...]}; DELETE clears (the writes made through the Argo CD API)
 - POST /sandbox/live {"application", "kind", "name", "namespace"?, "group"?, "patch": JSON merge patch}
   -> {"application", "group", "kind", "namespace", "name", "resourceVersion", "status", "sync", "live"}:
@@ -111,7 +113,10 @@ def routes(sandbox: Sandbox) -> list[Route]:
             count = int(body.get("count", 0))
             if not 0 <= count <= MAX_CLONES:
                 return _error(400, f"count must be between 0 and {MAX_CLONES}")
-            world = await sandbox.activate(str(body.get("id", "")), clones=count)
+            also = body.get("also") or []
+            if not isinstance(also, list) or not all(isinstance(i, str) for i in also):
+                return _error(400, 'clones: "also" must be a list of scenario ids to add to the same world')
+            world = await sandbox.activate(str(body.get("id", "")), clones=count, also=also)
         except (SandboxError, ValueError, TypeError) as exc:
             return _error(404 if "no scenario" in str(exc) else 400, str(exc))
         return json_response({"id": sandbox.active, "now": rfc3339(world.now),

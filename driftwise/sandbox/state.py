@@ -99,9 +99,12 @@ class Sandbox:
             known = ", ".join(sorted(self.scenarios)) or "none loaded"
             raise UnknownScenario(f"no scenario {scenario_id!r} (loaded: {known})") from None
 
-    async def activate(self, scenario_id: str, clones: int = 0) -> World:
-        base = self._get(scenario_id)
-        members = [base] + [clone_scenario(base, i) for i in range(1, clones + 1)]
+    async def activate(self, scenario_id: str, clones: int = 0, *, also: list[str] | None = None) -> World:
+        """Make the scenario (with `clones` clones) the world; `also` adds more scenarios, each with as many
+        clones, to the same world (their applications side by side on the first one's clock)."""
+        chosen = [self._get(scenario_id)] + [self._get(i) for i in also or [] if i != scenario_id]
+        base = chosen[0]
+        members = [m for s in chosen for m in [s] + [clone_scenario(s, i) for i in range(1, clones + 1)]]
         world = await asyncio.to_thread(World.build, members)
         async with self.lock:
             self.world = world

@@ -247,3 +247,21 @@ class World:
 
     def masked_object(self, obj: Obj) -> Obj:
         return diffing.mask_secrets(obj)[0] or copy.deepcopy(obj)
+
+    def remove_resource(self, app: AppState, resource: ManagedState) -> None:
+        """The resource leaves Git and the cluster (removed from the repo and pruned): Argo CD no longer lists it."""
+        app.resources.remove(resource)
+        meta = resource.live.get("metadata") or {}
+        self.objects.pop(kube_key(resource.live.get("apiVersion", resource.version), resource.kind,
+                                  meta.get("namespace", ""), resource.name), None)
+        listed = (app.application.get("status") or {}).get("resources") or []
+        listed[:] = [e for e in listed if not (e.get("kind") == resource.kind and e.get("name") == resource.name
+                                               and (e.get("namespace") or "") == resource.namespace)]
+        self._index = self._types = None  # the one change of identity: lookups are rebuilt
+        app.refresh_status()
+
+    def remove_application(self, app: AppState) -> None:
+        """The Application is deleted with its resources (a cascading delete): Argo CD answers 404 for it."""
+        for resource in list(app.resources):
+            self.remove_resource(app, resource)
+        del self.apps[app.name]

@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -33,9 +33,11 @@ from agents.drift.audit import AuditLog
 from agents.drift.clock import Clock
 from agents.drift.config import ArgoCDConfig, DriftConfig
 from agents.drift.metrics import DriftMetrics
+from agents.drift.report import PromotionRule, build_report
 from agents.drift.runner import DecisionRunner
 from agents.drift.store import EventStore
 from protocol.models import ArgoNotification, Decision, DecisionState, DriftEvent
+from protocol.report import AgreementReport
 from protocol.signing import Signer, generate_key
 
 pytestmark = pytest.mark.slow
@@ -99,7 +101,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
                 decision, _ = await store.accept(event, datetime.now(UTC))
                 await store.save(decision.model_copy(update={"state": decision_state, "superseded_by": "other"}))
                 seeded.append(event.event_id)
-            app = create_app(config, store, DriftMetrics(), on_accepted, resume=admission.guarded(resume), wait=wait)
+            async def report(since: timedelta, project: str | None) -> AgreementReport:
+                return build_report(await store.list(), datetime.now(UTC), since=since, project=project,
+                                    mode_for=config.mode_for, rule=PromotionRule())
+
+            app = create_app(config, store, DriftMetrics(), on_accepted, resume=admission.guarded(resume), wait=wait,
+                             report=report)
             server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False))
             state["server"] = server
             ready.set()
@@ -154,5 +161,5 @@ def test_no_request_to_the_published_api_gets_a_5xx(tmp_path: Path) -> None:
     print(f"\nfuzz: {total} cases over {len(tried)} operations, statuses {dict(sorted(statuses.items()))}, "
           f"5xx: {len(server_errors)}")
     assert total >= CASES // 2, tried
-    assert len(tried) == 5, tried
+    assert len(tried) == 6, tried
     assert not server_errors, server_errors[:5]

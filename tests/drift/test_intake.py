@@ -274,7 +274,8 @@ async def test_health_and_metrics_are_public(env) -> None:
     assert (await client.get("/healthz")).json()["ok"] is True
     document = (await client.get("/openapi.json")).json()
     assert set(document["paths"]) == {"/v1/webhooks/argocd", "/v1/decisions", "/v1/decisions/{event_id}",
-                                      "/v1/decisions/{event_id}/approve", "/v1/decisions/{event_id}/reject"}
+                                      "/v1/decisions/{event_id}/approve", "/v1/decisions/{event_id}/reject",
+                                      "/v1/report"}
     # the schemas are the models': a field added to ArgoNotification shows up in the published API
     published = document["components"]["schemas"]["ArgoNotification"]
     assert published["properties"] == ArgoNotification.model_json_schema(by_alias=True)["properties"]

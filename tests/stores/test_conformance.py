@@ -17,13 +17,16 @@ from agents.drift.audit import AuditLog
 from agents.drift.config import StateConfig
 from agents.drift.database import Database, SchemaTooNew
 from agents.drift.migrations import LATEST
+from agents.drift.outcome_store import OutcomeStore
 from agents.drift.replay import ReplayStore
 from agents.drift.retention import Retention
 from agents.drift.state import open_state
 from agents.drift.store import Cursor, DecisionFilter, EventStore
 from protocol.errors import VerificationError
-from protocol.models import ArgoNotification, DecisionState, DriftEvent
+from protocol.models import Action, AppliedAction, ArgoNotification, DecisionState, DriftEvent, OutcomeKind
 from protocol.signing import TokenClaims
+from tests.drift.test_outcomes import decision as outcome_decision
+from tests.drift.test_outcomes import outcome_of
 from tests.stores.test_intent import _with_verdict
 from tests.support.drift_core import event
 
@@ -129,6 +132,29 @@ async def test_the_consoles_project_filter_uses_its_index(db: Database) -> None:
             await tx.execute("SET LOCAL enable_seqscan = off")
             plan = await tx.rows(f"EXPLAIN {query}", ("prod",))
     assert any("drift_decisions_project" in str(step) for step in plan), plan
+
+
+async def test_one_outcome_per_decision_and_only_decisions_without_one_are_followed(db: Database) -> None:
+    store, outcomes = EventStore(db), OutcomeStore(db)
+    decided = []
+    for applied in ([], [AppliedAction(kind="sync", mode="autonomous", executed=True, at=NOW)],
+                    [AppliedAction(kind="sync", mode="advisory", executed=False, at=NOW)]):
+        d = outcome_decision(Action.ENFORCE, applied=applied)
+        await store.accept(d.event, NOW)
+        await store.save(d)
+        decided.append(d)
+    undecided, _ = await store.accept(_event("undecided"), NOW)  # no verdict yet: nothing to follow
+    followed = await outcomes.followed()
+    # the one Driftwise synced itself is not followed: nothing people did is left to learn from
+    assert [f.event.event_id for f in followed] == [decided[0].event.event_id, decided[2].event.event_id]
+    first = outcome_of(decided[0], OutcomeKind.REVERTED)
+    assert await outcomes.record("api", first) is True
+    assert await outcomes.record("api", outcome_of(decided[0], OutcomeKind.PERSISTED)) is False
+    assert await outcomes.get(decided[0].event.event_id) == first
+    assert await outcomes.get(undecided.event.event_id) is None
+    assert await outcomes.get_many([decided[0].event.event_id, decided[1].event.event_id]) == {
+        decided[0].event.event_id: first}
+    assert [f.event.event_id for f in await outcomes.followed()] == [decided[2].event.event_id]
 
 
 # --- outbox and jobs ----------------------------------------------------------------------------
@@ -253,6 +279,8 @@ async def test_retention_prunes_what_is_closed_and_old_and_never_the_audit(state
             config = {"configurable": {"thread_id": decision.event.event_id, "checkpoint_ns": ""}}
             await s.checkpoints.aput(config, empty_checkpoint(), {}, {})
             await s.audit.append(decision.event.event_id, "decision", {"n": 1})
+        for decision in (closed, recent):
+            assert await s.outcomes.record(decision.event.notification.app, outcome_of(decision, OutcomeKind.REVERTED))
         await s.acting.outbox_mark(closed.event.event_id, "closed:sync", "done", old)
         await s.acting.outbox_mark(closed.event.event_id, "closed:annotate:x", "requested", old)
         await s.acting.schedule(closed.event.event_id, "expire_allowance", old, {})
@@ -262,7 +290,9 @@ async def test_retention_prunes_what_is_closed_and_old_and_never_the_audit(state
 
         pruned = await Retention(s, timedelta(days=90)).prune(NOW)
 
-        assert (pruned.decisions, pruned.threads) == (1, 1)
+        assert (pruned.decisions, pruned.threads, pruned.outcomes) == (1, 1, 1)
+        assert await s.outcomes.get(closed.event.event_id) is None
+        assert await s.outcomes.get(recent.event.event_id) is not None
         assert await s.events.get(closed.event.event_id) is None
         assert await s.events.get(waiting.event.event_id) is not None
         assert await s.events.get(recent.event.event_id) is not None
