@@ -239,8 +239,8 @@ class StateSettings(_Section):
     pool_size: int = Field(default=10, ge=2, le=1000, description="PostgreSQL connections per drift agent")
     connect_timeout_s: float = Field(default=10.0, gt=0, le=300, description="waiting for PostgreSQL at start-up")
     retention_days: float = Field(
-        default=90.0, gt=0, description="closed decisions, their threads' checkpoints and outbox rows older than "
-                                        "this are pruned (the audit chain never is)")
+        default=90.0, gt=0, description="closed decisions, their threads' checkpoints, outcomes and outbox rows "
+                                        "older than this are pruned (the audit chain never is)")
     retention_interval_s: float = Field(default=3600.0, gt=0, description="how often the retention job runs")
 
     @field_validator("dsn")
