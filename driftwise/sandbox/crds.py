@@ -103,6 +103,7 @@ class _Version(_Model):
     served: bool
     storage: bool
     schema_: _Validation | None = Field(default=None, alias="schema")
+    printer_columns: list[Obj] = Field(default_factory=list, alias="additionalPrinterColumns")
 
 
 class _Spec(_Model):
@@ -138,6 +139,7 @@ class ServedVersion:
     type: ResourceType
     schema: Obj | None
     list_kind: str
+    printer_columns: tuple[Obj, ...] = ()
 
     @property
     def schema_name(self) -> str:
@@ -167,6 +169,7 @@ def parse_crd(obj: Obj) -> list[ServedVersion]:
                               categories=tuple(names.categories)),
             schema=v.schema_.open_api_v3_schema if v.schema_ else None,
             list_kind=names.list_kind or f"{names.kind}List",
+            printer_columns=tuple(v.printer_columns),
         )
         for v in spec.versions
         if v.served
@@ -190,6 +193,16 @@ class CrdIndex:
 
     def types(self) -> list[ResourceType]:
         return [v.type for v in self.served]
+
+    def printer_columns(self, group: str, version: str, kind: str) -> list[Obj]:
+        """The additionalPrinterColumns of a served kind (empty when it declares none or is no CRD's)."""
+        for v in self.served:
+            if (v.type.group, v.type.version, v.type.kind) == (group, version, kind):
+                return list(v.printer_columns)
+        return []
+
+    def documents(self) -> list[Obj]:
+        return [doc for doc, _ in self._documents.values()]
 
     def discovery(self) -> Obj:
         """`GET /openapi/v3`: the group versions with a document, each with its content-hashed URL."""

@@ -107,12 +107,19 @@ class Sandbox:
         members = [m for s in chosen for m in [s] + [clone_scenario(s, i) for i in range(1, clones + 1)]]
         world = await asyncio.to_thread(World.build, members)
         async with self.lock:
+            if self.world is not None:
+                self.world.changes.close()  # watches of the old world end: it is another cluster now
             self.world = world
             self.active = scenario_id
             self.clock.set(base.now)
             for listener in self.listeners:
                 await listener(world)
         return world
+
+    def close_streams(self) -> None:
+        """End every open watch stream, so that stopping the servers need not wait for them."""
+        if self.world is not None:
+            self.world.changes.close()
 
     def record(self, method: str, path: str, application: str | None, body: Any, accepted: bool,
                status: int) -> Write:
