@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftwise.sandbox import argocd, control, grafana, kubernetes, pagerduty, people, prometheus
+from driftwise.sandbox.calls import CallLogMiddleware
 from driftwise.sandbox.faults import FaultMiddleware
 from driftwise.sandbox.prometheus import BuiltinBackend, PrometheusBackend
 from driftwise.sandbox.state import Sandbox
@@ -62,10 +63,12 @@ def build_apps(sandbox: Sandbox, prom: PrometheusBackend | None = None) -> dict[
         "grafana": grafana.routes(sandbox),
         "pagerduty": pagerduty.routes(sandbox),
     }
-    # every backend answers through the faults a test put in force (POST /sandbox/faults)
+    # every backend answers through the faults a test put in force (POST /sandbox/faults); the call log
+    # sees what the client saw, faults included
     return {
         name: Starlette(routes=table, exception_handlers={404: _error_handler(name), 405: _error_handler(name)},
-                        middleware=[Middleware(FaultMiddleware, sandbox=sandbox, backend=name)])
+                        middleware=[Middleware(CallLogMiddleware, log=sandbox.calls, backend=name),
+                                    Middleware(FaultMiddleware, sandbox=sandbox, backend=name)])
         for name, table in routes.items()
     }
 

@@ -223,7 +223,7 @@ class CrdIndex:
             schemas[sv.schema_name] = _kind_schema(sv.schema, gvk)
             list_name = rest_friendly_name(group, version, sv.list_kind)
             schemas[list_name] = _list_schema(sv, list_name)
-            paths.update(_paths(sv, list_name))
+            paths.update(read_paths(sv.type, sv.schema_name, list_name))
         schemas.update(copy.deepcopy(META_SCHEMAS))
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
                 "paths": paths, "components": {"schemas": schemas}}
@@ -260,15 +260,14 @@ def _list_schema(sv: ServedVersion, list_name: str) -> Obj:
 
 
 def _operation_id(verb: str, t: ResourceType) -> str:
-    parts = [p.capitalize() for p in t.group.replace("-", ".").split(".")]
+    parts = [p.capitalize() for p in (t.group or "core").replace("-", ".").split(".")]
     scope = "Namespaced" if t.namespaced else ""
     return f"{verb}{''.join(parts)}{t.version.capitalize()}{scope}{t.kind}"
 
 
-def _paths(sv: ServedVersion, list_name: str) -> Obj:
+def read_paths(t: ResourceType, schema_name: str, list_name: str) -> Obj:
     """The read operations on the kind (the sandbox serves no writes), as the API server documents them."""
-    t = sv.type
-    base = f"/apis/{t.group}/{t.version}"
+    base = f"/apis/{t.group}/{t.version}" if t.group else f"/api/{t.version}"
     scoped = f"{base}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"{base}/{t.plural}"
 
     def op(verb: str, action: str, ref: str, what: str) -> Obj:
@@ -284,7 +283,7 @@ def _paths(sv: ServedVersion, list_name: str) -> Obj:
 
     paths = {
         scoped: op("list", "list", list_name, f"list objects of kind {t.kind}"),
-        f"{scoped}/{{name}}": op("read", "get", sv.schema_name, f"read the specified {t.kind}"),
+        f"{scoped}/{{name}}": op("read", "get", schema_name, f"read the specified {t.kind}"),
     }
     if t.namespaced:
         paths[f"{base}/{t.plural}"] = op("list", "list", list_name, f"list objects of kind {t.kind}")

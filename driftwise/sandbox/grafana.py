@@ -114,6 +114,32 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return json_response(_dashboard_model(found, world))
 
     @api
+    async def annotation_tags(request: Request, world: World) -> Response:
+        q = request.query_params
+        prefix = q.get("tag") or ""
+        counts: dict[str, int] = {}
+        for ann in world.annotations:
+            for tag in ann.get("tags") or []:
+                if str(tag).startswith(prefix):
+                    counts[str(tag)] = counts.get(str(tag), 0) + 1
+        try:
+            limit = _int(q.get("limit"), "limit") or 100
+        except ValueError as exc:
+            return grafana_error(400, str(exc))
+        tags = [{"tag": t, "count": n} for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+        return json_response({"result": {"tags": tags}})
+
+    @api
+    async def datasource_health(request: Request, world: World) -> Response:
+        found = next((d for d in _datasources(world) if d.get("uid") == request.path_params["uid"]), None)
+        if found is None:
+            return grafana_error(404, "Data source not found")
+        # the sandbox's Grafana reaches the sandbox's Prometheus unless the scenario marks it down
+        if found.get("type") == "prometheus" and "prometheus" in world.down:
+            return json_response({"status": "ERROR", "message": "Prometheus is unavailable"}, 400)
+        return json_response({"status": "OK", "message": "Successfully queried the Prometheus API."})
+
+    @api
     async def datasource_by(request: Request, world: World) -> Response:
         p = request.path_params
         key, value = ("uid", p["uid"]) if "uid" in p else ("name", p["name"]) if "name" in p else ("id", p["id"])
@@ -177,6 +203,8 @@ def routes(sandbox: Sandbox) -> list[Route]:
         Route("/api/datasources", datasources),
         Route("/api/frontend/settings", frontend_settings),
         Route("/api/dashboards/uid/{uid}", dashboard_by_uid),
+        Route("/api/annotations/tags", annotation_tags),
+        Route("/api/datasources/uid/{uid}/health", datasource_health),
         Route("/api/datasources/uid/{uid}", datasource_by),
         Route("/api/datasources/name/{name}", datasource_by),
         Route("/api/datasources/{id:int}", datasource_by),

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from driftwise.sandbox.crds import read_paths
+from driftwise.sandbox.kinds import KNOWN
+
 Obj = dict[str, Any]
 KUBERNETES_VERSION = "1.35.0"
 """The Kubernetes release the sandbox's API server claims to be, and whose schemas it publishes."""
@@ -141,9 +144,20 @@ class BuiltinSchemas:
                 todo.extend(found - wanted)
             schemas = {n: _convert(defs[n], "#/components/schemas/", True) for n in sorted(wanted)}
             doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{KUBERNETES_VERSION}"},
-                   "paths": {}, "components": {"schemas": schemas}}
+                   "paths": self._paths(group, version), "components": {"schemas": schemas}}
             self._v3[key] = (doc, _hash(doc))
         return self._v3[key]
+
+    def _paths(self, group: str, version: str) -> Obj:
+        """The read paths of the served kinds of this group version: kubectl explain finds a kind through them."""
+        by_gvk = {(g["group"], g["version"], g["kind"]): name for name, d in self._defs().items()
+                  for g in d.get("x-kubernetes-group-version-kind") or []}
+        paths: Obj = {}
+        for t in KNOWN:
+            kind_name, list_name = by_gvk.get((group, version, t.kind)), by_gvk.get((group, version, f"{t.kind}List"))
+            if (t.group, t.version) == (group, version) and kind_name and list_name:
+                paths.update(read_paths(t, kind_name, list_name))
+        return paths
 
     def swagger(self, crd_documents: list[Obj]) -> Obj:
         """`GET /openapi/v2`: every built-in definition, plus the world's CRD schemas."""

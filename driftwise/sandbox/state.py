@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from driftwise.sandbox.calls import CallLog
 from driftwise.sandbox.clone import clone_scenario
 from driftwise.sandbox.errors import SandboxError, UnknownScenario
 from driftwise.sandbox.faults import Faults
@@ -76,6 +77,7 @@ class Sandbox:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     write_seq: int = 0
     faults: Faults = field(default_factory=Faults)
+    calls: CallLog = field(default_factory=CallLog)
 
     def load(self, paths: list[Path]) -> list[Scenario]:
         loaded = load_paths(paths)
