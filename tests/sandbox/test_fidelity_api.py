@@ -18,7 +18,8 @@ from tests.sandbox.test_process import _pd_spec, _validator
 from tests.support.processes import SCENARIOS
 from tests.support.sandbox_clients import ARGO, GRAFANA, KUBE, PD, Clients
 
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE = ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
+         "application/json")  # what kubectl get sends
 V01 = "v01-payments-emergency-scale-up"
 
 
@@ -111,8 +112,9 @@ def test_ages_read_as_kubectl_shows_them(seconds: int, shown: str) -> None:
 
 
 async def _subscribed(sb: Clients, count: int) -> None:
+    """Bounded wait until the watch request has subscribed to the world's changes (it runs in this loop)."""
     with anyio.fail_after(10):
-        while len(sb.sandbox.world.changes._subscribers) < count:  # type: ignore[union-attr]
+        while len(sb.sandbox.world.changes._subscribers) < count:  # type: ignore[union-attr]  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 
