@@ -93,8 +93,7 @@ class BuiltinBackend:
                 return self._metadata(world, params)
             if path.endswith("/targets"):
                 # the samples are backfilled, not scraped: like the real Prometheus fed this way, no targets
-                return json_response({"status": "success", "data": {"activeTargets": [], "droppedTargets": [],
-                                                                    "droppedTargetCounts": {}}})
+                return json_response({"status": "success", "data": {"activeTargets": [], "droppedTargets": []}})
             if path.endswith("/status/buildinfo"):
                 return json_response({"status": "success", "data": BUILD_INFO})
         except (QueryError, ValueError) as exc:
