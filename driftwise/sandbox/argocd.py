@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from driftwise.sandbox import argocd_tree, diffing
+from driftwise.sandbox import argocd_tree, diffing, error_bodies
 from driftwise.sandbox.http import backend, bearer, json_response
 from driftwise.sandbox.operations import record_sync
 from driftwise.sandbox.state import Sandbox
@@ -20,12 +20,10 @@ from protocol.syncwindows import sync_allowed
 
 DRIFTWISE_USER = "driftwise"
 """The Argo CD account the sandbox's token belongs to: a sync through the API is initiated by it."""
-# gRPC status codes argocd-server puts in its JSON errors.
-_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 409: 6, 412: 9, 500: 13, 501: 12}
 
 
 def argo_error(status: int, message: str) -> Response:
-    return json_response({"error": message, "code": _CODES.get(status, 2), "message": message}, status)
+    return json_response(error_bodies.argocd(status, message), status)
 
 
 def _dump(obj: Any) -> str:

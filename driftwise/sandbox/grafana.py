@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from driftwise.sandbox import error_bodies
 from driftwise.sandbox.http import backend, bearer, json_response
 from driftwise.sandbox.state import Sandbox
 from driftwise.sandbox.world import World
@@ -17,7 +18,7 @@ VERSION = "11.3.0"
 
 def grafana_error(status: int, message: str) -> Response:
     """Grafana's error body: {"message"} (with the traceID its API adds)."""
-    return json_response({"message": message, "traceID": ""}, status)
+    return json_response(error_bodies.grafana(status, message), status)
 
 
 def _datasources(world: World) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from driftwise.sandbox import error_bodies
 from driftwise.sandbox.changes import Change
 from driftwise.sandbox.http import backend, bearer, json_response
 from driftwise.sandbox.kinds import KNOWN, ResourceType
@@ -30,8 +31,6 @@ from driftwise.sandbox.world import World
 
 Obj = dict[str, Any]
 _USER = "system:serviceaccount:driftwise:driftwise"
-_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-            406: "NotAcceptable", 410: "Expired", 415: "UnsupportedMediaType"}
 MAX_WATCH_S = 300.0
 """The longest a watch stream stays open; a request's timeoutSeconds may only shorten it."""
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -39,11 +38,7 @@ _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.
 
 
 def status_error(code: int, message: str, details: Obj | None = None) -> Response:
-    body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-                 "reason": _REASONS.get(code, "InternalError"), "code": code}
-    if details:
-        body["details"] = details
-    return json_response(body, code)
+    return json_response(error_bodies.kubernetes(code, message, details), code)
 
 
 def _types(world: World) -> list[ResourceType]:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from driftwise.sandbox import error_bodies
 from driftwise.sandbox.http import backend, json_response
 from driftwise.sandbox.state import Sandbox
 from driftwise.sandbox.world import World
@@ -28,7 +29,7 @@ _CURRENT_USER: dict[str, Any] = {
 
 
 def pd_error(status: int, code: int, message: str, errors: list[str] | None = None) -> Response:
-    return json_response({"error": {"message": message, "code": code, "errors": errors or []}}, status)
+    return json_response(error_bodies.pagerduty(status, code, message, errors), status)
 
 
 def _parse_time(value: str, name: str) -> datetime:

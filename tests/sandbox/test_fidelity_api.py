@@ -228,3 +228,16 @@ async def test_each_api_answers_an_unknown_path_in_its_own_error_shape(sb: Clien
     assert prom.status_code == 404 and prom.text == "404 page not found\n"
     wrong_method = await sb.argocd.delete("/api/v1/applications", headers=ARGO)
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == 12
+
+
+async def test_a_failed_request_fault_answers_in_the_backends_own_shape(sb: Clients) -> None:
+    await sb.activate(V01)
+    for backend in ("kubernetes", "grafana", "pagerduty", "prometheus"):
+        r = await sb.argocd.post("/sandbox/faults", json={"backend": backend, "method": "GET", "path": "/x/{y}",
+                                                          "action": "fail", "status": 503})
+        assert r.status_code == 201, r.text
+    kube = (await sb.kubernetes.get("/x/1")).json()
+    assert kube["kind"] == "Status" and kube["reason"] == "ServiceUnavailable" and kube["code"] == 503
+    assert set((await sb.grafana.get("/x/1")).json()) == {"message", "traceID"}
+    assert (await sb.pagerduty.get("/x/1")).json()["error"]["code"] == 2000
+    assert (await sb.prometheus.get("/x/1")).json()["errorType"] == "unavailable"
