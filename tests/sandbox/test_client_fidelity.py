@@ -151,13 +151,21 @@ def test_kubectl_version_explain_get_and_watch(v01: int, truth: Scenario, tmp_pa
             "version, explain deployment.spec.replicas, get deploy -A and get -w match the scenario")
 
 
+def _package_version(command: str) -> str | None:
+    """An npm client's installed version (argocd-mcp tells MCP clients 0.0.0)."""
+    for folder in Path(command).resolve().parents:
+        if folder.parent.name == "node_modules" and (folder / "package.json").exists():
+            return str(json.loads((folder / "package.json").read_text()).get("version"))
+    return None
+
+
 async def _mcp(command: str, args: list[str], env: dict[str, str],
                calls: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, str]]:
     """Call each tool over stdio; the server's version and each call's text (a failed call fails the test)."""
     params = StdioServerParameters(command=command, args=args, env={**os.environ, **env})
     out: dict[str, str] = {}
     async with Client(params) as client:
-        version = client.server_info.version if client.server_info else "?"
+        version = _package_version(command) or (client.server_info.version if client.server_info else "?")
         for name, arguments in calls:
             result = await client.call_tool(name, arguments)
             text = "\n".join(getattr(c, "text", "") for c in result.content)
