@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -103,11 +104,15 @@ def _hash(doc: Obj) -> str:
 
 @dataclass
 class BuiltinSchemas:
-    """The built-in kinds' documents, converted on first use and kept for the life of the process."""
+    """The built-in kinds' documents, converted on first use and kept for the life of the process.
+
+    Built in worker threads (asyncio.to_thread: the conversion takes a fraction of a second), one at a time.
+    """
 
     _raw: dict[str, Obj] | None = None
     _v3: dict[tuple[str, str], tuple[Obj, str]] = field(default_factory=dict)
     _v2: Obj | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _defs(self) -> dict[str, Obj]:
         if self._raw is None:
@@ -116,16 +121,12 @@ class BuiltinSchemas:
             self._raw = raw
         return self._raw
 
-    def group_versions(self) -> list[tuple[str, str]]:
-        """Every group version some definition is a kind of (core is group "")."""
-        seen: dict[tuple[str, str], None] = {}
-        for d in self._defs().values():
-            for gvk in d.get("x-kubernetes-group-version-kind") or []:
-                seen[(gvk["group"], gvk["version"])] = None
-        return list(seen)
-
     def document(self, group: str, version: str) -> tuple[Obj, str] | None:
         """The v3 document of one group version and its hash, or None if no built-in kind is in it."""
+        with self._lock:
+            return self._document(group, version)
+
+    def _document(self, group: str, version: str) -> tuple[Obj, str] | None:
         key = (group, version)
         if key not in self._v3:
             defs = self._defs()
@@ -161,9 +162,10 @@ class BuiltinSchemas:
 
     def swagger(self, crd_documents: list[Obj]) -> Obj:
         """`GET /openapi/v2`: every built-in definition, plus the world's CRD schemas."""
-        if self._v2 is None:
-            self._v2 = {n: _convert(d, "#/definitions/", False) for n, d in self._defs().items()}
-        definitions = dict(self._v2)
+        with self._lock:
+            if self._v2 is None:
+                self._v2 = {n: _convert(d, "#/definitions/", False) for n, d in self._defs().items()}
+            definitions = dict(self._v2)
         for doc in crd_documents:
             text = json.dumps(doc["components"]["schemas"]).replace('"#/components/schemas/', '"#/definitions/')
             for name, schema in json.loads(text).items():
