@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 PORT_OFFSETS = {"argocd": 0, "kubernetes": 1, "prometheus": 2, "grafana": 3, "pagerduty": 4}
 
 
-
 def _missing(status: int) -> str:
     return "Not Found" if status == 404 else "Method Not Allowed"
 
