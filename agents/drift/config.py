@@ -120,6 +120,11 @@ class DriftConfig(_Config):
         return self.state_dir / "drift.sqlite"
 
     @property
+    def base_url(self) -> str:
+        """Where peers reach this agent (its card says so)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.state_dir / "drift-graph.sqlite"
 
