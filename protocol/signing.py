@@ -158,6 +158,10 @@ class TrustStore:
     def lookup(self, kid: str) -> tuple[str, OKPKey] | None:
         return self._by_kid.get(kid)
 
+    def public_keys(self) -> dict[str, OKPKey]:
+        """Every pinned key by kid (to verify what any trusted agent signed, e.g. its card)."""
+        return {kid: key for kid, (_, key) in self._by_kid.items()}
+
     def agents(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for kid, (agent, _) in self._by_kid.items():

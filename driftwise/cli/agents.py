@@ -20,7 +20,7 @@ def kit_config(settings: Settings, name: str, port: int | None, specialist: type
     """The kit's own config for specialist `name`, read from settings once, here at the edge."""
     from agents.kit.config import KitConfig, McpServerEndpoint, PeerEndpoint
     from driftwise.settings import require_token
-    from protocol.tokens import current
+    from protocol.tokens import accepted, current
 
     spec = settings.specialists[name]
     own = require_token(f"specialists.{name}.token", spec.token)
@@ -38,6 +38,7 @@ def kit_config(settings: Settings, name: str, port: int | None, specialist: type
     delegate = settings.drift.delegate_timeout_s
     return KitConfig(
         agent=name, host=settings.host, port=port or spec.port, token=own,
+        peer_tokens={peer: accepted(tokens) for peer, tokens in spec.peer_tokens.items()},
         keys_dir=settings.keys_dir, trust_store=settings.trust_store_path,
         # Answer before the caller gives up on us.
         deadline_s=max(0.3, delegate - _DEADLINE_MARGIN_S),
