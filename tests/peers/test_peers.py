@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,18 @@ import pytest
 import yaml
 
 from tests.agents.scenario_reports import report_for
-from tests.support.acting_stack import Stack
 from tests.support.binaries import IN_CI
-from tests.support.e2e import PEER, PEER_ID, SPECIALIST_PEER_TOKENS, DriftProc
-from tests.support.processes import ROOT, SCENARIOS
+from tests.support.e2e import (
+    PEER,
+    PEER_ID,
+    SPECIALIST_PEER_TOKENS,
+    DriftProc,
+    SandboxProc,
+    make_keys,
+    settings_doc,
+    write_yaml,
+)
+from tests.support.processes import ROOT, SCENARIOS, driftwise, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -44,36 +53,54 @@ def _installed(path: Path) -> None:
 
 @dataclass
 class Peers:
-    stack: Stack
+    root: Path
+    spec_ports: dict[str, int]
     drift: DriftProc
     config: Path
     files: Path
 
     def url(self, agent: str) -> str:
-        return self.drift.url if agent == "drift" else f"http://127.0.0.1:{self.stack.spec_ports[agent]}"
+        return self.drift.url if agent == "drift" else f"http://127.0.0.1:{self.spec_ports[agent]}"
 
     def token(self, agent: str) -> str:
         return PEER if agent == "drift" else SPECIALIST_PEER_TOKENS[agent]
 
     def jwks(self, agent: str) -> Path:
         """The agent's public keys as `driftwise keys generate` wrote them: what a peer pins out of band."""
-        return self.stack.root / "main" / "keys" / f"{agent}.jwks.json"
+        return self.root / "keys" / f"{agent}.jwks.json"
 
     def request(self, agent: str) -> Path:
         return self.files / ("notification.json" if agent == "drift" else "analysis-request.json")
 
 
 @pytest.fixture(scope="module")
-def peers(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
+def peers(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
+    """The sandbox, both specialists and the drift agent as their own processes. No MCP server runs: the
+    peers test what the agents say and sign, and a missing context only lowers confidence."""
+    root = tmp_path_factory.mktemp("peers")
+    make_keys(root / "keys")
     scenario = yaml.safe_load(SECURITY_SCENARIO.read_text())
-    stack.sandbox.activate(scenario["id"])
-    files = tmp_path_factory.mktemp("peer-files")
+    sandbox.activate(scenario["id"])
+    files = root / "files"
+    files.mkdir()
     (files / "notification.json").write_text(json.dumps(scenario["notification"]))
     report = report_for(SECURITY_SCENARIO, "evt-peer-1")
     (files / "analysis-request.json").write_text(json.dumps(
         {"event_id": report.event_id, "requester": PEER_ID, "report": report.model_dump(mode="json")}))
-    config, port = stack.config("peers", "shadow")
-    yield Peers(stack, stack.start_drift("peers", config, port), config, files)
+    unused = {n: free_port() for n in ("prometheus", "grafana", "pagerduty", "kubernetes")}
+    spec_ports = {n: free_port() for n in ("security", "compliance")}
+    drift_port = free_port()
+    config = write_yaml(root / "settings.yaml", settings_doc(root, sandbox.base, unused, spec_ports, drift_port))
+    with ExitStack() as stack:
+        procs = [(stack.enter_context(driftwise("agent", name, "--port", str(port), "--config", str(config),
+                                                name=name)), f"http://127.0.0.1:{port}/healthz")
+                 for name, port in spec_ports.items()]
+        procs.append((stack.enter_context(driftwise("agent", "drift", "--port", str(drift_port), "--config",
+                                                    str(config), name="drift")),
+                      f"http://127.0.0.1:{drift_port}/healthz"))
+        for proc, ready in procs:
+            wait_until(http_ok(ready), 60, f"{proc.name} ready", proc)
+        yield Peers(root, spec_ports, DriftProc(procs[-1][0], drift_port, root), config, files)
 
 
 def _run(cmd: list[str], what: str) -> dict:
@@ -124,12 +151,34 @@ def test_the_peer_python_holds_nothing_of_driftwise() -> None:
     assert done.returncode != 0 and "No module named 'protocol'" in done.stderr
 
 
-@pytest.mark.parametrize("agent", ["drift", "security"])
-def test_driftwise_ask_prints_the_verified_answer(peers: Peers, agent: str) -> None:
+def test_driftwise_ask_prints_the_verified_answer(peers: Peers) -> None:
     import sys
 
-    seen = _run([sys.executable, "-m", "driftwise", "ask", agent, "--file", str(peers.request(agent)),
+    seen = _run([sys.executable, "-m", "driftwise", "ask", "drift", "--file", str(peers.request("drift")),
                  "--as", PEER_ID, "--config", str(peers.config)], "driftwise ask")
-    assert seen["agent"] == agent and seen["claims"]["audience"] == [PEER_ID]
-    assert seen["claims"]["message_id"] and seen["claims"]["task_id"]
-    assert ("verdict" if agent == "drift" else "recommendation") in seen
+    assert seen["agent"] == "drift" and seen["claims"]["audience"] == [PEER_ID]
+    assert seen["claims"]["message_id"] and seen["claims"]["task_id"] and seen["verdict"]["action"]
+
+
+async def test_asking_a_specialist_verifies_card_signature_audience_and_binding(peers: Peers) -> None:
+    import httpx
+
+    from driftwise.asking import AskError, ask
+    from protocol.signing import TrustStore
+
+    trust = TrustStore.load(peers.root / "keys" / "trust.json")
+    text = peers.request("security").read_text()
+    async with httpx.AsyncClient(timeout=15) as http:
+        answer = await ask(http, peers.url("security"), text, peers.token("security"), PEER_ID, trust, 15)
+        assert answer.agent == "security" and answer.recommendation is not None
+        assert answer.claims.audience == [PEER_ID] and answer.claims.message_id and answer.claims.task_id
+        # a peer's token asks only for itself: a request naming another requester is refused before any task
+        other = json.dumps({**json.loads(text), "requester": "drift"})
+        with pytest.raises(AskError, match="is not the peer your token names"):
+            await ask(http, peers.url("security"), other, peers.token("security"), PEER_ID, trust, 15)
+        # an answer is only good for the audience it names
+        with pytest.raises(AskError, match="wrong_audience"):
+            await ask(http, peers.url("security"), text, peers.token("security"), "someone-else", trust, 15)
+        # a card signed by a key nobody pinned is refused
+        with pytest.raises(AskError, match="not signed by a key the trust store pins"):
+            await ask(http, peers.url("security"), text, peers.token("security"), PEER_ID, TrustStore(), 15)
