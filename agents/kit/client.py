@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.kit.errors import PeerAuthError, PeerError, PeerProtocolError, PeerTimeout, PeerUnreachable
 from protocol.models import AnalysisRequest, Recommendation, SignedRecommendation
+from protocol.signing import RequestBinding
 
 JSON = "application/json"
 JWT = "application/jwt"
@@ -91,6 +92,16 @@ class PeerClient:
     async def analyze(self, url: str, request: AnalysisRequest, token: str, timeout_s: float) -> SignedRecommendation:
         """Send `request` to the agent at `url` (bearer `token`); raise a PeerError subclass on any failure."""
         return await self._bounded(url, timeout_s, self._analyze(url, request, token, timeout_s))
+
+    async def answer(
+        self, url: str, request: AnalysisRequest, token: str, timeout_s: float,
+    ) -> tuple[SignedRecommendation, RequestBinding]:
+        """As analyze(), with the request the answer must bind (the message sent, the task it was answered in)."""
+        async def call() -> tuple[SignedRecommendation, RequestBinding]:
+            task, message_id = await self._send(url, request, token, timeout_s)
+            return _signed_from_task(url, task), RequestBinding(message_id=message_id, task_id=task.id)
+
+        return await self._bounded(url, timeout_s, call())
 
     async def send(self, url: str, payload: BaseModel, token: str, timeout_s: float) -> tuple[Task, str]:
         """Send `payload` as the message's application/json text part; the task the peer answered with and the

@@ -113,8 +113,8 @@ class Specialist(ABC):
         timeout = scope.budget(self.runtime.config.peer_timeout_s) if scope else self.runtime.config.peer_timeout_s
         asked = request.model_copy(update={"requester": self.agent})
         try:
-            signed = await self.runtime.peers.analyze(endpoint.url, asked, endpoint.token, timeout)
-            verified = self.runtime.verifier.verified_recommendation(signed, request.event_id)
+            signed, answers = await self.runtime.peers.answer(endpoint.url, asked, endpoint.token, timeout)
+            verified = self.runtime.verifier.verified_recommendation(signed, request.event_id, answers)
             self.runtime.replay.consume(verified.claims)
             return verified.recommendation
         except PeerError as exc:
