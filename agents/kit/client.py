@@ -87,6 +87,8 @@ class PeerClient:
             cached = await resolver.get_agent_card(http_kwargs={"timeout": timeout_s},
                                                    signature_verifier=signature_verifier)
             self._cards[url] = cached
+        elif signature_verifier is not None:  # kept from a read that did not ask for verification
+            signature_verifier(cached)
         return cached
 
     async def analyze(self, url: str, request: AnalysisRequest, token: str, timeout_s: float) -> SignedRecommendation:

@@ -1,8 +1,9 @@
 """HTTP+JSON requests with a body must be JSON: anything else is answered 415 (RFC 9110 §15.5.16).
 
-The A2A HTTP+JSON binding takes `application/json` (a2a-sdk's client sends `application/a2a+json`);
-the SDK would parse any body and answer a non-JSON one 400. The error body has the binding's own
-shape (google.rpc.Status: `{"error": {"code", "status", "message"}}`) and names the fix.
+The A2A HTTP+JSON binding takes `application/json` (or A2A's own `application/a2a+json`); a2a-sdk
+would parse any body and answer a non-JSON one 400, where RFC 9110 and the A2A spec say 415. The
+error body has the binding's own shape (google.rpc.Status: `{"error": {"code", "status", "message"}}`)
+and names the fix.
 """
 
 from __future__ import annotations
