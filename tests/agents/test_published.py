@@ -31,7 +31,7 @@ SRE_BOT = "sre-bot-token"
 class Echo(Specialist):
     description = "Answers enforce for every drift."
     domain = Domain.OPERATIONAL
-    skills = (Skill(id="analyze-echo", name="Echo", description="always enforce"),)
+    skills = (Skill(id="analyze-echo", name="Echo", description="always enforce", tags=("echo",)),)
 
     async def analyze(self, request: AnalysisRequest) -> Recommendation:
         return self.recommend(request, Action.ENFORCE, 0.9, "echo")
