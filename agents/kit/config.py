@@ -13,6 +13,9 @@ from agents.kit.auth import OWN_AGENTS
 PEER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 """A peer's id as its token names it and its answers' `aud` carries it."""
 
+from agents.kit.bindings import Binding
+from protocol.needs import Need
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -26,10 +29,14 @@ class PeerEndpoint(_Model):
 
 
 class McpServerEndpoint(_Model):
-    """An MCP server (streamable HTTP) this agent may read context from."""
+    """An MCP server this agent may read context from: by URL (streamable HTTP), or run as a stdio child."""
 
-    url: str
+    url: str = ""
     token: str | None = None
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    read_only_mode: bool = Field(default=False, description="declared to run in its read-only mode")
 
 
 class KitConfig(_Model):
@@ -52,6 +59,8 @@ class KitConfig(_Model):
     peers: dict[str, PeerEndpoint] = Field(default_factory=dict)
     peer_timeout_s: float = Field(default=2.0, gt=0)
     mcp_servers: dict[str, McpServerEndpoint] = Field(default_factory=dict)
+    bindings: dict[Need, Binding] = Field(
+        default_factory=dict, description="need -> binding (agents/kit/bindings.py) of the needs this agent reads")
     mcp_timeout_s: float = Field(default=1.0, gt=0)
     otlp_endpoint: str | None = None
     service_namespace: str = "driftwise"

@@ -210,10 +210,11 @@ class McpPool:
         return tools
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, JsonValue],
-                        timeout_s: float | None = None) -> CallToolResult:
+                        timeout_s: float | None = None, *, tool_errors: bool = False) -> CallToolResult:
         """One tools/call within the deadline; McpCallError (naming server, tool, cause) when it has no result.
 
-        A result flagged `is_error` is the tool's own answer and raises too, with the tool's message."""
+        A result flagged `is_error` is the tool's own answer: it raises too, with the tool's message, unless
+        `tool_errors` (an adapter that reads "not found" answers asks for them)."""
         session = self._sessions.get(server)
         if session is None:
             raise McpCallError(f"no MCP server named {server!r} is configured (known: {', '.join(self._servers)})")
@@ -233,7 +234,7 @@ class McpPool:
         except Exception as exc:  # transport, protocol or session failure: the edge of one call
             session.broken()
             raise McpCallError(f"{server}.{tool}: MCP server unreachable or failed: {_describe(exc)}") from exc
-        if result.is_error:
+        if result.is_error and not tool_errors:
             raise McpCallError(f"{server}.{tool}: {_text(result)}")
         return result
 

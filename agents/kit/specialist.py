@@ -25,6 +25,7 @@ from agents.kit.deadline import current_scope, record_degradation
 from agents.kit.errors import PeerError
 from protocol.errors import VerificationError
 from protocol.models import Action, AnalysisRequest, Domain, Evidence, Finding, Recommendation, Scope
+from protocol.needs import Need
 
 if TYPE_CHECKING:
     from agents.kit.runtime import Runtime
@@ -57,6 +58,8 @@ class Specialist(ABC):
     peer_penalty: ClassVar[float] = 0.3
     """Confidence lost when a consulted peer agent cannot answer."""
     context_penalty: ClassVar[float] = 0.1
+    needs: ClassVar[tuple[Need, ...]] = ()
+    """The evidence needs `context()` reads (through the same bindings as the drift agent's)."""
     """Confidence lost when an MCP context call fails (context enriches, the drift itself decides)."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -123,20 +126,17 @@ class Specialist(ABC):
             record_degradation(peer, f"its answer does not verify ({exc})", self.peer_penalty)
         return None
 
-    async def context(
-        self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str, request: AnalysisRequest,
-    ) -> Evidence | None:
-        """Call an MCP tool through the kit's pool; None (and a recorded degradation) when it fails."""
-        pool = self.runtime.mcp
-        if pool is None or server not in self.runtime.config.mcp_servers:
+    async def context(self, args: Any, *, evidence_id: str, request: AnalysisRequest) -> Evidence | None:
+        """Read one evidence need (protocol/needs.py arguments) through the kit's bindings; None (and a recorded
+        degradation) when it fails."""
+        sources = self.runtime.sources
+        if sources is None or args.need not in sources.bindings:
             return None
         scope = current_scope()
         timeout = scope.budget(self.runtime.config.mcp_timeout_s) if scope else self.runtime.config.mcp_timeout_s
-        evidence = await pool.call(
-            server, tool, arguments, evidence_id=evidence_id, observed_at=request.report.observed_at,
-            timeout_s=timeout,
-        )
+        evidence = await sources.fetch(args, evidence_id=evidence_id, observed_at=request.report.observed_at,
+                                       timeout_s=timeout)
         if evidence.error is not None:
-            record_degradation(f"mcp {server}.{tool}", evidence.error, self.context_penalty)
+            record_degradation(f"mcp {evidence.via or evidence.tool}", evidence.error, self.context_penalty)
             return None
         return evidence
