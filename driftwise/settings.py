@@ -137,6 +137,8 @@ class ExternalMcpServerSettings(_Section):
     args: list[str] = Field(default_factory=list, description="the command's arguments")
     env: dict[str, str] = Field(default_factory=dict, description="the child's environment (nothing else is passed "
                                 "but PATH, HOME and the like): its backend URL and credential")
+    startup_timeout_s: float = Field(default=30.0, gt=0, le=300, description="how long opening its session may "
+                                     "take (a stdio child's start included) before the agent starts without it")
     read_only_mode: bool = Field(
         default=False, description="it runs in its own read-only mode (kubernetes-mcp-server --read-only, mcp-grafana "
         "--disable-write): accept its tools without readOnlyHint annotations. False: every bound tool must carry one")

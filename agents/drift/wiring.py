@@ -110,7 +110,8 @@ async def build_deps(
     sources = None
     if config.mcp_servers:
         pool = McpPool(
-            {n: McpEndpoint(url=s.url, token=_secret(s.token), command=s.command, args=tuple(s.args), env=s.env)
+            {n: McpEndpoint(url=s.url, token=_secret(s.token), command=s.command, args=tuple(s.args), env=s.env,
+                            open_timeout_s=s.open_timeout_s)
              for n, s in config.mcp_servers.items()},
             call_timeout_s=config.mcp_call_timeout_s,
         )

@@ -37,6 +37,7 @@ class McpServerEndpoint(_Model):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     read_only_mode: bool = Field(default=False, description="declared to run in its read-only mode")
+    open_timeout_s: float | None = Field(default=None, gt=0, description="opening its session may take this long")
 
 
 class KitConfig(_Model):

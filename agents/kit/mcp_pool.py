@@ -45,6 +45,8 @@ class McpEndpoint:
     command: str | None = None
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    open_timeout_s: float | None = None
+    """How long opening a session may take (a stdio child's start included); None: the pool's."""
 
     def __post_init__(self) -> None:
         if bool(self.url) == bool(self.command):
@@ -163,7 +165,8 @@ class McpPool:
     def __init__(self, servers: dict[str, McpEndpoint], call_timeout_s: float, open_timeout_s: float = 5.0) -> None:
         self._servers = dict(servers)
         self.call_timeout_s = call_timeout_s
-        self._sessions = {name: _Session(name, ep, open_timeout_s) for name, ep in self._servers.items()}
+        self._sessions = {name: _Session(name, ep, ep.open_timeout_s or open_timeout_s)
+                          for name, ep in self._servers.items()}
 
     @property
     def servers(self) -> list[str]:
@@ -192,7 +195,7 @@ class McpPool:
         session = self._sessions.get(server)
         if session is None:
             raise McpCallError(f"no MCP server named {server!r} is configured (known: {', '.join(self._servers)})")
-        deadline = timeout_s if timeout_s is not None else max(self.call_timeout_s, 10.0)
+        deadline = timeout_s if timeout_s is not None else session.open_timeout_s + max(self.call_timeout_s, 5.0)
         try:
             async with asyncio.timeout(deadline):
                 client = await session.client()

@@ -75,7 +75,8 @@ class Runtime:
         from agents.kit.bindings import BoundSources
         from agents.kit.mcp_pool import McpEndpoint, McpPool
 
-        servers = {n: McpEndpoint(url=s.url, token=s.token, command=s.command, args=tuple(s.args), env=s.env)
+        servers = {n: McpEndpoint(url=s.url, token=s.token, command=s.command, args=tuple(s.args), env=s.env,
+                            open_timeout_s=s.open_timeout_s)
                    for n, s in self.config.mcp_servers.items()}
         self.mcp = McpPool(servers, call_timeout_s=self.config.mcp_timeout_s)
         try:

@@ -27,7 +27,7 @@ def mcp_wiring(settings: Settings, needs: Iterable[Need] | None = None) -> tuple
     for name, ext in mcp.servers.items():
         servers[name] = {"url": ext.url or "", "token": ext.token.get_secret_value() if ext.token else None,
                          "command": ext.command, "args": list(ext.args), "env": dict(ext.env),
-                         "read_only_mode": ext.read_only_mode}
+                         "read_only_mode": ext.read_only_mode, "open_timeout_s": ext.startup_timeout_s}
     known = ", ".join(servers)
     for preset, server in mcp.use.items():
         if server not in servers:
