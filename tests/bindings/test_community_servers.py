@@ -107,10 +107,20 @@ async def test_the_visible_scenarios_decide_the_same_through_the_community_serve
                 assert _comparable(ev.value, lost) == _comparable(ours[eid].value, lost), (sid, eid, ev.value,
                                                                                           ours[eid].value)
             rows.append(eid)
+    # The security agent read RBAC through the same binding: its context lines are the same.
+    with_rbac = [sid for sid in own if _rbac_context(own[sid][1])]
+    assert with_rbac, "no visible scenario made the security agent read RBAC: this check would be empty"
+    for sid in own:
+        assert _rbac_context(community[sid][1]) == _rbac_context(own[sid][1]), sid
     assert {Need.TRAFFIC, Need.NAMESPACE, Need.INCIDENTS, Need.ANNOTATIONS, Need.EVENTS, Need.AUTOSCALERS} <= \
         set(seen) | ({Need.INCIDENTS} if "pagerduty-mcp" not in names else set()), seen
     print("community servers:", ", ".join(f"{n} {version(n)}" for n in names), "needs seen:",
           {n.value: c for n, c in seen.items()})
+
+
+def _rbac_context(decision: Decision) -> list[str]:
+    return sorted(line for r in decision.recommendations for line in r.recommendation.reasoning.splitlines()
+                  if line.startswith("Context: ") and "security-rbac-" in " ".join(r.recommendation.evidence_refs))
 
 
 def _needs_of(preset: str) -> list[Need]:
