@@ -67,8 +67,8 @@ class Binding(BaseModel):
     preset: str = Field(default="", description="the shipped binding it came from, if any")
 
     def describe(self) -> str:
-        tools = ", ".join(dict.fromkeys(c.tool for c in self.calls.values()))
-        return f"{self.server}: {tools}"
+        """`server.tool` (tools joined with `/` when the binding calls several)."""
+        return f"{self.server}." + "/".join(dict.fromkeys(c.tool for c in self.calls.values()))
 
 
 def _one(tool: str, **arguments: JsonValue) -> dict[str, ToolCall]:

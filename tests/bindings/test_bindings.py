@@ -114,4 +114,4 @@ async def test_a_bound_need_yields_the_typed_evidence_through_the_adapter() -> N
     assert ev.error is None, ev.error
     assert isinstance(ev.value, TrafficReport)
     assert (ev.value.request_rate, ev.value.baseline_request_rate, ev.value.rate_change) == (2.0, 1.0, 2.0)
-    assert (ev.source, ev.tool, ev.via) == ("prometheus", "workload_traffic", "toy: execute_query, execute_range_query")
+    assert (ev.source, ev.tool, ev.via) == ("prometheus", "workload_traffic", "toy.execute_query/execute_range_query")

@@ -95,7 +95,7 @@ async def test_the_visible_scenarios_decide_the_same_through_the_community_serve
             need = _need_of(ev.source, ev.tool)
             if need not in bound:
                 continue
-            assert ev.via is not None and ev.via.startswith(f"{bound[need]}: "), (sid, eid, ev.via)
+            assert ev.via is not None and ev.via.startswith(f"{bound[need]}."), (sid, eid, ev.via)
             seen[need] = seen.get(need, 0) + 1
             if need == Need.FIELD_MANAGERS:
                 # kubernetes-mcp-server strips managedFields: the binding says so instead of inventing managers
