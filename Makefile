@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench eval browser-deps test-tools fidelity-clients peers
+.PHONY: setup demo test lint bench eval browser-deps test-tools fidelity-clients peers community-mcp
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,3 +82,8 @@ $(PEERS)/python/.venv/.installed: $(PEERS)/python/requirements.txt
 	touch $@
 
 peers: $(PEERS)/js/node_modules/.installed $(PEERS)/python/.venv/.installed
+
+# The community MCP servers the shipped bindings name (README "Use the MCP servers you already run"),
+# pinned, into .community-mcp/ (git-ignored); tests/bindings runs the scenarios through them.
+community-mcp:
+	PYTHON=$(PYTHON) scripts/community-mcp.sh
