@@ -76,7 +76,7 @@ class Runtime:
         from agents.kit.mcp_pool import McpEndpoint, McpPool
 
         servers = {n: McpEndpoint(url=s.url, token=s.token, command=s.command, args=tuple(s.args), env=s.env,
-                            open_timeout_s=s.open_timeout_s)
+                                  open_timeout_s=s.open_timeout_s)
                    for n, s in self.config.mcp_servers.items()}
         self.mcp = McpPool(servers, call_timeout_s=self.config.mcp_timeout_s)
         try:
