@@ -25,7 +25,7 @@ from agents.kit.deadline import current_scope, record_degradation
 from agents.kit.errors import PeerError
 from protocol.errors import VerificationError
 from protocol.models import Action, AnalysisRequest, Domain, Evidence, Finding, Recommendation, Scope
-from protocol.needs import Need
+from protocol.needs import BACKEND, TOOL, Need
 
 if TYPE_CHECKING:
     from agents.kit.runtime import Runtime
@@ -51,8 +51,6 @@ class Specialist(ABC):
     domain: ClassVar[Domain]
     skills: ClassVar[tuple[Skill, ...]]
     version: ClassVar[str] = "1.0.0"
-    mcp_servers: ClassVar[tuple[str, ...]] = ()
-    """MCP servers it reads context from (names under settings `mcp:`), e.g. ("kubernetes",)."""
     consults: ClassVar[tuple[str, ...]] = ()
     """Peer agents it may ask with consult() (names under settings `specialists:`); it gets only their tokens."""
     peer_penalty: ClassVar[float] = 0.3
@@ -129,13 +127,18 @@ class Specialist(ABC):
     async def context(self, args: Any, *, evidence_id: str, request: AnalysisRequest) -> Evidence | None:
         """Read one evidence need (protocol/needs.py arguments) through the kit's bindings; None (and a recorded
         degradation) when it fails."""
-        sources = self.runtime.sources
-        if sources is None or args.need not in sources.bindings:
-            return None
+        sources, pool = self.runtime.sources, self.runtime.mcp
         scope = current_scope()
         timeout = scope.budget(self.runtime.config.mcp_timeout_s) if scope else self.runtime.config.mcp_timeout_s
-        evidence = await sources.fetch(args, evidence_id=evidence_id, observed_at=request.report.observed_at,
-                                       timeout_s=timeout)
+        observed_at = request.report.observed_at
+        if sources is not None and args.need in sources.bindings:
+            evidence = await sources.fetch(args, evidence_id=evidence_id, observed_at=observed_at, timeout_s=timeout)
+        elif sources is None and pool is not None and BACKEND[args.need] in self.runtime.config.mcp_servers:
+            # a pool given directly (agents.kit.testing): Driftwise's own tool for the need
+            evidence = await pool.call(BACKEND[args.need], TOOL[args.need], args.arguments(), evidence_id=evidence_id,
+                                       observed_at=observed_at, timeout_s=timeout)
+        else:
+            return None
         if evidence.error is not None:
             record_degradation(f"mcp {evidence.via or evidence.tool}", evidence.error, self.context_penalty)
             return None
