@@ -9,12 +9,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.kit.auth import OWN_AGENTS
+from agents.kit.bindings import Binding
+from protocol.needs import Need
 
 PEER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 """A peer's id as its token names it and its answers' `aud` carries it."""
-
-from agents.kit.bindings import Binding
-from protocol.needs import Need
 
 
 class _Model(BaseModel):
