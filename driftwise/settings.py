@@ -14,7 +14,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -23,6 +32,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from protocol.needs import Need
 from protocol.tokens import Token, token_ring
 
 _config_file: ContextVar[Path | None] = ContextVar("driftwise_config_file", default=None)
@@ -118,12 +128,77 @@ class McpServerSettings(_Section):
         return self.endpoint or f"http://{host}:{self.port}/mcp"
 
 
+class ExternalMcpServerSettings(_Section):
+    """An MCP server Driftwise does not start (one a team already runs): by URL, or run as a stdio child."""
+
+    url: str | None = Field(default=None, description="its streamable HTTP endpoint, e.g. http://host:8080/mcp")
+    token: SecretStr | None = Field(default=None, description="bearer token sent to `url`")
+    command: str | None = Field(default=None, description="or: run it as this process's stdio child")
+    args: list[str] = Field(default_factory=list, description="the command's arguments")
+    env: dict[str, str] = Field(default_factory=dict, description="the child's environment (nothing else is passed "
+                                "but PATH, HOME and the like): its backend URL and credential")
+    startup_timeout_s: float = Field(default=30.0, gt=0, le=300, description="how long opening its session may "
+                                     "take (a stdio child's start included) before the agent starts without it")
+    read_only_mode: bool = Field(
+        default=False, description="it runs in its own read-only mode (kubernetes-mcp-server --read-only, mcp-grafana "
+        "--disable-write): accept its tools without readOnlyHint annotations. False: every bound tool must carry one")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ExternalMcpServerSettings:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("give exactly one of `url` (a server you run) or `command` (run as a stdio child)")
+        return self
+
+
+class ToolCallSettings(_Section):
+    tool: str = Field(min_length=1, description="the tool's name on the bound server")
+    arguments: dict[str, JsonValue] | None = Field(
+        default=None, description="templates over the need's arguments ({namespace}, {start_ms}, ...); "
+        "null = the need's own arguments")
+
+
+class BindingSettings(_Section):
+    """Which server answers one evidence need: a shipped `preset`, or your own `calls` and `adapter`."""
+
+    server: str = Field(min_length=1, description="prometheus|grafana|pagerduty|kubernetes or a name in mcp.servers")
+    preset: str | None = Field(default=None, description="a shipped binding: driftwise, kubernetes-mcp-server, "
+                               "mcp-grafana, prometheus-mcp-server, pagerduty-mcp")
+    calls: dict[str, ToolCallSettings] | None = Field(default=None, description="named tool calls (with `adapter`)")
+    adapter: str | None = Field(default=None, description="reads the calls' results (agents/kit/adapters.py)")
+
+    @model_validator(mode="after")
+    def _preset_or_own(self) -> BindingSettings:
+        own = self.calls is not None or self.adapter is not None
+        if (self.preset is not None and own) or (self.preset is None and (self.calls is None or self.adapter is None)):
+            raise ValueError("give either `preset`, or both `calls` and `adapter`")
+        return self
+
+
 class McpSettings(_Section):
     prometheus: McpServerSettings = McpServerSettings(port=8611)
     grafana: McpServerSettings = McpServerSettings(port=8612)
     pagerduty: McpServerSettings = McpServerSettings(port=8613)
     kubernetes: McpServerSettings = McpServerSettings(port=8614)
     call_timeout_s: float = Field(default=2.0, gt=0, le=60, description="deadline of one MCP tool call")
+    servers: dict[str, ExternalMcpServerSettings] = Field(
+        default_factory=dict, description="MCP servers Driftwise does not start, by name (the ones you already run)")
+    use: dict[str, str] = Field(
+        default_factory=dict, description="shipped preset -> server in `servers`: that server answers every need the "
+        "preset covers, e.g. {kubernetes-mcp-server: k8s}")
+    bindings: dict[Need, BindingSettings] = Field(
+        default_factory=dict, description="need -> its binding, over `use` and the default (Driftwise's own servers)")
+
+    @model_validator(mode="after")
+    def _own_names_are_ours(self) -> McpSettings:
+        taken = set(self.servers) & set(MCP_SERVER_NAMES)
+        if taken:
+            raise ValueError(f"mcp.servers names {', '.join(sorted(taken))}, which name Driftwise's own servers: "
+                             "give yours another name")
+        return self
+
+
+MCP_SERVER_NAMES = ("prometheus", "grafana", "pagerduty", "kubernetes")
+"""Driftwise's own MCP servers (the supervisor starts them; the default bindings name them)."""
 
 
 class SpecialistSettings(_Section):
@@ -137,6 +212,11 @@ class SpecialistSettings(_Section):
     port: int = Field(ge=1, le=65535, description="port of its A2A server")
     token: Token | None = Field(
         default=None, description="bearer token(s) callers must send; null = generated by local runs"
+    )
+    peer_tokens: dict[str, Token] = Field(
+        default_factory=dict,
+        description="peer id -> its bearer token(s) for this agent: the token names the peer, and answers are "
+                    "addressed to it (aud); `token` stays Driftwise's own agents'",
     )
     kinds: list[str] = Field(default_factory=lambda: ["*"], description="resource kinds it wants; * = all")
     paths: list[str] = Field(
@@ -334,6 +414,8 @@ class Settings(BaseSettings):
             ("drift.webhook_token", self.drift.webhook_token), ("drift.approvals_token", self.drift.approvals_token),
             *((f"drift.peer_tokens.{p}", t) for p, t in self.drift.peer_tokens.items()),
             *((f"specialists.{n}.token", s.token) for n, s in self.specialists.items()),
+            *((f"specialists.{n}.peer_tokens.{p}", t) for n, s in self.specialists.items()
+              for p, t in s.peer_tokens.items()),
             *((f"mcp.{n}.token", getattr(self.mcp, n).token) for n in ("prometheus", "grafana", "pagerduty",
                                                                        "kubernetes")),
         ]

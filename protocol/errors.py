@@ -30,6 +30,8 @@ class VerifyFailure(StrEnum):
     """`exp` lies further ahead than the verifier's maximum token lifetime."""
     WRONG_AUDIENCE = "wrong_audience"
     EVENT_MISMATCH = "event_mismatch"
+    REQUEST_MISMATCH = "request_mismatch"
+    """The token answers another A2A message or task than the one it came back for."""
     REPLAYED = "replayed"
     INVALID_PAYLOAD = "invalid_payload"
 

@@ -237,6 +237,8 @@ class Evidence(StrictModel):
     value: ToolResult | None = None
     observed_at: AwareDatetime
     error: str | None = None
+    via: str | None = Field(default=None, description="the MCP server and tool(s) that answered, when the "
+                            "evidence came through a binding (agents/kit/bindings.py)")
 
     @model_validator(mode="after")
     def _value_xor_error(self) -> Evidence:

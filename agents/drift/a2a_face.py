@@ -3,7 +3,8 @@
 A peer sends an ArgoNotification (application/json text part) naming an application; the drift
 agent runs the decision for it, or joins the open one of the same application and revision (the
 same rule as the webhook: agents.drift.open_rule), and answers with a completed Task whose artifact
-`verdict` holds the signed verdict (application/jwt) and the Verdict (application/json), its
+`verdict` holds the verdict signed for the asker (application/jwt: `aud` = the peer its token
+names, `message_id`/`task_id` = the request it answers) and the Verdict (application/json), its
 metadata the decision's `event_id`. A decision that ends without a verdict (an application Argo CD
 does not know) fails the task with a message naming its state and event id.
 """
@@ -12,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from a2a.helpers import new_task_from_user_message, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
-from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
+from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCard, Message, Part, TaskState
 from joserfc.jwk import OKPKey
@@ -25,9 +26,11 @@ from starlette.routing import BaseRoute
 
 from agents.kit.card import JSON, JSONRPC_PATH, JWT, REST_PREFIX, build_card, sign_card
 from agents.kit.executor import ValidatingRequestHandler
+from agents.kit.published import published_routes
 from agents.kit.specialist import Skill, Specialist
 from agents.kit.validation import parse_model
 from protocol.models import ArgoNotification, Decision
+from protocol.signing import RequestBinding, Signer
 
 log = logging.getLogger(__name__)
 ARTIFACT_NAME = "verdict"
@@ -62,8 +65,9 @@ Ask = Callable[[ArgoNotification], Awaitable[Decision | None]]
 
 
 class DriftExecutor(AgentExecutor):
-    def __init__(self, ask: Ask) -> None:
+    def __init__(self, ask: Ask, signer: Signer) -> None:
         self._ask = ask
+        self._signer = signer
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         notification = parse_notification(context.message)
@@ -83,8 +87,12 @@ class DriftExecutor(AgentExecutor):
             await updater.update_status(TaskState.TASK_STATE_FAILED, message=new_text_message(_no_verdict(
                 notification, decision)))
             return
+        # The decision's own token is addressed to the drift agent; the asker gets one addressed to it.
+        peer = context.call_context.user.user_name
+        answers = RequestBinding(message_id=context.message.message_id, task_id=task.id) if context.message else None
+        signed = self._signer.sign_verdict(decision.verdict.verdict, [peer], answers)
         await updater.add_artifact(
-            [Part(text=decision.verdict.jws, media_type=JWT),
+            [Part(text=signed.jws, media_type=JWT),
              Part(text=decision.verdict.verdict.model_dump_json(), media_type=JSON)],
             name=ARTIFACT_NAME, last_chunk=True, metadata={"event_id": decision.event.event_id},
         )
@@ -108,14 +116,16 @@ def _no_verdict(notification: ArgoNotification, decision: Decision | None) -> st
 
 
 def build_card_for(agent: str, base_url: str, key: OKPKey) -> AgentCard:
-    return sign_card(build_card(cast(type[Specialist], _DriftCard), agent, base_url), key, base_url)
+    card = build_card(cast(type[Specialist], _DriftCard), agent, base_url, request_model=ArgoNotification)
+    return sign_card(card, key, base_url)
 
 
-def a2a_routes(card: AgentCard, ask: Ask) -> list[BaseRoute]:
-    handler = ValidatingRequestHandler(agent_executor=DriftExecutor(ask), task_store=InMemoryTaskStore(),
+def a2a_routes(card: AgentCard, ask: Ask, signer: Signer, jwks: dict[str, Any], base_url: str) -> list[BaseRoute]:
+    """The face's card, JWKS and request schema (public, cacheable) and its two A2A bindings."""
+    handler = ValidatingRequestHandler(agent_executor=DriftExecutor(ask, signer), task_store=InMemoryTaskStore(),
                                        agent_card=card, parse=parse_notification)
     return [
-        *create_agent_card_routes(card),
+        *published_routes(card, jwks, ArgoNotification, base_url),
         *create_jsonrpc_routes(handler, rpc_url=JSONRPC_PATH),
         *create_rest_routes(handler, path_prefix=REST_PREFIX),
     ]

@@ -43,9 +43,12 @@ from agents.drift.openapi import (
 from agents.drift.report import ReportError, parse_since
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
-from agents.kit.card import JWKS_PATH
+from agents.kit.card import REST_PREFIX
+from agents.kit.media_type import RestMediaType
+from agents.kit.published import JWKS_PATH, public_paths
 from protocol.models import Approval, ArgoNotification, Decision, DecisionList, DecisionState, DriftEvent
 from protocol.report import AgreementReport
+from protocol.signing import Signer
 from protocol.tokens import accepted
 
 log = logging.getLogger(__name__)
@@ -53,17 +56,17 @@ log = logging.getLogger(__name__)
 _OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, REPORT_PATH, CONSOLE_PREFIX)
 REPORT_LIMIT = 20_000
 """The newest decisions a report reads (a bound on one request's work)."""
-_PUBLIC = frozenset({"/healthz", "/metrics", OPENAPI_PATH, "/.well-known/agent-card.json", JWKS_PATH})
+_PUBLIC = public_paths(ArgoNotification) | {"/metrics", OPENAPI_PATH}
 
 
 class PeerAuth:
     """Bearer auth (kit) on the A2A routes only, with peer id -> tokens (the token names the peer); the
     webhook and decisions API check their own tokens, so a peer's token never approves and the
-    approvals token never asks as a peer."""
+    approvals token never asks as a peer. The A2A HTTP+JSON routes take JSON bodies only (415)."""
 
     def __init__(self, app: ASGIApp, tokens: dict[str, list[str]]) -> None:
         self._app = app
-        self._guarded = BearerAuth(app, tokens, public=_PUBLIC)
+        self._guarded = BearerAuth(RestMediaType(app, REST_PREFIX), tokens, public=_PUBLIC)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(_OWN_AUTH):
@@ -104,6 +107,7 @@ def create_app(
     wait: Wait | None = None,
     card: AgentCard | None = None,
     jwks: dict[str, Any] | None = None,
+    signer: Signer | None = None,
     instrument: Callable[[Starlette], None] | None = None,
     outcomes: Outcomes | None = None,
     report: Report | None = None,
@@ -232,14 +236,15 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route(OPENAPI_PATH, openapi_endpoint, methods=["GET"]),
-        Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
     ]
     # the approvals console: its own session login (the approvals token), same port, same approvals path
     routes.append(Mount(CONSOLE_PREFIX, app=console_app(ConsoleDeps(
         store=store, resume=resume, approvals_tokens=approvers, max_body_bytes=config.max_body_bytes,
         secure_cookie=(config.public_url or "").lower().startswith("https://")))))
-    if card is not None and ask is not None:
-        routes.extend(a2a_routes(card, ask))
+    if card is not None and ask is not None and signer is not None:
+        routes.extend(a2a_routes(card, ask, signer, jwks or {"keys": []}, config.base_url))
+    else:
+        routes.append(Route(JWKS_PATH, jwks_endpoint, methods=["GET"]))
     app = Starlette(routes=routes)
     if instrument is not None:
         instrument(app)
@@ -321,7 +326,7 @@ async def serve(config: DriftConfig) -> None:
 
         resume = admission.guarded(run_resume)  # an approval or a supersede of a decision, never both
 
-        base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip("/")
+        base_url = config.base_url
         card = build_card_for(config.agent_id, base_url, deps.signer.key)
 
         async def wait(event_id: str, timeout_s: float, until_verdict: bool) -> Decision | None:
@@ -339,8 +344,8 @@ async def serve(config: DriftConfig) -> None:
                                 mode_for=config.mode_for, rule=rule)
 
         app = create_app(config, store, metrics, admission.submit, ask=ask, resume=resume, wait=wait, card=card,
-                         jwks=public_jwks([deps.signer.key]), instrument=StarletteInstrumentor.instrument_app,
-                         outcomes=outcomes, report=report)
+                         jwks=public_jwks([deps.signer.key]), signer=deps.signer,
+                         instrument=StarletteInstrumentor.instrument_app, outcomes=outcomes, report=report)
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())
         if recovered:

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from agents.kit.bindings import Binding
+from protocol.needs import Need
 from protocol.tokens import Token
 
 Mode = Literal["shadow", "advisory", "autonomous"]
@@ -39,8 +41,15 @@ class AuditAnchorConfig(_Config):
 
 
 class McpServerRef(_Config):
-    url: str
+    """An MCP server by URL (streamable HTTP), or run as a stdio child (`command`)."""
+
+    url: str = ""
     token: SecretStr | None = None
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    read_only_mode: bool = Field(default=False, description="declared to run in its read-only mode")
+    open_timeout_s: float | None = Field(default=None, gt=0, description="opening its session may take this long")
 
 
 class SpecialistRef(_Config):
@@ -93,6 +102,8 @@ class DriftConfig(_Config):
     trust_store_path: Path
     argocd: ArgoCDConfig
     mcp_servers: dict[str, McpServerRef] = Field(default_factory=dict)
+    bindings: dict[Need, Binding] = Field(
+        default_factory=dict, description="need -> binding (agents/kit/bindings.py); empty = Driftwise's own servers")
     mcp_call_timeout_s: float = 2.0
     specialists: dict[str, SpecialistRef] = Field(default_factory=dict)
     mode: Mode = "shadow"
@@ -130,6 +141,11 @@ class DriftConfig(_Config):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "drift.sqlite"
+
+    @property
+    def base_url(self) -> str:
+        """Where peers reach this agent (its card says so)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def checkpoint_path(self) -> Path:

@@ -25,6 +25,20 @@ from agents.drift.reasoning.security import trusted_registries, widening_finding
 from agents.kit.knowledge import default_packs, is_builtin
 from agents.kit.workloads import WORKLOAD_KINDS, workload_of
 from protocol.models import DriftReport, ResourceDrift
+from protocol.needs import (
+    BACKEND,
+    TOOL,
+    AnnotationsArgs,
+    AutoscalersArgs,
+    EventsArgs,
+    FieldDescriptionsArgs,
+    FieldManagersArgs,
+    IncidentsArgs,
+    MemoryArgs,
+    NamespaceArgs,
+    NeedArgs,
+    TrafficArgs,
+)
 
 __all__ = ["BUILTIN_GROUPS", "PlannedCall", "baseline_window", "evidence_id", "plan_evidence", "service_names",
            "workload"]
@@ -48,22 +62,32 @@ MAX_SCHEMA_PATHS = 50
 
 
 class PlannedCall(BaseModel):
-    """One MCP tool call of the plan; `id` becomes the Evidence id the reasoning cites."""
+    """One evidence need of the plan, with its typed arguments; `id` becomes the Evidence id the reasoning cites.
+
+    Which MCP server and tool answer it is the bindings' business (agents/kit/bindings.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1)
-    server: str
-    tool: str
-    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    args: NeedArgs
+
+    @property
+    def server(self) -> str:
+        """The backend the evidence comes from (its Evidence `source`)."""
+        return BACKEND[self.args.need]
+
+    @property
+    def tool(self) -> str:
+        """The need's name as a tool (its Evidence `tool`)."""
+        return TOOL[self.args.need]
+
+    @property
+    def arguments(self) -> dict[str, JsonValue]:
+        return self.args.arguments()
 
 
 def evidence_id(server: str, tool: str, namespace: str | None, name: str) -> str:
     return f"{server}.{tool}:{namespace or '-'}/{name}"
-
-
-def _ts(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def change_time(drift: ResourceDrift, now: datetime) -> datetime:
@@ -104,9 +128,10 @@ def service_names(report: DriftReport, drift: ResourceDrift) -> list[str]:
 def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
     calls: dict[str, PlannedCall] = {}
 
-    def add(server: str, tool: str, key_ns: str | None, key_name: str, **arguments: JsonValue) -> None:
-        key = evidence_id(server, tool, key_ns, key_name)
-        calls.setdefault(key, PlannedCall(id=key, server=server, tool=tool, arguments=arguments))
+    def add(args: BaseModel, key_ns: str | None, key_name: str) -> None:
+        need = args.need  # type: ignore[attr-defined]
+        key = evidence_id(BACKEND[need], TOOL[need], key_ns, key_name)
+        calls.setdefault(key, PlannedCall(id=key, args=args))
 
     earliest = now
     operational = False
@@ -115,14 +140,14 @@ def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
     touched = [*(d.ref.namespace or report.destination_namespace for d in report.drifts), report.destination_namespace]
     for ns in dict.fromkeys(touched):
         if ns and ns not in report.namespace_labels:
-            add("kubernetes", "namespace", None, ns, name=ns)
+            add(NamespaceArgs(name=ns), None, ns)
     for drift in report.drifts:
         ref = drift.ref
         ns = ref.namespace or report.destination_namespace  # each resource's evidence from its own namespace
         if ref.group not in BUILTIN_GROUPS and drift.changes:
-            add("kubernetes", "field_descriptions", ref.namespace, f"{ref.kind}/{ref.name}",
-                api_version=f"{ref.group}/{ref.version}", kind=ref.kind,
-                paths=list(dict.fromkeys(c.path for c in drift.changes))[:MAX_SCHEMA_PATHS])
+            add(FieldDescriptionsArgs(api_version=f"{ref.group}/{ref.version}", kind=ref.kind,
+                                      paths=list(dict.fromkeys(c.path for c in drift.changes))[:MAX_SCHEMA_PATHS]),
+                ref.namespace, f"{ref.kind}/{ref.name}")
         changes = classify(drift)
         if drift.ref.kind == "Secret" or (not changes.deltas and not changes.config_paths):
             continue  # a Secret's drift is escalated whatever the metrics say
@@ -132,27 +157,24 @@ def plan_evidence(report: DriftReport, now: datetime) -> list[PlannedCall]:
         at = change_time(drift, now)
         earliest = min(earliest, at)
         for service in service_names(report, drift):
-            add("pagerduty", "incidents", ns, service, service=service, since=_ts(now - LOOKBACK), until=_ts(now))
+            add(IncidentsArgs(service=service, since=now - LOOKBACK, until=now), ns, service)
         owner = workload(drift)
         if owner is None or not changes.deltas:
             continue
         start, end = baseline_window(at, now)
-        add("prometheus", "workload_traffic", ns, owner[1], namespace=ns, service=owner[1], at=_ts(now),
-            baseline_start=_ts(start), baseline_end=_ts(end))
+        add(TrafficArgs(namespace=ns, service=owner[1], at=now, baseline_start=start, baseline_end=end), ns, owner[1])
         if drift.ref.kind not in WORKLOAD_KINDS:
             continue  # an autoscaler's bounds: the scaled workload's traffic is what judges them
         name = drift.ref.name
-        add("kubernetes", "events_for", ns, name, kind=drift.ref.kind, name=name, namespace=ns,
-            since=_ts(now - LOOKBACK))
-        add("kubernetes", "field_managers", ns, name,
+        add(EventsArgs(kind=drift.ref.kind, name=name, namespace=ns, since=now - LOOKBACK), ns, name)
+        add(FieldManagersArgs(
             api_version=f"{drift.ref.group}/{drift.ref.version}" if drift.ref.group else drift.ref.version,
-            kind=drift.ref.kind, name=name, namespace=ns)
+            kind=drift.ref.kind, name=name, namespace=ns), ns, name)
         if changes.replicas_changed:
-            add("kubernetes", "autoscalers_for", ns, name, kind=drift.ref.kind, name=name, namespace=ns)
+            add(AutoscalersArgs(kind=drift.ref.kind, name=name, namespace=ns), ns, name)
         if any(d.what == "memory" for d in changes.deltas):
-            add("prometheus", "workload_memory", ns, name, namespace=ns, workload=name,
-                start=_ts(now - LOOKBACK), end=_ts(now))
+            add(MemoryArgs(namespace=ns, workload=name, start=now - LOOKBACK, end=now), ns, name)
     if operational:
         start = min(earliest, now) - timedelta(hours=1)
-        add("grafana", "annotations", None, report.application, start=_ts(start), end=_ts(now), limit=20)
+        add(AnnotationsArgs(start=start, end=now, limit=20), None, report.application)
     return list(calls.values())

@@ -27,11 +27,10 @@ Now = Callable[[], Awaitable[datetime]]
 
 
 class ToolCaller(Protocol):
-    """The slice of agents.kit.mcp_pool.McpPool that gather uses."""
+    """The slice of agents.kit.bindings.BoundSources that gather uses: a need's arguments in, Evidence out."""
 
-    async def call(
-        self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str, observed_at: datetime,
-        timeout_s: float | None = None,
+    async def fetch(
+        self, args: Any, *, evidence_id: str, observed_at: datetime, timeout_s: float | None = None,
     ) -> Evidence: ...
 
 

@@ -100,28 +100,39 @@ async def build_deps(
     on its verdicts; without one it only decides.
     """
     from agents.drift.evidence_plan import plan_evidence
+    from agents.kit.bindings import BoundSources, resolve_bindings
     from agents.kit.client import PeerClient
     from agents.kit.mcp_pool import McpEndpoint, McpPool
     from agents.kit.routing import wants
 
     signer, trust = signing(config)
     pool = None
+    sources = None
     if config.mcp_servers:
         pool = McpPool(
-            {n: McpEndpoint(url=s.url, token=_secret(s.token)) for n, s in config.mcp_servers.items()},
+            {n: McpEndpoint(url=s.url, token=_secret(s.token), command=s.command, args=tuple(s.args), env=s.env,
+                            open_timeout_s=s.open_timeout_s)
+             for n, s in config.mcp_servers.items()},
             call_timeout_s=config.mcp_call_timeout_s,
         )
         try:
             await pool.start()
         except Exception:  # a server down at start-up shows up as evidence errors, never as a dead agent
             log.warning("MCP pool did not fully start; tool calls will report the failure", exc_info=True)
+        sources = BoundSources(pool, config.bindings or resolve_bindings({}, {}, set(config.mcp_servers)),
+                               frozenset(n for n, s in config.mcp_servers.items() if s.read_only_mode))
+        try:
+            await sources.check()  # a missing or mis-bound tool stops start-up, naming the binding
+        except BaseException:
+            await pool.close()
+            raise
     clock = Clock(http, config.sandbox_clock_url)
     argocd = ArgoCDClient(http, config.argocd.url, _secret(config.argocd.token), config.argocd.timeout_s)
     deps = GraphDeps(
         config=config,
         clock=clock,
         observer=Observer(argocd),
-        tools=pool,
+        tools=sources,
         plan=plan_evidence,
         peers=PeerClient(http),
         wants=wants,

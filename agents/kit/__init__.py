@@ -12,16 +12,21 @@ analyze() in process, the conformance suite every specialist passes), `agents.ki
 HTTP surface of every kit process (base URL http://host:port):
 - `GET  /.well-known/agent-card.json`  the A2A agent card, signed (JWS, EdDSA/Ed25519, `kid` + `jku`)  public
 - `GET  /.well-known/jwks.json`        the agent's public signing keys (JWKS)                         public
+- `GET  /schemas/analysis-request.json` the JSON Schema of the request (card, JWKS, schema: Cache-Control)  public
 - `GET  /healthz`                      `{"ok": true, "agent": ...}`                                   public
 - `POST /`                             A2A JSON-RPC binding (SendMessage, SendStreamingMessage, GetTask, ...)
 - `/v1/...`                            A2A HTTP+JSON binding (`POST /v1/message:send`, `GET /v1/tasks/{id}`, ...)
-Everything but the public paths needs `Authorization: Bearer <specialists.<name>.token>` (else 401).
+Everything but the public paths needs `Authorization: Bearer <specialists.<name>.token>` or a peer's
+`specialists.<name>.peer_tokens.<peer>` (else 401).
 
 Request: a message whose `application/json` text part holds a protocol AnalysisRequest (anything
-else: JSON-RPC -32602 / HTTP 400 naming the problem). Answer: a completed Task whose artifact
-`recommendation` has an `application/jwt` text part (compact JWS, audience = [request.requester])
-and an `application/json` text part (the Recommendation). analyze() runs under a deadline; a
-dependency that fails (peer agent, MCP server) lowers confidence and is named in the reasoning.
+else: JSON-RPC -32602 / HTTP 400 naming the problem; a non-JSON HTTP+JSON body: 415; its JSON Schema
+at `/schemas/analysis-request.json`, linked from the card). Answer: a completed Task whose artifact
+`recommendation` has an `application/jwt` text part (compact JWS, alg EdDSA; audience = the peer the
+caller's token names, or the requester for Driftwise's own agents' role token; `message_id` and
+`task_id` = the request it answers) and an `application/json` text part (the Recommendation).
+analyze() runs under a deadline; a dependency that fails (peer agent, MCP server) lowers confidence
+and is named in the reasoning.
 """
 
 from agents.kit.client import PeerClient

@@ -2,7 +2,9 @@
 
 Tokens are per role: a server accepts its own role's tokens (several while one rotates: the new
 and the old, until the old is dropped). Given a map principal -> tokens, the token also names the
-caller: `scope["state"]["principal"]` (Starlette's `request.state.principal`) says who it is.
+caller: `scope["state"]["principal"]` (Starlette's `request.state.principal`) says who it is, and
+`scope["user"]` holds it as a Starlette user, which a2a-sdk hands the executor as
+`RequestContext.call_context.user.user_name` (the name an answer is addressed to).
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 
+from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/.well-known/agent-card.json", "/.well-known/jwks.json", "/healthz"})
+"""The paths every agent serves without a token (agents.kit.published.public_paths adds its request schema)."""
 CALLER = "caller"
 """The principal of a token given without a name."""
+OWN_AGENTS = "driftwise:own-agents"
+"""The principal of a specialist's role token (`specialists.<name>.token`): held by Driftwise's own agents
+(the drift agent, a specialist consulting another), which say in the request which of them asks. A peer id
+cannot contain a colon, so no peer can be named this."""
 
 
 class BearerAuth:
@@ -51,6 +59,7 @@ class BearerAuth:
         who = self.principal(scope)
         if who is not None:
             scope.setdefault("state", {})["principal"] = who
+            scope["user"], scope["auth"] = SimpleUser(who), AuthCredentials(["authenticated"])
             await self.app(scope, receive, send)
             return
         body = json.dumps({"error": "unauthorized", "detail": "send Authorization: Bearer <token for this agent>"})

@@ -1,10 +1,15 @@
-"""The agent card: built from the specialist's class attributes and signed (JWS, EdDSA over Ed25519)."""
+"""The agent card: built from the specialist's class attributes and signed (JWS, EdDSA over Ed25519).
+
+The card links the JSON Schema of the request its skills take through an AgentExtension whose `uri` is
+the schema's URL (params: the skills, the part's media type), so a peer in any language can build a
+valid request from the card alone."""
 
 from __future__ import annotations
 
 from a2a.types import (
     AgentCapabilities,
     AgentCard,
+    AgentExtension,
     AgentInterface,
     AgentProvider,
     AgentSkill,
@@ -15,19 +20,23 @@ from a2a.types import (
 )
 from a2a.utils.constants import TransportProtocol
 from a2a.utils.signing import create_agent_card_signer, create_signature_verifier
+from google.protobuf.struct_pb2 import Struct
 from joserfc.jwk import OKPKey
 from jwt import PyJWK
+from pydantic import BaseModel
 
 from agents.kit.errors import KitConfigError
+from agents.kit.published import JWKS_PATH, schema_path
 from agents.kit.specialist import Specialist
+from protocol.models import AnalysisRequest
+from protocol.signing import ALG, published_jwk
 
 JSON = "application/json"
 JWT = "application/jwt"
-CARD_ALG = "EdDSA"  # PyJWT's name for Ed25519 signatures
+CARD_ALG = ALG  # EdDSA: PyJWT's (and a2a-sdk's card helpers') name for Ed25519 signatures
 BEARER = "bearer"
 JSONRPC_PATH = "/"
 REST_PREFIX = "/v1"
-JWKS_PATH = "/.well-known/jwks.json"
 
 
 def _check_skills(specialist: type[Specialist]) -> None:
@@ -45,7 +54,9 @@ def _check_skills(specialist: type[Specialist]) -> None:
             )
 
 
-def build_card(specialist: type[Specialist], agent: str, base_url: str) -> AgentCard:
+def build_card(
+    specialist: type[Specialist], agent: str, base_url: str, request_model: type[BaseModel] = AnalysisRequest,
+) -> AgentCard:
     _check_skills(specialist)
     skills = [
         AgentSkill(
@@ -65,7 +76,9 @@ def build_card(specialist: type[Specialist], agent: str, base_url: str) -> Agent
             AgentInterface(url=base_url + REST_PREFIX, protocol_binding=TransportProtocol.HTTP_JSON,
                            protocol_version="1.0"),
         ],
-        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=False, extensions=[
+            _request_schema(request_model, base_url, [s.id for s in specialist.skills]),
+        ]),
         security_schemes={
             BEARER: SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
                 scheme="bearer", description="per-peer bearer token (settings specialists.<agent>.token)",
@@ -78,8 +91,20 @@ def build_card(specialist: type[Specialist], agent: str, base_url: str) -> Agent
     )
 
 
+def _request_schema(model: type[BaseModel], base_url: str, skills: list[str]) -> AgentExtension:
+    params = Struct()
+    params.update({"schema": base_url + schema_path(model), "model": model.__name__, "skills": skills,
+                   "partMediaType": JSON})
+    return AgentExtension(
+        uri=base_url + schema_path(model), required=False, params=params,
+        description=f"JSON Schema (2020-12) of the {model.__name__} each skill takes, sent as the message's "
+                    f"{JSON} text part",
+    )
+
+
 def _pyjwk(key: OKPKey, private: bool) -> PyJWK:
-    return PyJWK(key.as_dict(private=private), algorithm=CARD_ALG)
+    jwk = {**key.as_dict(private=True), "alg": CARD_ALG} if private else published_jwk(key)
+    return PyJWK(jwk, algorithm=CARD_ALG)
 
 
 def sign_card(card: AgentCard, key: OKPKey, base_url: str) -> AgentCard:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import httpx
 from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError, ClientCallContext, ClientConfig
@@ -16,15 +18,17 @@ from a2a.helpers import new_message
 from a2a.types import AgentCard, Part, Role, SendMessageRequest, Task, TaskState
 from a2a.utils.constants import TransportProtocol
 from a2a.utils.errors import A2AError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agents.kit.errors import PeerAuthError, PeerError, PeerProtocolError, PeerTimeout, PeerUnreachable
 from protocol.models import AnalysisRequest, Recommendation, SignedRecommendation
+from protocol.signing import RequestBinding
 
 JSON = "application/json"
 JWT = "application/jwt"
 
 __all__ = ["PeerClient"]
+T = TypeVar("T")
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -72,19 +76,44 @@ class PeerClient:
         ))
         self._cards: dict[str, AgentCard] = {}
 
-    async def card(self, url: str, timeout_s: float) -> AgentCard:
+    async def card(
+        self, url: str, timeout_s: float, signature_verifier: Callable[[AgentCard], None] | None = None,
+    ) -> AgentCard:
+        """The agent's card (kept once read); with `signature_verifier` (agents.kit.card.card_verifier) its
+        signature must verify, else a2a-sdk's error passes through."""
         cached = self._cards.get(url)
         if cached is None:
             resolver = A2ACardResolver(self._http, url)
-            cached = await resolver.get_agent_card(http_kwargs={"timeout": timeout_s})
+            cached = await resolver.get_agent_card(http_kwargs={"timeout": timeout_s},
+                                                   signature_verifier=signature_verifier)
             self._cards[url] = cached
+        elif signature_verifier is not None:  # kept from a read that did not ask for verification
+            signature_verifier(cached)
         return cached
 
     async def analyze(self, url: str, request: AnalysisRequest, token: str, timeout_s: float) -> SignedRecommendation:
         """Send `request` to the agent at `url` (bearer `token`); raise a PeerError subclass on any failure."""
+        return await self._bounded(url, timeout_s, self._analyze(url, request, token, timeout_s))
+
+    async def answer(
+        self, url: str, request: AnalysisRequest, token: str, timeout_s: float,
+    ) -> tuple[SignedRecommendation, RequestBinding]:
+        """As analyze(), with the request the answer must bind (the message sent, the task it was answered in)."""
+        async def call() -> tuple[SignedRecommendation, RequestBinding]:
+            task, message_id = await self._send(url, request, token, timeout_s)
+            return _signed_from_task(url, task), RequestBinding(message_id=message_id, task_id=task.id)
+
+        return await self._bounded(url, timeout_s, call())
+
+    async def send(self, url: str, payload: BaseModel, token: str, timeout_s: float) -> tuple[Task, str]:
+        """Send `payload` as the message's application/json text part; the task the peer answered with and the
+        id of the message sent (which a signed answer binds); a PeerError subclass on any failure."""
+        return await self._bounded(url, timeout_s, self._send(url, payload, token, timeout_s))
+
+    async def _bounded(self, url: str, timeout_s: float, call: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._analyze(url, request, token, timeout_s)
+                return await call
         except PeerError:
             raise
         except TimeoutError:
@@ -94,9 +123,13 @@ class PeerClient:
             raise _classify(url, exc) from exc
 
     async def _analyze(self, url: str, request: AnalysisRequest, token: str, timeout_s: float) -> SignedRecommendation:
+        task, _ = await self._send(url, request, token, timeout_s)
+        return _signed_from_task(url, task)
+
+    async def _send(self, url: str, payload: BaseModel, token: str, timeout_s: float) -> tuple[Task, str]:
         card = await self.card(url, timeout_s)
         client = self._factory.create(card)
-        message = new_message([Part(text=request.model_dump_json(), media_type=JSON)], role=Role.ROLE_USER)
+        message = new_message([Part(text=payload.model_dump_json(), media_type=JSON)], role=Role.ROLE_USER)
         context = ClientCallContext(timeout=timeout_s, service_parameters={"Authorization": f"Bearer {token}"})
         task: Task | None = None
         try:
@@ -111,7 +144,7 @@ class PeerClient:
             raise PeerProtocolError(url, f"{type(exc).__name__}: {exc.message}") from exc
         if task is None:
             raise PeerProtocolError(url, "no task in the answer")
-        return _signed_from_task(url, task)
+        return task, message.message_id
 
 
 def _signed_from_task(url: str, task: Task) -> SignedRecommendation:

@@ -19,6 +19,7 @@ from a2a.types import Message, Part, SendMessageRequest, Task, TaskState
 from a2a.utils.errors import InvalidParamsError, TaskNotFoundError, UnsupportedOperationError
 from a2a.utils.input_mode_validator import validate_input_modes
 
+from agents.kit.auth import OWN_AGENTS
 from agents.kit.card import JSON, JWT
 from agents.kit.deadline import analysis_scope, apply_degradations
 from agents.kit.errors import InvalidMessage
@@ -27,6 +28,7 @@ from agents.kit.specialist import Specialist
 from agents.kit.telemetry import tracer
 from agents.kit.validation import parse_request
 from protocol.models import Action, AnalysisRequest, Recommendation
+from protocol.signing import RequestBinding
 
 log = logging.getLogger(__name__)
 ARTIFACT_NAME = "recommendation"
@@ -55,6 +57,20 @@ async def run_analysis(specialist: Specialist, runtime: Runtime, request: Analys
         return rec
 
 
+def addressee(principal: str, request: AnalysisRequest) -> str:
+    """Whom an answer is addressed to (its `aud`): the peer the caller's token names.
+
+    Driftwise's own agents share the role token (OWN_AGENTS) and say in `requester` which of them asks."""
+    return request.requester if principal == OWN_AGENTS else principal
+
+
+def check_requester(principal: str, request: AnalysisRequest) -> None:
+    """A peer's request names the peer its token names: an answer cannot be asked for on another's behalf."""
+    if principal != OWN_AGENTS and request.requester != principal:
+        raise InvalidParamsError(message=f"requester {request.requester!r} is not the peer your token names "
+                                         f"({principal!r}): set requester to {principal!r}")
+
+
 class SpecialistExecutor(AgentExecutor):
     def __init__(self, specialist: Specialist, runtime: Runtime) -> None:
         self.specialist = specialist
@@ -67,9 +83,11 @@ class SpecialistExecutor(AgentExecutor):
         await event_queue.enqueue_event(task)  # the first event of a new task must be the Task itself
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.update_status(TaskState.TASK_STATE_WORKING)
+        audience = [addressee(context.call_context.user.user_name, request)]
+        answers = RequestBinding(message_id=context.message.message_id, task_id=task.id) if context.message else None
         try:
             rec = await run_analysis(self.specialist, self.runtime, request)
-            signed = self.runtime.signer.sign_recommendation(rec, audience=[request.requester])
+            signed = self.runtime.signer.sign_recommendation(rec, audience=audience, answers=answers)
         except Exception as exc:  # the process edge of one task: fail it with a named cause, keep serving
             log.exception("analysis of event %s failed", request.event_id)
             await updater.update_status(
@@ -109,9 +127,11 @@ class ValidatingRequestHandler(DefaultRequestHandler):
                 if task.status.state in TERMINAL_TASK_STATES:
                     raise UnsupportedOperationError(message=f"task {task.id} is already finished; start a new task")
         try:
-            self._parse(params.message if params.HasField("message") else None)
+            parsed = self._parse(params.message if params.HasField("message") else None)
         except InvalidMessage as exc:
             raise InvalidParamsError(message=str(exc)) from None
+        if isinstance(parsed, AnalysisRequest):
+            check_requester(context.user.user_name, parsed)
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
         await self._precheck(params, context)

@@ -49,6 +49,7 @@ class Runtime:
     replay: ReplayCache = field(default_factory=ReplayCache)
     """Peers' answers are accepted once (verifying is pure; using a `jti` is this cache's step)."""
     mcp: Any | None = None  # agents.kit.mcp_pool.McpPool when MCP servers are configured
+    sources: Any | None = None  # agents.kit.bindings.BoundSources: the needs, through their bindings
 
     @classmethod
     def create(
@@ -71,14 +72,24 @@ class Runtime:
     async def start(self) -> None:
         if not self.config.mcp_servers:
             return
+        from agents.kit.bindings import BoundSources
         from agents.kit.mcp_pool import McpEndpoint, McpPool
 
-        servers = {n: McpEndpoint(url=s.url, token=s.token) for n, s in self.config.mcp_servers.items()}
+        servers = {n: McpEndpoint(url=s.url, token=s.token, command=s.command, args=tuple(s.args), env=s.env,
+                                  open_timeout_s=s.open_timeout_s)
+                   for n, s in self.config.mcp_servers.items()}
         self.mcp = McpPool(servers, call_timeout_s=self.config.mcp_timeout_s)
         try:
             await self.mcp.start()
         except Exception:  # an MCP server that is down at start-up degrades answers; it must not stop the agent
             log.warning("MCP pool did not fully start; context calls will report the failure", exc_info=True)
+        self.sources = BoundSources(self.mcp, self.config.bindings,
+                                    frozenset(n for n, s in self.config.mcp_servers.items() if s.read_only_mode))
+        try:
+            await self.sources.check()  # a missing or mis-bound tool stops start-up, naming the binding
+        except BaseException:
+            await self.mcp.close()
+            raise
 
     async def close(self) -> None:
         if self.mcp is not None:

@@ -1,4 +1,5 @@
-"""The kit's HTTP server: A2A (JSON-RPC at `/`, HTTP+JSON under `/v1`), signed card, JWKS, health, auth."""
+"""The kit's HTTP server: A2A (JSON-RPC at `/`, HTTP+JSON under `/v1`), signed card, JWKS, request schema,
+health, auth."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 
 import httpx
 import uvicorn
-from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
+from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
 from a2a.server.tasks import InMemoryTaskStore
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,12 +17,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agents.kit.auth import BearerAuth
-from agents.kit.card import JSONRPC_PATH, JWKS_PATH, REST_PREFIX, build_card, sign_card
+from agents.kit.card import JSONRPC_PATH, REST_PREFIX, build_card, sign_card
 from agents.kit.config import KitConfig
 from agents.kit.executor import SpecialistExecutor, ValidatingRequestHandler
+from agents.kit.media_type import RestMediaType
+from agents.kit.published import public_paths, published_routes
 from agents.kit.runtime import Runtime
 from agents.kit.specialist import Specialist
 from agents.kit.telemetry import instrument, setup_tracing
+from protocol.models import AnalysisRequest
 from protocol.signing import public_jwks
 
 log = logging.getLogger(__name__)
@@ -33,22 +37,20 @@ def build_app(specialist: Specialist, runtime: Runtime) -> Starlette:
     handler = ValidatingRequestHandler(
         agent_executor=SpecialistExecutor(specialist, runtime), task_store=InMemoryTaskStore(), agent_card=card,
     )
-    jwks = public_jwks([runtime.key])
-
-    async def jwks_endpoint(_: Request) -> JSONResponse:
-        return JSONResponse(jwks)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "agent": config.agent})
 
     routes = [
-        Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        *create_agent_card_routes(card),
+        *published_routes(card, public_jwks([runtime.key]), AnalysisRequest, config.base_url),
         *create_jsonrpc_routes(handler, rpc_url=JSONRPC_PATH),
         *create_rest_routes(handler, path_prefix=REST_PREFIX),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(BearerAuth, tokens=config.accepted_tokens)])
+    app = Starlette(routes=routes, middleware=[
+        Middleware(BearerAuth, tokens=config.tokens_by_principal, public=public_paths(AnalysisRequest)),
+        Middleware(RestMediaType, prefix=REST_PREFIX),
+    ])
     app.state.card = card
     return app
 

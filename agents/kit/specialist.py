@@ -25,6 +25,7 @@ from agents.kit.deadline import current_scope, record_degradation
 from agents.kit.errors import PeerError
 from protocol.errors import VerificationError
 from protocol.models import Action, AnalysisRequest, Domain, Evidence, Finding, Recommendation, Scope
+from protocol.needs import BACKEND, TOOL, Need
 
 if TYPE_CHECKING:
     from agents.kit.runtime import Runtime
@@ -50,13 +51,13 @@ class Specialist(ABC):
     domain: ClassVar[Domain]
     skills: ClassVar[tuple[Skill, ...]]
     version: ClassVar[str] = "1.0.0"
-    mcp_servers: ClassVar[tuple[str, ...]] = ()
-    """MCP servers it reads context from (names under settings `mcp:`), e.g. ("kubernetes",)."""
     consults: ClassVar[tuple[str, ...]] = ()
     """Peer agents it may ask with consult() (names under settings `specialists:`); it gets only their tokens."""
     peer_penalty: ClassVar[float] = 0.3
     """Confidence lost when a consulted peer agent cannot answer."""
     context_penalty: ClassVar[float] = 0.1
+    needs: ClassVar[tuple[Need, ...]] = ()
+    """The evidence needs `context()` reads (through the same bindings as the drift agent's)."""
     """Confidence lost when an MCP context call fails (context enriches, the drift itself decides)."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -113,8 +114,8 @@ class Specialist(ABC):
         timeout = scope.budget(self.runtime.config.peer_timeout_s) if scope else self.runtime.config.peer_timeout_s
         asked = request.model_copy(update={"requester": self.agent})
         try:
-            signed = await self.runtime.peers.analyze(endpoint.url, asked, endpoint.token, timeout)
-            verified = self.runtime.verifier.verified_recommendation(signed, request.event_id)
+            signed, answers = await self.runtime.peers.answer(endpoint.url, asked, endpoint.token, timeout)
+            verified = self.runtime.verifier.verified_recommendation(signed, request.event_id, answers)
             self.runtime.replay.consume(verified.claims)
             return verified.recommendation
         except PeerError as exc:
@@ -123,20 +124,22 @@ class Specialist(ABC):
             record_degradation(peer, f"its answer does not verify ({exc})", self.peer_penalty)
         return None
 
-    async def context(
-        self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str, request: AnalysisRequest,
-    ) -> Evidence | None:
-        """Call an MCP tool through the kit's pool; None (and a recorded degradation) when it fails."""
-        pool = self.runtime.mcp
-        if pool is None or server not in self.runtime.config.mcp_servers:
-            return None
+    async def context(self, args: Any, *, evidence_id: str, request: AnalysisRequest) -> Evidence | None:
+        """Read one evidence need (protocol/needs.py arguments) through the kit's bindings; None (and a recorded
+        degradation) when it fails."""
+        sources, pool = self.runtime.sources, self.runtime.mcp
         scope = current_scope()
         timeout = scope.budget(self.runtime.config.mcp_timeout_s) if scope else self.runtime.config.mcp_timeout_s
-        evidence = await pool.call(
-            server, tool, arguments, evidence_id=evidence_id, observed_at=request.report.observed_at,
-            timeout_s=timeout,
-        )
+        observed_at = request.report.observed_at
+        if sources is not None and args.need in sources.bindings:
+            evidence = await sources.fetch(args, evidence_id=evidence_id, observed_at=observed_at, timeout_s=timeout)
+        elif sources is None and pool is not None and BACKEND[args.need] in self.runtime.config.mcp_servers:
+            # a pool given directly (agents.kit.testing): Driftwise's own tool for the need
+            evidence = await pool.call(BACKEND[args.need], TOOL[args.need], args.arguments(), evidence_id=evidence_id,
+                                       observed_at=observed_at, timeout_s=timeout)
+        else:
+            return None
         if evidence.error is not None:
-            record_degradation(f"mcp {server}.{tool}", evidence.error, self.context_penalty)
+            record_degradation(f"mcp {evidence.via or evidence.tool}", evidence.error, self.context_penalty)
             return None
         return evidence

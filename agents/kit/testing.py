@@ -54,6 +54,7 @@ from protocol.models import (
     ResourceRef,
     SyncWindow,
 )
+from protocol.needs import BACKEND
 from protocol.signing import TrustStore, Verifier, generate_key
 
 __all__ = ["ConformanceError", "SpecialistHarness", "check_conformance", "drift", "report", "request"]
@@ -154,7 +155,7 @@ class SpecialistHarness:
             # As `driftwise agent` wires it: a dependency gives up well before the answer's deadline.
             peers=dict(peers or {}), peer_timeout_s=deadline_s / 2, mcp_timeout_s=deadline_s / 2,
             options=dict(options or {}),
-            mcp_servers={name: McpServerEndpoint(url="in-process") for name in specialist.mcp_servers} if mcp else {},
+            mcp_servers={BACKEND[n]: McpServerEndpoint(url="in-process") for n in specialist.needs} if mcp else {},
         )
         self._mcp = mcp
         self._hung = hung

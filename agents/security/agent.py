@@ -27,6 +27,7 @@ from protocol.models import (
     ResourceDrift,
     Severity,
 )
+from protocol.needs import Need, RbacArgs
 
 COMPLIANCE_LABEL = "driftwise.io/compliance"
 _SA_POINTERS = ("/spec/template/spec/serviceAccountName", "/spec/serviceAccountName",
@@ -62,7 +63,7 @@ class SecuritySpecialist(Specialist):
         "for regulated namespaces."
     )
     domain = Domain.SECURITY
-    mcp_servers = ("kubernetes",)
+    needs = (Need.RBAC,)
     consults = ("compliance",)
     skills = (
         Skill(
@@ -159,8 +160,7 @@ class SecuritySpecialist(Specialist):
                 continue
             seen.add((ns, sa))
             evidence = self._given_rbac(request.evidence, ns, sa) or await self.context(
-                "kubernetes", "rbac_for", {"namespace": ns, "service_account": sa},
-                evidence_id=f"security-rbac-{ns}-{sa}", request=request,
+                RbacArgs(namespace=ns, service_account=sa), evidence_id=f"security-rbac-{ns}-{sa}", request=request,
             )
             if evidence is not None and isinstance(evidence.value, RbacReport):
                 out.append((evidence.id, _rbac_summary(evidence.value)))

@@ -87,7 +87,8 @@ def _register() -> None:
     # Later modules register when present; each is owned by the part of Driftwise it runs.
     import importlib
 
-    for name in ("sandbox", "mcp", "agents", "evaluate", "audit", "approvals", "report", "policy", "llm", "run"):
+    for name in ("sandbox", "mcp", "agents", "evaluate", "audit", "approvals", "report", "policy", "llm", "run",
+                 "ask"):
         try:
             module = importlib.import_module(f"driftwise.cli.{name}")
         except ModuleNotFoundError as exc:

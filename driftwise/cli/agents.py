@@ -19,8 +19,9 @@ _DEADLINE_MARGIN_S = 0.5
 def kit_config(settings: Settings, name: str, port: int | None, specialist: type[Specialist]) -> KitConfig:
     """The kit's own config for specialist `name`, read from settings once, here at the edge."""
     from agents.kit.config import KitConfig, McpServerEndpoint, PeerEndpoint
+    from driftwise.cli.bindings import mcp_wiring
     from driftwise.settings import require_token
-    from protocol.tokens import current
+    from protocol.tokens import accepted, current
 
     spec = settings.specialists[name]
     own = require_token(f"specialists.{name}.token", spec.token)
@@ -30,19 +31,17 @@ def kit_config(settings: Settings, name: str, port: int | None, specialist: type
         for other, s in settings.specialists.items()
         if other != name and other in specialist.consults and s.enabled and (token := current(s.token)) is not None
     }
-    mcp = {}
-    for server in specialist.mcp_servers:
-        entry = getattr(settings.mcp, server, None)
-        if entry is not None:
-            mcp[server] = McpServerEndpoint(url=entry.url(settings.host), token=current(entry.token))
+    servers, bindings = mcp_wiring(settings, specialist.needs) if specialist.needs else ({}, {})
+    mcp = {server: McpServerEndpoint(**fields) for server, fields in servers.items()}
     delegate = settings.drift.delegate_timeout_s
     return KitConfig(
         agent=name, host=settings.host, port=port or spec.port, token=own,
+        peer_tokens={peer: accepted(tokens) for peer, tokens in spec.peer_tokens.items()},
         keys_dir=settings.keys_dir, trust_store=settings.trust_store_path,
         # Answer before the caller gives up on us.
         deadline_s=max(0.3, delegate - _DEADLINE_MARGIN_S),
         peers=peers, peer_timeout_s=max(0.2, delegate - 2 * _DEADLINE_MARGIN_S),
-        mcp_servers=mcp, mcp_timeout_s=settings.mcp.call_timeout_s,
+        mcp_servers=mcp, bindings=bindings, mcp_timeout_s=settings.mcp.call_timeout_s,
         otlp_endpoint=settings.telemetry.otlp_endpoint, service_namespace=settings.telemetry.service_namespace,
         log_level=settings.log_level, options=spec.options, public_url=spec.endpoint,
     )
@@ -90,6 +89,7 @@ def register(app: typer.Typer) -> None:
             return
         if not spec.enabled:
             fail(f"agent {name!r} is disabled in settings (specialists.{name}.enabled)", code=2)
+        from agents.kit.bindings import BindingError
         from agents.kit.errors import KitConfigError
         from agents.kit.server import serve
         from driftwise.settings import ConfigError
@@ -108,5 +108,7 @@ def register(app: typer.Typer) -> None:
             serve_forever(serve(cls, kit))
         except KitConfigError as exc:
             fail(str(exc))
+        except BindingError as exc:  # a missing or mis-bound tool: start-up stops here, naming the binding
+            fail(f"MCP bindings refused: {exc}", 2)
         except KeyboardInterrupt:
             pass

@@ -21,8 +21,8 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         SpecialistRef,
         StateConfig,
     )
+    from driftwise.cli.bindings import mcp_wiring
     from driftwise.settings import require_token
-    from protocol.tokens import current
 
     d = settings.drift
     host = settings.host
@@ -30,6 +30,7 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
     if d.webhook_token is None and not (d.webhook_basic_user and d.webhook_basic_password):
         require_token("drift.webhook_token", None)  # no way in for Argo CD: say which setting is missing
     require_token("drift.approvals_token", d.approvals_token)
+    servers, bindings = mcp_wiring(settings)
     return DriftConfig(
         agent_id="drift",
         host=host,
@@ -40,11 +41,8 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         argocd=ArgoCDConfig(url=settings.argocd.url, token=settings.argocd.token,
                             timeout_s=settings.argocd.timeout_s, verify_tls=settings.argocd.verify_tls,
                             ca_bundle=settings.argocd.ca_bundle),
-        mcp_servers={
-            name: McpServerRef(url=server.url(host), token=current(server.token))
-            for name, server in (("prometheus", mcp.prometheus), ("grafana", mcp.grafana),
-                                 ("pagerduty", mcp.pagerduty), ("kubernetes", mcp.kubernetes))
-        },
+        mcp_servers={name: McpServerRef(**fields) for name, fields in servers.items()},
+        bindings=bindings,
         mcp_call_timeout_s=mcp.call_timeout_s,
         specialists={
             name: SpecialistRef(url=s.url(host), token=require_token(f"specialists.{name}.token", s.token)[0],
@@ -99,9 +97,13 @@ def run_drift_agent(settings: Settings, port: int | None = None) -> None:
         if not path.exists():
             fail(f"drift agent {what} {path} does not exist: run `driftwise keys generate --agent drift "
                  f"--out {settings.keys_dir} --trust {settings.trust_store_path}`")
+    from agents.kit.bindings import BindingError
+
     try:
         serve_forever(serve(config))
     except (KeyStoreError, StoreError) as exc:  # a key, or the state database (unreachable, schema too new)
         fail(str(exc))
+    except BindingError as exc:  # a missing or mis-bound tool: start-up stops here, naming the binding
+        fail(f"MCP bindings refused: {exc}", 2)
     except KeyboardInterrupt:
         pass

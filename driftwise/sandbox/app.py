@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from driftwise.sandbox import argocd, control, grafana, kubernetes, pagerduty, people, prometheus
+from driftwise.sandbox.calls import CallLogMiddleware
 from driftwise.sandbox.faults import FaultMiddleware
 from driftwise.sandbox.prometheus import BuiltinBackend, PrometheusBackend
 from driftwise.sandbox.state import Sandbox
@@ -24,8 +26,31 @@ log = logging.getLogger(__name__)
 PORT_OFFSETS = {"argocd": 0, "kubernetes": 1, "prometheus": 2, "grafana": 3, "pagerduty": 4}
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, status_code=404)
+def _missing(status: int) -> str:
+    return "Not Found" if status == 404 else "Method Not Allowed"
+
+
+# What each real API answers for a path or method it does not serve: its own error body.
+_NO_ROUTE: dict[str, Callable[[int, str], Response]] = {
+    "kubernetes": lambda status, what: kubernetes.status_error(
+        status, "the server could not find the requested resource" if status == 404 else
+        f"the server does not allow this method on the requested resource ({what})"),
+    "argocd": lambda status, what: argocd.argo_error(status, _missing(status)),
+    "grafana": lambda status, what: grafana.grafana_error(status, _missing(status)),
+    "pagerduty": lambda status, what: pagerduty.pd_error(status, 2100, _missing(status), [what]),
+    # Prometheus's router answers in Go's plain text
+    "prometheus": lambda status, what: Response("404 page not found\n" if status == 404 else
+                                                "Method Not Allowed\n", status_code=status,
+                                                media_type="text/plain; charset=utf-8"),
+}
+
+
+def _error_handler(backend: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return _NO_ROUTE[backend](status, f"no route {request.method} {request.url.path}")
+
+    return handle
 
 
 def build_apps(sandbox: Sandbox, prom: PrometheusBackend | None = None) -> dict[str, Starlette]:
@@ -37,10 +62,12 @@ def build_apps(sandbox: Sandbox, prom: PrometheusBackend | None = None) -> dict[
         "grafana": grafana.routes(sandbox),
         "pagerduty": pagerduty.routes(sandbox),
     }
-    # every backend answers through the faults a test put in force (POST /sandbox/faults)
+    # every backend answers through the faults a test put in force (POST /sandbox/faults); the call log
+    # sees what the client saw, faults included
     return {
-        name: Starlette(routes=table, exception_handlers={404: _not_found},
-                        middleware=[Middleware(FaultMiddleware, sandbox=sandbox, backend=name)])
+        name: Starlette(routes=table, exception_handlers={404: _error_handler(name), 405: _error_handler(name)},
+                        middleware=[Middleware(CallLogMiddleware, log=sandbox.calls, backend=name),
+                                    Middleware(FaultMiddleware, sandbox=sandbox, backend=name)])
         for name, table in routes.items()
     }
 

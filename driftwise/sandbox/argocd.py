@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from driftwise.sandbox import diffing
+from driftwise.sandbox import argocd_tree, diffing, error_bodies
 from driftwise.sandbox.http import backend, bearer, json_response
 from driftwise.sandbox.operations import record_sync
 from driftwise.sandbox.state import Sandbox
@@ -20,12 +20,10 @@ from protocol.syncwindows import sync_allowed
 
 DRIFTWISE_USER = "driftwise"
 """The Argo CD account the sandbox's token belongs to: a sync through the API is initiated by it."""
-# gRPC status codes argocd-server puts in its JSON errors.
-_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 412: 9, 500: 13}
 
 
 def argo_error(status: int, message: str) -> Response:
-    return json_response({"error": message, "code": _CODES.get(status, 2), "message": message}, status)
+    return json_response(error_bodies.argocd(status, message), status)
 
 
 def _dump(obj: Any) -> str:
@@ -64,8 +62,9 @@ def routes(sandbox: Sandbox) -> list[Route]:
     async def list_applications(request: Request, world: World) -> Response:
         names = request.query_params.getlist("name")
         project = request.query_params.getlist("projects") or request.query_params.getlist("project")
+        search = request.query_params.get("search", "")
         items = [a.application for a in world.apps.values()
-                 if (not names or a.name in names) and (not project or a.project in project)]
+                 if (not names or a.name in names) and (not project or a.project in project) and search in a.name]
         return json_response({"metadata": {}, "items": items})
 
     @api
@@ -98,6 +97,50 @@ def routes(sandbox: Sandbox) -> list[Route]:
         if project is None:
             return argo_error(404, f'appprojects.argoproj.io "{request.path_params["name"]}" not found')
         return json_response(project)
+
+    @api
+    async def resource_tree(request: Request, world: World) -> Response:
+        app = _app_or_404(world, request.path_params["name"])
+        return app if isinstance(app, Response) else json_response(argocd_tree.resource_tree(world, app))
+
+    @api
+    async def events(request: Request, world: World) -> Response:
+        app = _app_or_404(world, request.path_params["name"])
+        if isinstance(app, Response):
+            return app
+        q = request.query_params
+        return json_response(argocd_tree.events(world, app, q.get("resourceName"), q.get("resourceNamespace"),
+                                                q.get("resourceUID")))
+
+    @api
+    async def resource(request: Request, world: World) -> Response:
+        app = _app_or_404(world, request.path_params["name"])
+        if isinstance(app, Response):
+            return app
+        q = request.query_params
+        if not q.get("resourceName") or not q.get("kind"):
+            return argo_error(400, "resourceName and kind are required (with namespace, group and version)")
+        found = argocd_tree.tree_object(world, app, q.get("group", ""), q["kind"], q.get("namespace", ""),
+                                        q["resourceName"])
+        if found is None:
+            return argo_error(404, f"{q['kind']} {q.get('namespace', '')}/{q['resourceName']} not found as part of "
+                                   f"application {app.name}")
+        return json_response({"manifest": _dump(world.masked_object(found))})
+
+    @api
+    async def resource_actions(request: Request, world: World) -> Response:
+        app = _app_or_404(world, request.path_params["name"])
+        # the sandbox runs no resource actions (they are writes): it offers none
+        return app if isinstance(app, Response) else json_response({"actions": []})
+
+    @api
+    async def list_clusters(request: Request, world: World) -> Response:
+        q = request.query_params
+        return json_response(argocd_tree.clusters(world, _now(sandbox), q.get("server"), q.get("name")))
+
+    async def version(request: Request) -> Response:
+        # argocd-server answers its version without a session, as the CLI's `argocd version` relies on
+        return json_response(argocd_tree.ARGOCD_VERSION)
 
     @api
     async def sync(request: Request, world: World) -> Response:
@@ -171,6 +214,12 @@ def routes(sandbox: Sandbox) -> list[Route]:
         Route("/api/v1/applications/{name}", patch, methods=["PATCH"]),
         Route("/api/v1/applications/{name}/managed-resources", managed_resources, methods=["GET"]),
         Route("/api/v1/applications/{name}/sync", sync, methods=["POST"]),
+        Route("/api/v1/applications/{name}/resource-tree", resource_tree, methods=["GET"]),
+        Route("/api/v1/applications/{name}/events", events, methods=["GET"]),
+        Route("/api/v1/applications/{name}/resource", resource, methods=["GET"]),
+        Route("/api/v1/applications/{name}/resource/actions", resource_actions, methods=["GET"]),
+        Route("/api/v1/clusters", list_clusters, methods=["GET"]),
+        Route("/api/version", version, methods=["GET"]),
         Route("/api/v1/projects/{name}", get_project, methods=["GET"]),
     ]
 

@@ -29,6 +29,8 @@ No auth. The contract:
   running it; on Argo CD a failed write is recorded in /sandbox/writes as refused. 400 names a bad field.
 - GET  /sandbox/faults/{id}; POST /sandbox/faults/{id}/release -> the fault (held requests go on, the
   fault applies no more); DELETE /sandbox/faults/{id} releases it and forgets it. 404 for an unknown id.
+- GET  /sandbox/calls[?backend=kubernetes] -> {"calls": [{"backend", "method", "path", "query", "status"}]}: the
+  requests the backends answered, oldest first (at most driftwise.sandbox.calls.MAX_CALLS); DELETE clears them
 - GET  /sandbox/healthz -> {"ok": true, "active"}
 """
 
@@ -163,6 +165,11 @@ def routes(sandbox: Sandbox) -> list[Route]:
             "live": world.masked_object(resource.live),
         })
 
+    async def calls(request: Request) -> Response:
+        if request.method == "DELETE":
+            sandbox.calls.items.clear()
+        return json_response({"calls": sandbox.calls.as_json(request.query_params.get("backend"))})
+
     async def faults(request: Request) -> Response:
         registry = sandbox.faults
         if request.method == "DELETE":
@@ -212,5 +219,6 @@ def routes(sandbox: Sandbox) -> list[Route]:
         Route("/sandbox/scenarios/activate", activate, methods=["POST"]),
         Route("/sandbox/clones", clones, methods=["POST"]),
         Route("/sandbox/writes", writes, methods=["GET", "DELETE"]),
+        Route("/sandbox/calls", calls, methods=["GET", "DELETE"]),
         Route("/sandbox/live", live, methods=["POST"]),
     ]

@@ -103,6 +103,7 @@ class _Version(_Model):
     served: bool
     storage: bool
     schema_: _Validation | None = Field(default=None, alias="schema")
+    printer_columns: list[Obj] = Field(default_factory=list, alias="additionalPrinterColumns")
 
 
 class _Spec(_Model):
@@ -138,6 +139,7 @@ class ServedVersion:
     type: ResourceType
     schema: Obj | None
     list_kind: str
+    printer_columns: tuple[Obj, ...] = ()
 
     @property
     def schema_name(self) -> str:
@@ -167,6 +169,7 @@ def parse_crd(obj: Obj) -> list[ServedVersion]:
                               categories=tuple(names.categories)),
             schema=v.schema_.open_api_v3_schema if v.schema_ else None,
             list_kind=names.list_kind or f"{names.kind}List",
+            printer_columns=tuple(v.printer_columns),
         )
         for v in spec.versions
         if v.served
@@ -191,6 +194,16 @@ class CrdIndex:
     def types(self) -> list[ResourceType]:
         return [v.type for v in self.served]
 
+    def printer_columns(self, group: str, version: str, kind: str) -> list[Obj]:
+        """The additionalPrinterColumns of a served kind (empty when it declares none or is no CRD's)."""
+        for v in self.served:
+            if (v.type.group, v.type.version, v.type.kind) == (group, version, kind):
+                return list(v.printer_columns)
+        return []
+
+    def documents(self) -> list[Obj]:
+        return [doc for doc, _ in self._documents.values()]
+
     def discovery(self) -> Obj:
         """`GET /openapi/v3`: the group versions with a document, each with its content-hashed URL."""
         return {"paths": {f"apis/{g}/{v}": {"serverRelativeURL": f"/openapi/v3/apis/{g}/{v}?hash={digest}"}
@@ -210,7 +223,7 @@ class CrdIndex:
             schemas[sv.schema_name] = _kind_schema(sv.schema, gvk)
             list_name = rest_friendly_name(group, version, sv.list_kind)
             schemas[list_name] = _list_schema(sv, list_name)
-            paths.update(_paths(sv, list_name))
+            paths.update(read_paths(sv.type, sv.schema_name, list_name))
         schemas.update(copy.deepcopy(META_SCHEMAS))
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
                 "paths": paths, "components": {"schemas": schemas}}
@@ -247,15 +260,14 @@ def _list_schema(sv: ServedVersion, list_name: str) -> Obj:
 
 
 def _operation_id(verb: str, t: ResourceType) -> str:
-    parts = [p.capitalize() for p in t.group.replace("-", ".").split(".")]
+    parts = [p.capitalize() for p in (t.group or "core").replace("-", ".").split(".")]
     scope = "Namespaced" if t.namespaced else ""
     return f"{verb}{''.join(parts)}{t.version.capitalize()}{scope}{t.kind}"
 
 
-def _paths(sv: ServedVersion, list_name: str) -> Obj:
+def read_paths(t: ResourceType, schema_name: str, list_name: str) -> Obj:
     """The read operations on the kind (the sandbox serves no writes), as the API server documents them."""
-    t = sv.type
-    base = f"/apis/{t.group}/{t.version}"
+    base = f"/apis/{t.group}/{t.version}" if t.group else f"/api/{t.version}"
     scoped = f"{base}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"{base}/{t.plural}"
 
     def op(verb: str, action: str, ref: str, what: str) -> Obj:
@@ -271,7 +283,7 @@ def _paths(sv: ServedVersion, list_name: str) -> Obj:
 
     paths = {
         scoped: op("list", "list", list_name, f"list objects of kind {t.kind}"),
-        f"{scoped}/{{name}}": op("read", "get", sv.schema_name, f"read the specified {t.kind}"),
+        f"{scoped}/{{name}}": op("read", "get", schema_name, f"read the specified {t.kind}"),
     }
     if t.namespaced:
         paths[f"{base}/{t.plural}"] = op("list", "list", list_name, f"list objects of kind {t.kind}")

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from driftwise.sandbox import error_bodies
 from driftwise.sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class FaultMiddleware:
             found = _APPLICATION.match(scope["path"])
             self._sandbox.record(scope["method"], scope["path"], found.group(1) if found else None,
                                  _json_or_text(body), False, status)
-        payload = json.dumps({"error": message, "code": 14, "message": message}).encode()
+        payload = error_bodies.for_backend(self._backend, status, message)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(payload)).encode())]})

@@ -1,4 +1,4 @@
-"""Grafana's HTTP API: health, search, annotations and datasources."""
+"""Grafana's HTTP API: health, frontend settings, search, dashboards by UID, annotations and datasources."""
 
 from __future__ import annotations
 
@@ -8,9 +8,44 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from driftwise.sandbox import error_bodies
 from driftwise.sandbox.http import backend, bearer, json_response
 from driftwise.sandbox.state import Sandbox
 from driftwise.sandbox.world import World
+
+VERSION = "11.3.0"
+
+
+def grafana_error(status: int, message: str) -> Response:
+    """Grafana's error body: {"message"} (with the traceID its API adds)."""
+    return json_response(error_bodies.grafana(status, message), status)
+
+
+def _datasources(world: World) -> list[dict[str, Any]]:
+    return world.datasources or [{
+        "id": 1, "uid": "prometheus", "orgId": 1, "name": "Prometheus", "type": "prometheus",
+        "typeName": "Prometheus", "access": "proxy", "url": "http://prometheus:9090", "user": "",
+        "database": "", "basicAuth": False, "isDefault": True, "jsonData": {}, "readOnly": False,
+    }]
+
+
+def _dashboard_model(d: dict[str, Any], world: World) -> dict[str, Any]:
+    """GET /api/dashboards/uid/{uid}: the dashboard JSON model and its meta, as Grafana stores a provisioned one."""
+    uid = str(d.get("uid"))
+    stamp = world.now.isoformat().replace("+00:00", "Z")
+    return {
+        "dashboard": {"id": d.get("id"), "uid": uid, "title": d.get("title", uid), "tags": d.get("tags") or [],
+                      "timezone": "browser", "schemaVersion": 39, "version": 1, "editable": False,
+                      "time": {"from": "now-6h", "to": "now"}, "panels": d.get("panels") or [],
+                      "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                                                "enable": True, "hide": True, "name": "Annotations & Alerts",
+                                                "type": "dashboard"}]}},
+        "meta": {"type": "db", "canSave": False, "canEdit": False, "canAdmin": False, "canStar": False,
+                 "canDelete": False, "slug": uid, "url": d.get("url") or f"/d/{uid}", "expires": "0001-01-01T00:00:00Z",
+                 "created": stamp, "updated": stamp, "updatedBy": "admin", "createdBy": "admin", "version": 1,
+                 "hasAcl": False, "isFolder": False, "folderId": 0, "folderUid": "", "folderTitle": "General",
+                 "folderUrl": "", "provisioned": True, "provisionedExternalId": f"{uid}.json"},
+    }
 
 
 def _int(value: str | None, name: str) -> int | None:
@@ -45,15 +80,74 @@ def routes(sandbox: Sandbox) -> list[Route]:
     api = backend(
         sandbox, "grafana",
         authorized=lambda r: bearer(r) == sandbox.tokens.grafana,
-        unauthorized=lambda r: json_response({"message": "Unauthorized", "traceID": ""}, 401),
-        no_world=lambda: json_response({"message": "no scenario is active in the sandbox"}, 404),
+        unauthorized=lambda r: grafana_error(401, "Unauthorized"),
+        no_world=lambda: grafana_error(404, "no scenario is active in the sandbox"),
     )
 
     async def health(request: Request) -> Response:
         world = sandbox.world
         if world is not None and "grafana" in world.down:
             return Response("grafana is unavailable (scenario marks it down)\n", status_code=503)
-        return json_response({"commit": "sandbox", "database": "ok", "version": "11.3.0"})
+        return json_response({"commit": "sandbox", "database": "ok", "version": VERSION})
+
+    @api
+    async def frontend_settings(request: Request, world: World) -> Response:
+        sources = _datasources(world)
+        default = next((d for d in sources if d.get("isDefault")), sources[0] if sources else None)
+        return json_response({
+            "appUrl": str(request.base_url), "appSubUrl": "", "defaultDatasource": (default or {}).get("name", ""),
+            "datasources": {d["name"]: {"id": d.get("id"), "uid": d.get("uid"), "type": d.get("type"),
+                                        "name": d["name"], "isDefault": bool(d.get("isDefault")),
+                                        "jsonData": d.get("jsonData") or {}, "access": d.get("access", "proxy"),
+                                        "url": f"/api/datasources/proxy/uid/{d.get('uid')}"} for d in sources},
+            "buildInfo": {"version": VERSION, "commit": "sandbox", "edition": "Open Source", "env": "production",
+                          "latestVersion": VERSION, "hasUpdate": False, "hideVersion": False},
+            "featureToggles": {}, "anonymousEnabled": False, "disableLoginForm": False, "unifiedAlertingEnabled": True,
+            "authProxyEnabled": False, "ldapEnabled": False, "samlEnabled": False,
+        })
+
+    @api
+    async def dashboard_by_uid(request: Request, world: World) -> Response:
+        uid = request.path_params["uid"]
+        found = next((d for d in _dashboards(world) if d.get("uid") == uid), None)
+        if found is None:
+            return grafana_error(404, "Dashboard not found")
+        return json_response(_dashboard_model(found, world))
+
+    @api
+    async def annotation_tags(request: Request, world: World) -> Response:
+        q = request.query_params
+        prefix = q.get("tag") or ""
+        counts: dict[str, int] = {}
+        for ann in world.annotations:
+            for tag in ann.get("tags") or []:
+                if str(tag).startswith(prefix):
+                    counts[str(tag)] = counts.get(str(tag), 0) + 1
+        try:
+            limit = _int(q.get("limit"), "limit") or 100
+        except ValueError as exc:
+            return grafana_error(400, str(exc))
+        tags = [{"tag": t, "count": n} for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+        return json_response({"result": {"tags": tags}})
+
+    @api
+    async def datasource_health(request: Request, world: World) -> Response:
+        found = next((d for d in _datasources(world) if d.get("uid") == request.path_params["uid"]), None)
+        if found is None:
+            return grafana_error(404, "Data source not found")
+        # the sandbox's Grafana reaches the sandbox's Prometheus unless the scenario marks it down
+        if found.get("type") == "prometheus" and "prometheus" in world.down:
+            return json_response({"status": "ERROR", "message": "Prometheus is unavailable"}, 400)
+        return json_response({"status": "OK", "message": "Successfully queried the Prometheus API."})
+
+    @api
+    async def datasource_by(request: Request, world: World) -> Response:
+        p = request.path_params
+        key, value = ("uid", p["uid"]) if "uid" in p else ("name", p["name"]) if "name" in p else ("id", p["id"])
+        found = next((d for d in _datasources(world) if str(d.get(key)) == str(value)), None)
+        if found is None:
+            return grafana_error(404, "Data source not found")
+        return json_response(found)
 
     @api
     async def annotations(request: Request, world: World) -> Response:
@@ -62,7 +156,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
             start, end = _int(q.get("from"), "from"), _int(q.get("to"), "to")
             limit = _int(q.get("limit"), "limit") or 100
         except ValueError as exc:
-            return json_response({"message": str(exc)}, 400)
+            return grafana_error(400, str(exc))
         tags = q.getlist("tags")
         uid = q.get("dashboardUID")
         dash_id = q.get("dashboardId")
@@ -101,16 +195,18 @@ def routes(sandbox: Sandbox) -> list[Route]:
 
     @api
     async def datasources(request: Request, world: World) -> Response:
-        declared = world.datasources or [{
-            "id": 1, "uid": "prometheus", "orgId": 1, "name": "Prometheus", "type": "prometheus",
-            "typeName": "Prometheus", "access": "proxy", "url": "http://prometheus:9090", "user": "",
-            "database": "", "basicAuth": False, "isDefault": True, "jsonData": {}, "readOnly": False,
-        }]
-        return json_response(declared)
+        return json_response(_datasources(world))
 
     return [
         Route("/api/health", health),
         Route("/api/annotations", annotations),
         Route("/api/search", search),
         Route("/api/datasources", datasources),
+        Route("/api/frontend/settings", frontend_settings),
+        Route("/api/dashboards/uid/{uid}", dashboard_by_uid),
+        Route("/api/annotations/tags", annotation_tags),
+        Route("/api/datasources/uid/{uid}/health", datasource_health),
+        Route("/api/datasources/uid/{uid}", datasource_by),
+        Route("/api/datasources/name/{name}", datasource_by),
+        Route("/api/datasources/{id:int}", datasource_by),
     ]

@@ -1,4 +1,4 @@
-"""PagerDuty REST API v2: incidents and services, with its pagination and error shapes."""
+"""PagerDuty REST API v2: incidents, services and the current user, with its pagination and error shapes."""
 
 from __future__ import annotations
 
@@ -9,15 +9,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from driftwise.sandbox import error_bodies
 from driftwise.sandbox.http import backend, json_response
 from driftwise.sandbox.state import Sandbox
 from driftwise.sandbox.world import World
 
 _STATUSES = {"triggered", "acknowledged", "resolved"}
+_ME = "PDRFTWS"
+# The owner of the sandbox's token: a read-only service user, so that `GET /users/me` (which a user-level
+# token answers, and clients call to check their credentials) names who is asking.
+_CURRENT_USER: dict[str, Any] = {
+    "id": _ME, "type": "user", "summary": "Driftwise", "self": f"https://api.pagerduty.com/users/{_ME}",
+    "html_url": f"https://sandbox.pagerduty.com/users/{_ME}", "name": "Driftwise",
+    "email": "driftwise@sandbox.invalid", "time_zone": "Etc/UTC", "color": "purple", "role": "read_only_user",
+    "avatar_url": "https://secure.gravatar.com/avatar/0?d=mm", "description": "Driftwise's read-only token",
+    "invitation_sent": False, "job_title": "drift decisions", "teams": [], "contact_methods": [],
+    "notification_rules": [],
+}
 
 
 def pd_error(status: int, code: int, message: str, errors: list[str] | None = None) -> Response:
-    return json_response({"error": {"message": message, "code": code, "errors": errors or []}}, status)
+    return json_response(error_bodies.pagerduty(status, code, message, errors), status)
 
 
 def _parse_time(value: str, name: str) -> datetime:
@@ -132,7 +144,12 @@ def routes(sandbox: Sandbox) -> list[Route]:
             return pd_error(404, 2100, "Not Found", [f"Service {sid} not found"])
         return json_response({"service": found})
 
+    @api
+    async def current_user(request: Request, world: World) -> Response:
+        return json_response({"user": dict(_CURRENT_USER)})
+
     return [
+        Route("/users/me", current_user),
         Route("/incidents", incidents),
         Route("/incidents/{id}", incident),
         Route("/services", services),

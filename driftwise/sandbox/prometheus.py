@@ -19,6 +19,8 @@ from driftwise.sandbox.world import World
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 MAX_POINTS = 11000
+BUILD_INFO = {"version": "2.42.0", "revision": "", "branch": "debian/sid", "buildUser": "", "buildDate": "",
+              "goVersion": "go1.19.8"}
 
 
 def bad_data(message: str, status: int = 400) -> Response:
@@ -87,6 +89,13 @@ class BuiltinBackend:
             if "/label/" in path:
                 name = request.path_params["name"]
                 return self._label_values(storage, params, name)
+            if path.endswith("/metadata"):
+                return self._metadata(world, params)
+            if path.endswith("/targets"):
+                # the samples are backfilled, not scraped: like the real Prometheus fed this way, no targets
+                return json_response({"status": "success", "data": {"activeTargets": [], "droppedTargets": []}})
+            if path.endswith("/status/buildinfo"):
+                return json_response({"status": "success", "data": BUILD_INFO})
         except (QueryError, ValueError) as exc:
             return bad_data(str(exc))
         return json_response({"status": "error", "errorType": "not_found", "error": "not found"}, 404)
@@ -140,6 +149,19 @@ class BuiltinBackend:
         names = sorted({k for s in self._selected(storage, params) for k in s.label_map})
         return json_response({"status": "success", "data": names})
 
+    @staticmethod
+    def _metadata(world: World, params: dict[str, list[str]]) -> Response:
+        """Each metric's type, as a Prometheus that scraped the world's series would report it (no help, no unit)."""
+        metric = (params.get("metric") or [""])[0]
+        limit = int((params.get("limit") or ["0"])[0] or 0)
+        data: dict[str, list[dict[str, str]]] = {}
+        for s in world.series:
+            name = s.labels["__name__"]
+            if (not metric or name == metric) and name not in data:
+                data[name] = [{"type": s.kind, "help": "", "unit": ""}]
+        names = sorted(data)[:limit] if limit > 0 else sorted(data)
+        return json_response({"status": "success", "data": {n: data[n] for n in names}})
+
     def _label_values(self, storage: Storage, params: dict[str, list[str]], name: str) -> Response:
         values = sorted({s.label_map[name] for s in self._selected(storage, params) if name in s.label_map})
         return json_response({"status": "success", "data": values})
@@ -190,6 +212,9 @@ def routes(sandbox: Sandbox, backend_: PrometheusBackend) -> list[Route]:
         Route("/api/v1/series", api, methods=methods),
         Route("/api/v1/labels", api, methods=methods),
         Route("/api/v1/label/{name}/values", api, methods=["GET"]),
+        Route("/api/v1/metadata", api, methods=["GET"]),
+        Route("/api/v1/targets", api, methods=["GET"]),
+        Route("/api/v1/status/buildinfo", api, methods=["GET"]),
         Route("/-/ready", ready),
         Route("/-/healthy", healthy),
     ]

@@ -67,6 +67,7 @@ async def run(cfg: SandboxConfig) -> None:
         try:
             await stop.wait()
         finally:
+            sandbox.close_streams()
             await served.stop()
     finally:
         if real is not None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from driftwise.sandbox.calls import CallLog
 from driftwise.sandbox.clone import clone_scenario
 from driftwise.sandbox.errors import SandboxError, UnknownScenario
 from driftwise.sandbox.faults import Faults
@@ -76,6 +77,7 @@ class Sandbox:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     write_seq: int = 0
     faults: Faults = field(default_factory=Faults)
+    calls: CallLog = field(default_factory=CallLog)
 
     def load(self, paths: list[Path]) -> list[Scenario]:
         loaded = load_paths(paths)
@@ -107,12 +109,19 @@ class Sandbox:
         members = [m for s in chosen for m in [s] + [clone_scenario(s, i) for i in range(1, clones + 1)]]
         world = await asyncio.to_thread(World.build, members)
         async with self.lock:
+            if self.world is not None:
+                self.world.changes.close()  # watches of the old world end: it is another cluster now
             self.world = world
             self.active = scenario_id
             self.clock.set(base.now)
             for listener in self.listeners:
                 await listener(world)
         return world
+
+    def close_streams(self) -> None:
+        """End every open watch stream, so that stopping the servers need not wait for them."""
+        if self.world is not None:
+            self.world.changes.close()
 
     def record(self, method: str, path: str, application: str | None, body: Any, accepted: bool,
                status: int) -> Write:

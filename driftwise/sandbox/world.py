@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from driftwise.sandbox import diffing
+from driftwise.sandbox.changes import ChangeFeed
 from driftwise.sandbox.crds import CrdIndex, is_crd
 from driftwise.sandbox.errors import SandboxError, UnknownResource
 from driftwise.sandbox.kinds import split_api_version, type_for
@@ -99,6 +100,7 @@ class World:
     dashboards: list[Obj] = field(default_factory=list)
     datasources: list[Obj] = field(default_factory=list)
     resource_version: int = 100000
+    changes: ChangeFeed = field(default_factory=ChangeFeed, repr=False)
     # Objects are added only by `build` and never change identity afterwards (patch_live refuses it):
     # an index built on first use stays right, and keeps a lookup from scanning every clone's objects.
     _index: dict[tuple[str, str, str | None], list[Obj]] | None = field(default=None, init=False, repr=False)
@@ -164,6 +166,7 @@ class World:
                 new.setdefault("metadata", {}).setdefault("namespace", r.namespace)
             r.live.clear()
             r.live.update(new)  # same dict the Kubernetes API serves
+            self.changes.modified(r.live)
         app.refresh_status()
         return chosen
 
@@ -210,6 +213,7 @@ class World:
             meta["generation"] += 1
         resource.live.clear()
         resource.live.update(updated)
+        self.changes.modified(resource.live)
         app.refresh_status()
 
     def objects_of(self, group: str, kind: str, namespace: str | None = None) -> list[Obj]:

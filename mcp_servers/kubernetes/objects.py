@@ -1,4 +1,4 @@
-"""Pure helpers over Kubernetes objects: Secret redaction, size bounding, managedFields as JSON Pointers."""
+"""Pure helpers over Kubernetes objects: Secret redaction and size bounding (readings: protocol/kube_reading.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import copy
 import json
 from typing import Any
 
+from protocol.kube_reading import LAST_APPLIED
 from protocol.models import REDACTED
 
 Obj = dict[str, Any]
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def redact(obj: Obj) -> Obj:
@@ -47,68 +47,3 @@ def slim(obj: Obj) -> tuple[Obj, list[str]]:
 
 def json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), default=str))
-
-
-def _escape(segment: str) -> str:
-    return segment.replace("~", "~0").replace("/", "~1")
-
-
-def _key_index(items: Any, key: str) -> str:
-    """The list index an associative-list key (`k:{"name":"app"}`) names in the live object, else the key text."""
-    try:
-        wanted = json.loads(key)
-    except ValueError:
-        return key
-    if isinstance(items, list) and isinstance(wanted, dict):
-        for index, item in enumerate(items):
-            if isinstance(item, dict) and all(str(item.get(k)) == str(v) for k, v in wanted.items()):
-                return str(index)
-    return key
-
-
-def _value_index(items: Any, raw: str) -> str:
-    try:
-        wanted = json.loads(raw)
-    except ValueError:
-        return raw
-    if isinstance(items, list) and wanted in items:
-        return str(items.index(wanted))
-    return raw
-
-
-def _item(items: Any, index: str) -> Any:
-    if isinstance(items, list) and index.isdigit() and int(index) < len(items):
-        return items[int(index)]
-    return None
-
-
-def fields_to_pointers(fields: Any, live: Any = None, prefix: str = "") -> list[str]:
-    """managedFields' FieldsV1 as the JSON Pointers of the leaves a manager owns.
-
-    `{"f:spec": {"f:replicas": {}}}` -> ["/spec/replicas"]. Keyed list items (`k:{...}`) and set
-    values (`v:...`) become the index they have in `live` when found there; `i:N` is index N; `.`
-    (the item itself) is owned by the path that holds it.
-    """
-    if not isinstance(fields, dict):
-        return []
-    owned_children = {k: v for k, v in fields.items() if k != "."}
-    if not owned_children:
-        return [prefix] if prefix else []
-    paths: list[str] = []
-    if "." in fields and prefix:
-        paths.append(prefix)
-    for raw_key, child in owned_children.items():
-        tag, _, name = raw_key.partition(":")
-        if tag == "f":
-            segment, child_live = name, live.get(name) if isinstance(live, dict) else None
-        elif tag == "k":
-            segment = _key_index(live, name)
-            child_live = _item(live, segment)
-        elif tag == "v":
-            segment, child_live = _value_index(live, name), None
-        elif tag == "i":
-            segment, child_live = name, _item(live, name)
-        else:
-            segment, child_live = raw_key, None
-        paths += fields_to_pointers(child, child_live, f"{prefix}/{_escape(segment)}")
-    return paths

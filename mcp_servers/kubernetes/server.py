@@ -4,39 +4,35 @@ and what a kind's schema says about its fields."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
 from mcp.server import MCPServer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mcp_servers.common.bounding import Limits, Notes, trim
 from mcp_servers.common.http import BackendConfig
 from mcp_servers.common.server import Backend, ServerAuth, add_read_only_tool, new_server
 from mcp_servers.common.tracing import span
-from mcp_servers.kubernetes.client import KubernetesClient, Obj
-from mcp_servers.kubernetes.objects import fields_to_pointers, json_size, redact, slim
+from mcp_servers.kubernetes.client import KubernetesClient
+from mcp_servers.kubernetes.objects import json_size, redact, slim
 from mcp_servers.kubernetes.schema import SchemaWalker
+from protocol import kube_reading as reading
 from protocol.context import (
-    Autoscaler,
     Autoscalers,
     FieldDescription,
     FieldDescriptions,
     FieldManagers,
-    KubeEvent,
     KubeEvents,
     KubeObject,
-    ManagedField,
     NamespaceInfo,
     RbacGrant,
     RbacReport,
-    RbacRule,
 )
+from protocol.kube_reading import binds, grant, owned_kinds, role_ref, to_event
 
 RBAC = "rbac.authorization.k8s.io/v1"
 NAME = r"^[A-Za-z0-9]([A-Za-z0-9._:-]{0,251}[A-Za-z0-9])?$"
-_TIME = TypeAdapter(AwareDatetime)
 
 
 class KubernetesServerConfig(BaseModel):
@@ -54,96 +50,6 @@ ApiVersion = Annotated[str, Field(pattern=r"^([a-z0-9.-]+/)?v[0-9a-z]+$", descri
 Kind = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{0,62}$", description="e.g. Deployment")]
 JsonPointer = Annotated[str, Field(pattern=r"^(/.*)?$", max_length=1024)]
 MAX_PATHS = 200
-
-
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return _TIME.validate_python(value)
-    except ValidationError:
-        return None
-
-
-def _str_map(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-def _strings(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def to_event(raw: Obj) -> KubeEvent:
-    involved = raw.get("involvedObject") or raw.get("regarding") or {}
-    source = raw.get("source") or {}
-    return KubeEvent(
-        reason=str(raw.get("reason") or ""), message=str(raw.get("message") or raw.get("note") or ""),
-        type=str(raw.get("type") or ""), count=int(raw.get("count") or (raw.get("series") or {}).get("count") or 1),
-        involved_kind=str(involved.get("kind") or ""), involved_name=str(involved.get("name") or ""),
-        first_seen=_time(raw.get("firstTimestamp") or raw.get("eventTime") or raw["metadata"].get("creationTimestamp")),
-        last_seen=_time(raw.get("lastTimestamp") or raw.get("eventTime") or raw["metadata"].get("creationTimestamp")),
-        source=str(source.get("component") or raw.get("reportingController") or raw.get("reportingComponent") or ""),
-    )
-
-
-TERMINATION_REASONS = frozenset({"OOMKilled"})
-"""Container terminations a pod's status keeps (lastState) that matter as much as an Event: Events expire
-after an hour and are often not emitted for OOM kills, the pod status keeps the last one."""
-
-
-def pod_terminations(pod: Obj) -> list[KubeEvent]:
-    """One KubeEvent per container whose current or last termination is an OOM kill, from the pod's status."""
-    name = str((pod.get("metadata") or {}).get("name") or "")
-    out = []
-    status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
-    for key in ("initContainerStatuses", "containerStatuses"):
-        for cs in status.get(key) or []:
-            if not isinstance(cs, dict):
-                continue
-            for where in ("state", "lastState"):
-                term = (cs.get(where) or {}).get("terminated") if isinstance(cs.get(where), dict) else None
-                if not isinstance(term, dict) or term.get("reason") not in TERMINATION_REASONS:
-                    continue
-                restarts = int(cs.get("restartCount") or 0)
-                out.append(KubeEvent(
-                    reason=str(term["reason"]), type="Warning", count=max(restarts, 1),
-                    message=f"container {cs.get('name')} {'last ' if where == 'lastState' else ''}terminated: "
-                            f"{term['reason']} (exit code {term.get('exitCode')}), {restarts} restart(s)",
-                    involved_kind="Pod", involved_name=name,
-                    first_seen=_time(term.get("startedAt")), last_seen=_time(term.get("finishedAt")),
-                    source="pod status",
-                ))
-                break
-    return out
-
-
-def _owned_name(name: str, candidate: str) -> bool:
-    """Pods and ReplicaSets a workload controller creates are named <workload>-<suffix>."""
-    return candidate.startswith(name + "-")
-
-
-def to_rules(role: Obj | None) -> list[RbacRule]:
-    if not role:
-        return []
-    return [
-        RbacRule(api_groups=_strings(r.get("apiGroups")), resources=_strings(r.get("resources")),
-                 verbs=_strings(r.get("verbs")), resource_names=_strings(r.get("resourceNames")))
-        for r in role.get("rules") or []
-        if isinstance(r, dict)
-    ]
-
-
-def _binds(binding: Obj, namespace: str, service_account: str) -> bool:
-    """Whether a (Cluster)RoleBinding's subjects include the service account, directly or by its groups."""
-    binding_ns = (binding.get("metadata") or {}).get("namespace")
-    for subject in binding.get("subjects") or []:
-        kind, name = subject.get("kind"), subject.get("name")
-        subject_ns = subject.get("namespace") or binding_ns
-        if kind == "ServiceAccount" and name == service_account and subject_ns == namespace:
-            return True
-        if kind == "Group" and name in ("system:serviceaccounts", f"system:serviceaccounts:{namespace}"):
-            return True
-    return False
 
 
 def build_server(
@@ -186,27 +92,13 @@ def build_server(
         namespace: Annotated[Name, Field(description="the object's namespace")],
         since: Annotated[AwareDatetime | None, Field(description="only events last seen at or after this")] = None,
     ) -> KubeEvents:
-        # A workload's own events say little; its pods' (OOMKilled, BackOff) and ReplicaSets' say more.
-        owned_kinds = {"Pod", "ReplicaSet"} if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job") else set()
         with span("kubernetes.events_for", kind=kind):
-            if owned_kinds:
+            if owned_kinds(kind):
                 raw, pods = await asyncio.gather(backend.client.list("v1", "Event", namespace),
                                                  backend.client.list("v1", "Pod", namespace))
             else:
                 raw, pods = await backend.client.list("v1", "Event", namespace), []
-        events = [e for pod in pods if _owned_name(name, str((pod.get("metadata") or {}).get("name") or ""))
-                  for e in pod_terminations(pod)
-                  if since is None or (e.last_seen is not None and e.last_seen >= since)]
-        for item in raw:
-            event = to_event(item)
-            direct = event.involved_kind == kind and event.involved_name == name
-            owned = event.involved_kind in owned_kinds and _owned_name(name, event.involved_name)
-            if not (direct or owned):
-                continue
-            if since is not None and (event.last_seen is None or event.last_seen < since):
-                continue
-            events.append(event)
-        events.sort(key=lambda e: -(e.last_seen.timestamp() if e.last_seen else 0.0))
+        events = reading.events_for(kind, name, [to_event(item) for item in raw], pods, since)
         kept, note = trim(events, limits.max_items, "events (newest first)")
         notes = Notes()
         notes.cut(note)
@@ -219,23 +111,7 @@ def build_server(
     ) -> FieldManagers:
         with span("kubernetes.field_managers", kind=kind):
             raw = await backend.client.get(api_version, kind, name, namespace)
-        if raw is None:
-            return FieldManagers(found=False, note=f"{kind} {name} not found")
-        managers = []
-        for entry in (raw.get("metadata") or {}).get("managedFields") or []:
-            if not isinstance(entry, dict):
-                continue
-            paths = fields_to_pointers(entry.get("fieldsV1") or {}, raw)
-            if entry.get("subresource"):
-                paths = [f"/{entry['subresource']}{p}" if not p.startswith(f"/{entry['subresource']}") else p
-                         for p in paths]
-            managers.append(ManagedField(manager=str(entry.get("manager") or ""),
-                                         operation=str(entry.get("operation") or ""),
-                                         time=_time(entry.get("time")), paths=paths))
-        notes = Notes()
-        if not managers:
-            notes.add("the object carries no managedFields")
-        return FieldManagers(found=True, managers=managers, note=notes.text)
+        return reading.field_managers(raw, kind, name)
 
     async def autoscalers_for(
         kind: Annotated[Kind, Field(description="the scaled workload's kind, e.g. Deployment")],
@@ -244,20 +120,7 @@ def build_server(
     ) -> Autoscalers:
         with span("kubernetes.autoscalers_for", kind=kind):
             hpas = await backend.client.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace)
-        found = []
-        for hpa in hpas:
-            spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-            target = spec.get("scaleTargetRef") or {}
-            if target.get("kind") != kind or target.get("name") != name:
-                continue
-            found.append(Autoscaler(
-                name=str((hpa.get("metadata") or {}).get("name") or ""),
-                kind=str(hpa.get("kind") or "HorizontalPodAutoscaler"),
-                min_replicas=spec.get("minReplicas"), max_replicas=spec.get("maxReplicas"),
-                current_replicas=status.get("currentReplicas"), desired_replicas=status.get("desiredReplicas"),
-                metrics=[m for m in spec.get("metrics") or [] if isinstance(m, dict)],
-            ))
-        return Autoscalers(autoscalers=found)
+        return reading.autoscalers_for(hpas, kind, name)
 
     async def rbac_for(
         namespace: Annotated[Name, Field(description="the service account's namespace")],
@@ -270,20 +133,13 @@ def build_server(
             bindings = [("RoleBinding", b) for b in await client.list(RBAC, "RoleBinding", namespace)]
             bindings += [("ClusterRoleBinding", b) for b in await client.list(RBAC, "ClusterRoleBinding", None)]
             for binding_kind, binding in bindings:
-                if not _binds(binding, namespace, service_account):
+                if not binds(binding, namespace, service_account):
                     continue
-                ref = binding.get("roleRef") or {}
-                role_kind, role_name = str(ref.get("kind") or "Role"), str(ref.get("name") or "")
-                role_ns = namespace if role_kind == "Role" else None
+                role_kind, role_name, role_ns = role_ref(binding, namespace)
                 role = await client.get(RBAC, role_kind, role_name, role_ns) if role_name else None
                 if role is None:
                     notes.add(f"{role_kind} {role_name} referenced by {binding_kind} does not exist")
-                meta = binding.get("metadata") or {}
-                grants.append(RbacGrant(
-                    binding_kind=binding_kind, binding_name=str(meta.get("name") or ""),
-                    binding_namespace=meta.get("namespace"), role_kind=role_kind, role_name=role_name,
-                    rules=to_rules(role),
-                ))
+                grants.append(grant(binding_kind, binding, role_kind, role_name, role))
         kept, note = trim(grants, limits.max_items, "grants")
         notes.cut(note)
         if not grants:
@@ -294,12 +150,7 @@ def build_server(
     async def namespace(name: Annotated[Name, Field(description="the namespace")]) -> NamespaceInfo:
         with span("kubernetes.namespace"):
             raw = await backend.client.get("v1", "Namespace", name, None)
-        if raw is None:
-            return NamespaceInfo(name=name, found=False, note=f"namespace {name} not found")
-        meta = raw.get("metadata") or {}
-        annotations = _str_map(meta.get("annotations"))
-        annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-        return NamespaceInfo(name=name, found=True, labels=_str_map(meta.get("labels")), annotations=annotations)
+        return reading.namespace_info(name, raw)
 
     def cut(text: str, notes: Notes) -> str:
         if len(text) <= config.max_description_chars:

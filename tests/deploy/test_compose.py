@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from driftwise.settings import load_settings
+from driftwise.settings import MCP_SERVER_NAMES, load_settings
 from tests.deploy.settings_env import settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,9 +102,8 @@ def test_environment_is_accepted_by_settings(
     assert str(settings.state_dir) == "/var/lib/driftwise"
     # Peers are reached by service name, on the port their own command listens on.
     services = compose["services"]
-    for server, conf in settings.mcp.model_dump().items():
-        if server == "call_timeout_s":
-            continue
+    for server in MCP_SERVER_NAMES:
+        conf = getattr(settings.mcp, server).model_dump()
         assert conf["endpoint"] == f"http://mcp-{server}:{conf['port']}/mcp"
         assert services[f"mcp-{server}"]["command"][-1] == str(conf["port"])
     for peer in ("security", "compliance"):

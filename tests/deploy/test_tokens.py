@@ -22,7 +22,7 @@ from agents.kit.auth import BearerAuth
 from driftwise.cli.drift_agent import drift_config
 from driftwise.settings import ConfigError, Settings, load_settings
 from driftwise.tokens import local_tokens
-from protocol.signing import generate_key
+from protocol.signing import Signer, generate_key
 
 ROLES = {"specialists": {"security": {"token": "sec"}, "compliance": {"token": "comp"}},
          "mcp": {n: {"token": f"mcp-{n}"} for n in ("prometheus", "grafana", "pagerduty", "kubernetes")}}
@@ -58,8 +58,9 @@ async def drift_app(tmp_path: Path) -> AsyncIterator[Any]:
         async def accepted(_: Any) -> None:
             return None
 
-        card = build_card_for("drift", "http://drift", generate_key("drift"))
-        app = create_app(config, store, DriftMetrics(), accepted, ask=_noask, card=card)
+        key = generate_key("drift")
+        card = build_card_for("drift", "http://drift", key)
+        app = create_app(config, store, DriftMetrics(), accepted, ask=_noask, card=card, signer=Signer("drift", key))
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://drift")
 
     yield make

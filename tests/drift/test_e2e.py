@@ -30,6 +30,7 @@ from tests.support.e2e import (
     APPROVALS,
     DEADLINE_S,
     PEER,
+    PEER_ID,
     WEBHOOK_TOKEN,
     DriftProc,
     SandboxProc,
@@ -295,7 +296,7 @@ def test_a2a_face_answers_with_the_signed_verdict(system: System) -> None:
             return parts["application/jwt"], parts["application/json"]
 
     jws, verdict_json = asyncio.run(ask())
-    verifier = Verifier(trust=system.trust, audience="drift")
+    verifier = Verifier(trust=system.trust, audience=PEER_ID)  # addressed to the peer its token names
     verdict = verifier.verify_verdict(jws, None)
     assert verdict.model_dump_json() == verdict_json
     assert verdict.action == Action(scenario["expect"]["action"])

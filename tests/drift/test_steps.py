@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
+from agents.drift.evidence_plan import PlannedCall
 from agents.drift.runner import VerdictPut
 from agents.drift.steps import Apply, DriftState, Gather, GraphDeps, Sign, Update
 from agents.drift.steps.common import StepOrderError
 from protocol.context import QueryResult
 from protocol.models import Approval, DriftReport, Evidence, SignedVerdict, Verdict
+from protocol.needs import BACKEND, TOOL, MemoryArgs, NamespaceArgs, Need
 from protocol.signing import Signer, TrustStore, Verifier, generate_key
 from tests.support.drift_core import NOW, FakeObserver, FakeReasoner, FixedClock, PassGuardrail, drift_config, event
 
@@ -42,18 +44,12 @@ class Tools:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    async def call(self, server: str, tool: str, arguments: dict[str, Any], *, evidence_id: str,
-                   observed_at: datetime, timeout_s: float) -> Evidence:
-        self.calls.append((server, tool))
-        if server == "kubernetes":
+    async def fetch(self, args: Any, *, evidence_id: str, observed_at: datetime, timeout_s: float) -> Evidence:
+        self.calls.append((BACKEND[args.need], TOOL[args.need]))
+        if args.need == Need.NAMESPACE:
             raise ConnectionError("refused")
-        return Evidence(id=evidence_id, source=server, tool=tool, arguments=arguments, observed_at=observed_at,
-                        value=QueryResult(query="up", result_type="vector"))
-
-
-class Call:
-    def __init__(self, id: str, server: str, tool: str) -> None:
-        self.id, self.server, self.tool, self.arguments = id, server, tool, {"q": 1}
+        return Evidence(id=evidence_id, source=BACKEND[args.need], tool=TOOL[args.need], arguments=args.arguments(),
+                        observed_at=observed_at, value=QueryResult(query="up", result_type="vector"))
 
 
 class UnusedReplay:
@@ -81,9 +77,10 @@ def _state(**fields: Any) -> DriftState:
 
 async def test_gather_turns_a_failed_call_into_evidence_of_the_failure(tmp_path: Path) -> None:
     tools = Tools()
-    plan = [Call("rate", "prometheus", "query"), Call("hpa", "kubernetes", "get")]
+    plan = [PlannedCall(id="rate", args=MemoryArgs(namespace="ns", workload="w", start=NOW, end=NOW)),
+            PlannedCall(id="hpa", args=NamespaceArgs(name="ns"))]
     out = await Gather(_deps(tmp_path, tools=tools, plan=lambda r, n: plan))(_state())
-    assert sorted(tools.calls) == [("kubernetes", "get"), ("prometheus", "query")]
+    assert sorted(tools.calls) == [("kubernetes", "namespace"), ("prometheus", "workload_memory")]
     by_id = {e.id: e for e in out.evidence}
     assert by_id["rate"].error is None
     assert by_id["hpa"].error == "ConnectionError: refused" and by_id["hpa"].observed_at == NOW

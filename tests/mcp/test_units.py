@@ -18,12 +18,13 @@ from agents.kit.mcp_pool import McpEndpoint, McpPool
 from mcp_servers.common import BackendConfig, downsample, trim
 from mcp_servers.kubernetes import KubernetesServerConfig
 from mcp_servers.kubernetes import build_server as build_kubernetes
-from mcp_servers.kubernetes.objects import fields_to_pointers, redact
+from mcp_servers.kubernetes.objects import redact
 from mcp_servers.pagerduty import PagerDutyServerConfig
 from mcp_servers.pagerduty import build_server as build_pagerduty
 from mcp_servers.prometheus import PrometheusServerConfig
 from mcp_servers.prometheus import build_server as build_prometheus
 from mcp_servers.prometheus.server import pod_regex
+from protocol.kube_reading import fields_to_pointers
 from protocol.models import REDACTED
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -49,6 +49,20 @@ def test_one_token_per_role(tmp_path: Path) -> None:
     cfg.write_text("specialists:\n  security: {token: t}\n  compliance: {token: t}\n")
     with pytest.raises(ConfigError, match=r"specialists\.compliance\.token has the same token as specialists"):
         load_settings(cfg)
+    cfg.write_text("drift:\n  peer_tokens: {sre-bot: p}\nspecialists:\n  security: {peer_tokens: {sre-bot: p}}\n")
+    with pytest.raises(ConfigError, match=r"specialists\.security\.peer_tokens\.sre-bot has the same token as drift"):
+        load_settings(cfg)
+
+
+def test_a_specialists_peer_tokens_reach_its_kit_config_naming_each_peer(tmp_path: Path) -> None:
+    from agents.kit.auth import OWN_AGENTS
+    from agents.security import SPECIALIST
+    from driftwise.cli.agents import kit_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("specialists:\n  security: {token: own, peer_tokens: {sre-bot: [new, old]}}\n")
+    kit = kit_config(load_settings(cfg), "security", None, SPECIALIST)
+    assert kit.tokens_by_principal == {OWN_AGENTS: ["own"], "sre-bot": ["new", "old"]}
 
 
 def test_a_token_rotates_as_a_list_in_yaml_env_or_a_secret_file(tmp_path: Path,

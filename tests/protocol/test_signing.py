@@ -7,19 +7,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jwt as pyjwt
 import pytest
-from joserfc import jwt
 
 from protocol.errors import KeyStoreError, VerificationError, VerifyFailure
 from protocol.models import Action, Recommendation, Verdict
 from protocol.signing import (
     ALG,
     ReplayCache,
+    RequestBinding,
     Signer,
     TrustStore,
     Verifier,
+    encode_jws,
     generate_key,
     load_private_key,
+    public_jwks,
     write_key_pair,
 )
 
@@ -55,7 +58,9 @@ def test_round_trip(keys) -> None:
     assert got == signed.recommendation
     header = json.loads(__import__("base64").urlsafe_b64decode(signed.jws.split(".")[0] + "=="))
     assert header == {"alg": ALG, "kid": sec.kid, "typ": "JWT"}
-    claims = jwt.decode(signed.jws, sec, algorithms=[ALG]).claims
+    # PyJWT (a2a-sdk's JOSE library) verifies it from the published JWK alone
+    published = pyjwt.PyJWK(public_jwks([sec])["keys"][0])
+    claims = pyjwt.decode(signed.jws, published, algorithms=[published.algorithm_name], audience="drift")
     assert {"iss", "aud", "iat", "exp", "jti", "evt", "rec"} <= claims.keys()
 
 
@@ -93,7 +98,7 @@ def test_recommendation_attributed_to_another_agent(keys) -> None:
     sec, _, trust = keys
     claims = {"iss": "security", "aud": ["drift"], "iat": int(time.time()), "exp": int(time.time()) + 60,
               "jti": "j1", "evt": "evt-1", "rec": _rec(agent="compliance").model_dump(mode="json")}
-    token = jwt.encode({"alg": ALG, "kid": sec.kid}, claims, sec, algorithms=[ALG])
+    token = encode_jws({"alg": ALG, "kid": sec.kid}, claims, sec)
     assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.WRONG_SIGNER
 
 
@@ -119,7 +124,7 @@ def test_payload_event_differs_from_evt_claim(keys) -> None:
     sec, _, trust = keys
     claims = {"iss": "security", "aud": ["drift"], "iat": int(time.time()), "exp": int(time.time()) + 60,
               "jti": "j2", "evt": "evt-1", "rec": _rec(event_id="evt-2").model_dump(mode="json")}
-    token = jwt.encode({"alg": ALG, "kid": sec.kid}, claims, sec, algorithms=[ALG])
+    token = encode_jws({"alg": ALG, "kid": sec.kid}, claims, sec)
     assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.EVENT_MISMATCH
 
 
@@ -162,7 +167,7 @@ def test_invalid_payload(keys) -> None:
     bad = {**_rec().model_dump(mode="json"), "action": "delete"}
     claims = {"iss": "security", "aud": ["drift"], "iat": int(time.time()), "exp": int(time.time()) + 60,
               "jti": "j3", "evt": "evt-1", "rec": bad}
-    token = jwt.encode({"alg": ALG, "kid": sec.kid}, claims, sec, algorithms=[ALG])
+    token = encode_jws({"alg": ALG, "kid": sec.kid}, claims, sec)
     assert _fail(Verifier(trust, "drift"), token) is VerifyFailure.INVALID_PAYLOAD
 
 
@@ -245,3 +250,74 @@ def test_replay_cache_forgets_expired_and_stays_bounded() -> None:
     for j in "bcde":
         assert cache.check_and_add(j, exp=100, now=12)
     assert len(cache._seen) <= 3
+
+
+def test_published_keys_carry_alg_and_tokens_use_eddsa(tmp_path: Path, keys) -> None:
+    sec, _, trust = keys
+    assert ALG == "EdDSA"
+    [jwk] = public_jwks([sec])["keys"]
+    assert jwk["alg"] == "EdDSA" and jwk["use"] == "sig" and "d" not in jwk
+    _, public = write_key_pair(sec, "security", tmp_path)
+    assert json.loads(public.read_text())["keys"][0]["alg"] == "EdDSA"
+    assert all(k["alg"] == "EdDSA" for a in trust.to_document()["agents"].values() for k in a["keys"])
+
+
+def test_rfc9864_ed25519_alg_is_accepted_on_verify(keys) -> None:
+    sec, _, trust = keys
+    now = int(time.time())
+    claims = {"iss": "security", "aud": ["drift"], "iat": now, "exp": now + 60, "jti": "j9", "evt": "evt-1",
+              "rec": _rec().model_dump(mode="json")}
+    token = encode_jws({"alg": "Ed25519", "kid": sec.kid, "typ": "JWT"}, claims, sec)
+    assert Verifier(trust, "drift").verify_recommendation(token, "evt-1") == _rec()
+
+
+def test_a_published_jwk_round_trips_into_a_trust_store_that_verifies_both_algs(keys) -> None:
+    sec, _, _ = keys
+    pinned = TrustStore()
+    pinned.add_jwks("security", public_jwks([sec]))  # the JWK carries alg EdDSA; it still verifies Ed25519
+    now = int(time.time())
+    claims = {"iss": "security", "aud": ["drift"], "iat": now, "exp": now + 60, "jti": "j8", "evt": "evt-1",
+              "rec": _rec().model_dump(mode="json")}
+    for alg in ("EdDSA", "Ed25519"):
+        token = encode_jws({"alg": alg, "kid": sec.kid}, claims, sec)
+        assert Verifier(pinned, "drift").verify_recommendation(token, "evt-1").agent == "security"
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"alg": "RS256"}, "has alg 'RS256'"), ({"crv": "X25519"}, "not an Ed25519 JWK"), ({"use": "enc"}, "use sig"),
+])
+def test_a_trusted_key_that_cannot_verify_ed25519_is_refused_by_name(keys, change: dict, match: str) -> None:
+    sec, _, _ = keys
+    with pytest.raises(KeyStoreError, match=match):
+        TrustStore().add("security", {**public_jwks([sec])["keys"][0], **change})
+
+
+def test_signing_filters_only_joserfcs_eddsa_warning(keys) -> None:
+    sec, _, trust = keys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        token = Signer("security", sec).sign_recommendation(_rec(), ["drift"]).jws
+        Verifier(trust, "drift").verify_recommendation(token, "evt-1")
+        warnings.warn("another warning still shows", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["another warning still shows"]
+
+
+def test_an_answer_binds_the_request_it_answers(keys) -> None:
+    sec, _, trust = keys
+    asked = RequestBinding(message_id="m-1", task_id="t-1")
+    signed = Signer("security", sec).sign_recommendation(_rec(), ["sre-bot"], asked)
+    verifier = Verifier(trust, "sre-bot")
+    verified = verifier.verified_recommendation(signed, "evt-1", asked)
+    assert (verified.claims.message_id, verified.claims.task_id, verified.claims.audience) == ("m-1", "t-1",
+                                                                                               ["sre-bot"])
+    assert verifier.verified_recommendation(signed, "evt-1", RequestBinding(message_id="m-1")).claims.jti
+    for other in (RequestBinding(message_id="m-2"), RequestBinding(message_id="m-1", task_id="t-2")):
+        with pytest.raises(VerificationError) as exc:
+            verifier.verified_recommendation(signed, "evt-1", other)
+        assert exc.value.reason is VerifyFailure.REQUEST_MISMATCH
+    unbound = Signer("security", sec).sign_recommendation(_rec(), ["sre-bot"])
+    with pytest.raises(VerificationError) as exc:
+        verifier.verified_recommendation(unbound, "evt-1", asked)
+    assert exc.value.reason is VerifyFailure.REQUEST_MISMATCH

@@ -122,3 +122,28 @@ async def test_builtin_equals_real_prometheus(real: int, scenario_id: str) -> No
         for (path, params, where), b in zip(calls, expected, strict=True):
             a = await builtin.get(path, params=params)
             _same(a.json(), b.json(), where)
+
+
+async def test_the_real_prometheus_answers_metadata_and_targets_itself(real: int) -> None:
+    """The sandbox passes these through to the real Prometheus; backfilled blocks carry no scrape metadata and no
+    targets, so its metadata is empty (the builtin evaluator reports each series' type) and its targets equal the
+    builtin's."""
+    scenario_id = SCENARIO_IDS[0]
+    sandbox = Sandbox()
+    sandbox.load([SCENARIOS])
+    await sandbox.activate(scenario_id)
+    app = build_apps(sandbox)["prometheus"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://builtin") as builtin, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{real + 2}", timeout=10) as prom:
+        r = await prom.post(f"http://127.0.0.1:{real}/sandbox/scenarios/activate", json={"id": scenario_id})
+        assert r.status_code == 200
+        targets = (await prom.get("/api/v1/targets")).json()
+        assert targets == (await builtin.get("/api/v1/targets")).json()
+        metadata = await prom.get("/api/v1/metadata")
+        assert metadata.status_code == 200 and metadata.json() == {"status": "success", "data": {}}
+        built = (await builtin.get("/api/v1/metadata")).json()["data"]
+        assert built == {s.labels["__name__"]: [{"type": s.type, "help": "", "unit": ""}]
+                         for s in SCENARIOS_LOADED[scenario_id].prometheus.series}
+        real_version = (await prom.get("/api/v1/status/buildinfo")).json()["data"]["version"]
+        builtin_version = (await builtin.get("/api/v1/status/buildinfo")).json()["data"]["version"]
+        assert real_version.split("+")[0] == builtin_version

@@ -21,6 +21,9 @@ WEBHOOK_TOKEN = "e2e-webhook-token"
 APPROVALS = "e2e-approvals-token"
 AGENT_TOKENS = {"security": "e2e-security-token", "compliance": "e2e-compliance-token"}  # a token per role
 PEER = "e2e-peer-token"  # a peer asking the drift agent's A2A face (never the approvals token)
+PEER_ID = "e2e-peer"
+SPECIALIST_PEER_TOKENS = {name: f"e2e-peer-{name}-token" for name in AGENT_TOKENS}
+"""The same peer's token on each specialist (a token per role: its own on every agent)."""
 DEADLINE_S = 6.0
 
 
@@ -86,14 +89,15 @@ def settings_doc(state: Path, sandbox_base: int, mcp_ports: dict[str, int], spec
         "pagerduty": {"url": f"http://127.0.0.1:{sandbox_base + 4}"},
         "mcp": {name: {"port": port, "token": f"e2e-mcp-{name}-token"} for name, port in mcp_ports.items()},
         "specialists": {
-            name: {"module": f"agents.{name}", "port": port, "token": AGENT_TOKENS[name]}
+            name: {"module": f"agents.{name}", "port": port, "token": AGENT_TOKENS[name],
+                   "peer_tokens": {PEER_ID: SPECIALIST_PEER_TOKENS[name]}}
             for name, port in spec_ports.items()
         },
         "drift": {
             "port": drift_port,
             "webhook_token": WEBHOOK_TOKEN,
             "approvals_token": APPROVALS,
-            "peer_tokens": {"e2e-peer": PEER},
+            "peer_tokens": {PEER_ID: PEER},
             "decision_deadline_s": DEADLINE_S,
             "delegate_timeout_s": 3.0,
             "sandbox_clock_url": f"http://127.0.0.1:{sandbox_base}/sandbox/clock",

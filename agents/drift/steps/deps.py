@@ -25,10 +25,19 @@ from protocol.signing import Signer, TokenClaims, Verifier
 
 
 class PlannedCallLike(Protocol):
+    """agents.drift.evidence_plan.PlannedCall: an evidence id and the need's typed arguments."""
+
     id: str
-    server: str
-    tool: str
-    arguments: dict[str, Any]
+    args: Any
+
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def tool(self) -> str: ...
+
+    @property
+    def arguments(self) -> dict[str, Any]: ...
 
 
 class Peers(Protocol):

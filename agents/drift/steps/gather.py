@@ -1,4 +1,4 @@
-"""Step 3, gather: the evidence plan's MCP tool calls, in parallel; a failed call is evidence of its failure."""
+"""Step 3, gather: the evidence plan's needs through their bindings, in parallel; a failure is evidence of itself."""
 
 from __future__ import annotations
 
@@ -46,8 +46,7 @@ class Gather:
         now = report.observed_at
         try:
             return await asyncio.wait_for(
-                self._tools.call(c.server, c.tool, dict(c.arguments), evidence_id=c.id, observed_at=now,
-                                 timeout_s=self._timeout_s),
+                self._tools.fetch(c.args, evidence_id=c.id, observed_at=now, timeout_s=self._timeout_s),
                 timeout=self._timeout_s + 0.5,
             )
         except Exception as exc:  # the pool should not raise; if it does, the call is just missing evidence
