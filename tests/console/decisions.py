@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from agents.drift.store import Cursor, DecisionFilter, EventStore
 from protocol.context import Incident, Incidents
 from protocol.models import (
     Action,
@@ -66,3 +67,16 @@ def decision(n: int, *, app: str = "payments-api", project: str = "prod", state:
                                      SignedRecommendation(jws="x.y.z", recommendation=compliance)],
                     proposal=SignedRecommendation(jws="x.y.z", recommendation=proposal),
                     verdict=SignedVerdict(jws="x.y.z", verdict=verdict), backport_patch=backport_patch, updated_at=at)
+
+
+async def every_page(store: EventStore, where: DecisionFilter) -> list[list[str]]:
+    """Each page's event ids, following the keyset cursor from `where` until no next page exists."""
+    pages: list[list[str]] = []
+    while True:
+        page = await store.page(where)
+        pages.append([d.event.event_id for d in page.decisions])
+        if not page.more:
+            return pages
+        last = page.decisions[-1]
+        where = where.model_copy(update={"before": Cursor(received_at=last.event.received_at,
+                                                          event_id=last.event.event_id)})

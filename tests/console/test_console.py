@@ -19,9 +19,9 @@ from agents.drift.app import create_app
 from agents.drift.config import ArgoCDConfig, DriftConfig
 from agents.drift.console.web import CSP
 from agents.drift.metrics import DriftMetrics
-from agents.drift.store import Cursor, DecisionFilter, EventStore
+from agents.drift.store import DecisionFilter, EventStore
 from protocol.models import Action, Approval, Decision, DecisionState
-from tests.console.decisions import T0, decision
+from tests.console.decisions import T0, decision, every_page
 
 APPROVALS = "console-approvals-token"
 STATIC = Path(__file__).parents[2] / "agents" / "drift" / "console" / "static"
@@ -254,18 +254,8 @@ async def test_recent_decisions_page_in_sql_with_filters_over_thousands(console:
     where = DecisionFilter(project="staging", action=Action.ALLOW, mode="autonomous", limit=37)
     expected = [d["event"]["event_id"] for d in reversed(made) if d["event"]["notification"]["project"] == "staging"
                 and d["verdict"]["verdict"]["action"] == "allow" and d["mode"] == "autonomous"]
-    seen: list[str] = []
-    pages = 0
-    while True:
-        page = await console.store.page(where)
-        pages += 1
-        seen += [d.event.event_id for d in page.decisions]
-        if not page.more:
-            break
-        last = page.decisions[-1]
-        where = where.model_copy(update={"before": Cursor(received_at=last.event.received_at,
-                                                          event_id=last.event.event_id)})
-    assert seen == expected and len(expected) == 250 and pages == 7
+    pages = await every_page(console.store, where)
+    assert [e for page in pages for e in page] == expected and len(expected) == 250 and len(pages) == 7
     plan = await console.store.rows(
         "EXPLAIN QUERY PLAN SELECT document FROM drift_decisions WHERE "
         "json_extract(document, '$.event.notification.project') = ? ORDER BY received_at DESC, event_id DESC "

@@ -21,10 +21,11 @@ from agents.drift.outcome_store import OutcomeStore
 from agents.drift.replay import ReplayStore
 from agents.drift.retention import Retention
 from agents.drift.state import open_state
-from agents.drift.store import Cursor, DecisionFilter, EventStore
+from agents.drift.store import DecisionFilter, EventStore
 from protocol.errors import VerificationError
 from protocol.models import Action, AppliedAction, ArgoNotification, DecisionState, DriftEvent, OutcomeKind
 from protocol.signing import TokenClaims
+from tests.console.decisions import every_page
 from tests.drift.test_outcomes import decision as outcome_decision
 from tests.drift.test_outcomes import outcome_of
 from tests.stores.test_intent import _with_verdict
@@ -105,17 +106,9 @@ async def test_the_consoles_pages_and_queue(db: Database) -> None:
         await store.save(_with_verdict(d).model_copy(update={"state": state}))
         made.append((d.event.event_id, state))
     where = DecisionFilter(project="prod", state=DecisionState.AWAITING_APPROVAL, limit=2)
-    seen: list[str] = []
-    while True:
-        page = await store.page(where)
-        seen += [d.event.event_id for d in page.decisions]
-        if not page.more:
-            break
-        last = page.decisions[-1]
-        where = where.model_copy(update={"before": Cursor(received_at=last.event.received_at,
-                                                          event_id=last.event.event_id)})
+    pages = await every_page(store, where)
     awaiting = [e for e, state in made if state == DecisionState.AWAITING_APPROVAL]
-    assert seen == awaiting[::-1]
+    assert pages == [awaiting[::-1][:2], awaiting[::-1][2:]]
     assert (await store.page(DecisionFilter(project="staging"))).decisions == []
     assert [d.event.event_id for d in await store.awaiting()] == awaiting
 
