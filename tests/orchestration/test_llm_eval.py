@@ -48,17 +48,23 @@ def test_eval_with_a_hostile_model_reports_no_unsafe_decision(tmp_path: Path) ->
     assert data["llm_totals"]["model_alone_unsafe"] > 0 and data["llm_totals"]["final_unsafe"] == 0
 
 
+def _some_scenarios(tmp_path: Path, *prefixes: str) -> Path:
+    """A folder holding the visible scenarios whose ids start with `prefixes`."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    for prefix in prefixes:
+        (source,) = SCENARIOS.glob(f"{prefix}-*.yaml")
+        shutil.copy(source, folder / source.name)
+    return folder
+
+
 def test_harness_reports_a_wrong_model_and_warns_about_the_deadline(tmp_path: Path) -> None:
     """The harness end to end with a confidently wrong model (the rules' full input in the prompt, so the script
     can invert what the rules decide): every scenario's rules' and model's own action are kept, the model alone
     is scored against the labels, the final decision stays safe, and eval-report turns the run into markdown.
     The default deadline (10 s) is not above the default LLM timeout (20 s): the preflight says so."""
     port = free_port()
-    folder = tmp_path / "scenarios"  # one scenario of each action keeps the run short
-    folder.mkdir()
-    for prefix in ("v01", "v02", "v03", "v08"):
-        (source,) = SCENARIOS.glob(f"{prefix}-*.yaml")
-        shutil.copy(source, folder / source.name)
+    folder = _some_scenarios(tmp_path, "v01", "v02", "v03", "v08")  # one of each action keeps the run short
     with driftwise("scripted-llm", "--script", "contrary", "--port", str(port), name="scripted-llm",
                    ready_url=f"http://127.0.0.1:{port}/healthz"):
         report = tmp_path / "eval.json"
@@ -113,11 +119,7 @@ def test_harness_counts_failures_by_kind(tmp_path: Path) -> None:
     """A model whose every answer is cut off at the token limit: one repair each, then the rules decide; the run
     counts the failures by kind and says that every decision fell back, with the setting to change."""
     port = free_port()
-    folder = tmp_path / "scenarios"
-    folder.mkdir()
-    for prefix in ("v02", "v03"):
-        (source,) = SCENARIOS.glob(f"{prefix}-*.yaml")
-        shutil.copy(source, folder / source.name)
+    folder = _some_scenarios(tmp_path, "v02", "v03")
     with driftwise("scripted-llm", "--script", "cut-off", "--port", str(port), name="scripted-llm",
                    ready_url=f"http://127.0.0.1:{port}/healthz"):
         report = tmp_path / "eval.json"
