@@ -12,9 +12,10 @@ first migration adopts files made before migrations existed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agents.drift.database import Dialect, SchemaTooNew
+from agents.drift.database import Dialect, SchemaTooNew, Tx
 
 
 @dataclass(frozen=True)
@@ -189,3 +190,30 @@ def check_known(found: int, where: str) -> None:
     if found > LATEST:
         raise SchemaTooNew(f"the state database {where} has schema version {found}, newer than this Driftwise "
                            f"knows ({LATEST}): run the Driftwise that migrated it, or a newer one")
+
+
+_VERSION_TABLE: dict[Dialect, str] = {
+    "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+              "applied_at TEXT NOT NULL)",
+    "postgres": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+}
+_RECORD: dict[Dialect, str] = {
+    "sqlite": "INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))",
+    "postgres": "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+}
+
+
+async def apply_pending(tx: Tx, dialect: Dialect, where: str, run: Callable[[str], Awaitable[object]]) -> int:
+    """Inside the caller's transaction: make the version table, refuse a newer schema, apply each missing migration
+    in order and record it; `run` executes one migration statement as written. Returns how many were applied."""
+    await tx.execute(_VERSION_TABLE[dialect])
+    found = await tx.row("SELECT max(version) FROM schema_migrations")
+    current = int(found[0]) if found and found[0] is not None else 0
+    check_known(current, where)
+    pending = [m for m in MIGRATIONS if m.version > current]
+    for m in pending:
+        for statement in m.statements(dialect):
+            await run(statement)
+        await tx.execute(_RECORD[dialect], (m.version, m.name))
+    return len(pending)

@@ -25,7 +25,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agents.drift.database import Database, StoreUnavailable, Tx
-from agents.drift.migrations import MIGRATIONS, check_known
+from agents.drift.migrations import apply_pending
 
 MIGRATION_LOCK = 0x44726966  # "Drif": the session advisory lock every replica takes to migrate
 MIGRATION_POLL_S = 0.05
@@ -115,24 +115,14 @@ class PostgresDatabase(Database):
         async with self._connection() as conn:
             await self._take_migration_lock(conn)
             try:
-                tx = _PgTx(conn)
                 async with conn.transaction():
-                    await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                                       "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-                    found = await tx.row("SELECT max(version) FROM schema_migrations")
-                    current = int(found[0]) if found and found[0] is not None else 0
-                    check_known(current, self.where)
-                    pending = [m for m in MIGRATIONS if m.version > current]
-                    for m in pending:
-                        for statement in m.statements("postgres"):
-                            await conn.execute(statement)
-                        await tx.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                                         (m.version, m.name))
+                    # migration statements go to psycopg as written, without _PgTx's `?` -> `%s` rewriting (as before)
+                    applied = await apply_pending(_PgTx(conn), "postgres", self.where, conn.execute)
                 if then is not None:
                     await then()
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
-        return len(pending)
+        return applied
 
     async def _take_migration_lock(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Try, not wait: a session blocked in pg_advisory_lock is a running statement, and the checkpointer's

@@ -114,22 +114,13 @@ class SqliteDatabase(_SqliteTx, Database):
         return f"json_extract({column}, '$.{'.'.join(path)}')"
 
     async def migrate(self, then: Callable[[], Awaitable[None]] | None = None) -> int:
-        from agents.drift.migrations import MIGRATIONS, check_known
+        from agents.drift.migrations import apply_pending
 
         async with self.transaction() as tx:
-            await tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                             "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
-            found = await tx.row("SELECT max(version) FROM schema_migrations")
-            current = int(found[0]) if found and found[0] is not None else 0
-            check_known(current, self.where)
-            pending = [m for m in MIGRATIONS if m.version > current]
-            for m in pending:
-                for statement in m.statements("sqlite"):
-                    await tx.execute(statement)
-                await tx.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (m.version, m.name))
+            applied = await apply_pending(tx, "sqlite", self.where, tx.execute)
         if then is not None:
             await then()
-        return len(pending)
+        return applied
 
     async def close(self) -> None:
         await self._conn.close()
