@@ -70,12 +70,18 @@ Answer = dict[str, Any] | str | None
 """A dict is the structured answer; a str is raw content (a `Cut` one was cut off); None is a refusal."""
 
 
+def _content(message: dict[str, Any]) -> Any:
+    """A message's content, a list of parts joined into one text."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return content
+
+
 def _user_text(body: dict[str, Any]) -> str:
     parts = []
     for m in body.get("messages") or []:
-        content = m.get("content")
-        if isinstance(content, list):
-            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+        content = _content(m)
         if m.get("role") == "user" and isinstance(content, str):
             parts.append(content)
     return "\n".join(parts)
@@ -229,10 +235,7 @@ def _prompt_tokens(body: dict[str, Any], count: Callable[[str], int] | None) -> 
         return _estimate(json.dumps(body.get("messages") or []))
     total = 0
     for m in body.get("messages") or []:
-        content = m.get("content")
-        if isinstance(content, list):
-            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-        total += count(str(content or "")) + CHAT_TEMPLATE_TOKENS
+        total += count(str(_content(m) or "")) + CHAT_TEMPLATE_TOKENS
     for tool in body.get("tools") or []:
         total += count(json.dumps(tool))  # a chat template writes the tools into the prompt
     return total  # a json_schema response_format is a grammar (llama.cpp), not prompt
