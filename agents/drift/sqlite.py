@@ -37,12 +37,28 @@ async def connect(path: Path, *, autocommit: bool = True) -> aiosqlite.Connectio
     db = await (aiosqlite.connect(path, isolation_level=None) if autocommit else aiosqlite.connect(path))
     try:
         await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await db.execute("PRAGMA journal_mode=WAL")
+        # switching a new file to WAL takes its exclusive lock, and SQLite answers "locked" at once
+        # (no busy handler) when replicas open the same new file together
+        await _while_locked(lambda: db.execute("PRAGMA journal_mode=WAL"), str(path))
         await db.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         await db.close()
         raise
     return db
+
+
+async def _while_locked(step: Callable[[], Awaitable[Any]], where: str, attempts: int = 8) -> None:
+    """Run `step`, again with a growing pause while SQLite answers "locked"/"busy" without waiting."""
+    for attempt in range(attempts):
+        try:
+            await step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if attempt == attempts - 1:
+                raise StoreError(f"{where} stayed locked: {exc}") from exc
+            await asyncio.sleep(0.02 * 2**attempt)
 
 
 class _SqliteTx(Tx):
@@ -89,26 +105,13 @@ class SqliteDatabase(_SqliteTx, Database):
         # BEGIN IMMEDIATE: the file's one write lock, whatever `lock` names (a deferred transaction that
         # reads then writes fails at once with "database is locked" when another connection wrote between)
         async with self._lock:
-            await self._begin_immediate()
+            await _while_locked(lambda: self._conn.execute("BEGIN IMMEDIATE"), self.where)
             try:
                 yield _SqliteTx(self._conn)
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
-
-    async def _begin_immediate(self, attempts: int = 6) -> None:
-        """Take the write lock; SQLite can answer "locked" at once (not after busy_timeout) under contention."""
-        for attempt in range(attempts):
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if attempt == attempts - 1:
-                    raise StoreError(f"{self.where} stayed locked: {exc}") from exc
-                await asyncio.sleep(0.02 * 2**attempt)
 
     def json_text(self, column: str, *path: str) -> str:
         return f"json_extract({column}, '$.{'.'.join(path)}')"

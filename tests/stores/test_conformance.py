@@ -247,12 +247,15 @@ async def test_a_newer_schema_stops_with_one_line(db: Database) -> None:
 
 
 async def test_replicas_starting_together_migrate_once(state_config: StateConfig, tmp_path: Path) -> None:
-    async def start(i: int) -> int:
-        async with open_state(state_config, tmp_path / "drift.sqlite", tmp_path / f"graph-{i}.sqlite") as s:
+    # several rounds on new files: switching a new SQLite file to WAL raced in about 1 open in 80
+    async def start(round_: Path, i: int) -> int:
+        async with open_state(state_config, round_ / "drift.sqlite", round_ / f"graph-{i}.sqlite") as s:
             row = await s.events.db.row("SELECT count(*) FROM schema_migrations")
             return int(row[0]) if row else 0
 
-    assert await asyncio.gather(*(start(i) for i in range(4))) == [LATEST] * 4
+    for n in range(10):
+        round_ = tmp_path / f"round-{n}"
+        assert await asyncio.gather(*(start(round_, i) for i in range(8))) == [LATEST] * 8
 
 
 # --- retention, checkpoints included ------------------------------------------------------------
