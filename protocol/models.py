@@ -533,7 +533,8 @@ class Decision(Versioned):
 
     event: DriftEvent
     state: DecisionState
-    mode: Literal["shadow", "advisory", "autonomous"] = "autonomous"
+    mode: Literal["shadow", "advisory", "autonomous"] = Field(
+        default="shadow", description="the mode it was decided in; one not yet decided shows the safest, shadow")
     report: DriftReport | None = None
     evidence: list[Evidence] = Field(default_factory=list)
     recommendations: list[SignedRecommendation] = Field(default_factory=list)
