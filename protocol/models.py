@@ -105,6 +105,15 @@ ProjectName = _named_field(DNS1123_SUBDOMAIN, "an Argo CD project name (a DNS-11
                            min_length=1, max_length=253)
 Revision = Annotated[str, AfterValidator(_revision),
                      Field(max_length=255, json_schema_extra={"pattern": REVISION_CHARS})]
+_BIDI = r"\u200b-\u200f\u202a-\u202e\u2066-\u2069"
+PERSON_TEXT = rf"^[^\x00-\x1f\x7f-\x9f{_BIDI}]*$"
+"""A name a person types: no control, bidi-override or zero-width character (they forge audit lines and pages)."""
+PERSON_PROSE = rf"^[^\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]*$"
+"""Free text a person types: as PERSON_TEXT, new lines and tabs allowed."""
+Approver = _named_field(PERSON_TEXT, "a name without control, bidi or zero-width characters",
+                        min_length=1, max_length=200)
+ApprovalComment = _named_field(PERSON_PROSE, "text without control characters other than new line and tab, "
+                               "and without bidi or zero-width characters", max_length=4000)
 ArgoCDURL = _named_field(ARGOCD_URL, "an http(s) URL (RFC 3986 characters only)", max_length=2048)
 TriggerName = _named_field(TRIGGER_NAME, "an Argo CD notification trigger name (letters, digits, '-', '_', '.')",
                            min_length=1, max_length=100)
@@ -440,8 +449,8 @@ class Approval(Versioned):
 
     decision: Literal["approve", "reject"]
     action: Action | None = None
-    approver: str = Field(min_length=1, max_length=200)
-    comment: str = Field(default="", max_length=4000)
+    approver: Approver
+    comment: ApprovalComment = ""
     at: AwareDatetime | None = None
 
 

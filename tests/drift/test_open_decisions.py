@@ -312,8 +312,13 @@ async def test_an_answer_is_checked_like_the_webhook_before_it_reaches_the_runne
     assert deep.status_code == 400 and "nests deeper" in deep.json()["error"]
     typed = await system.client.post(url, content=b'{"approver": "sre"}', headers={**API, "Content-Type": "text/plain"})
     assert typed.status_code == 415
-    bad = await system.client.post(url, json={"approver": "sre\u202e", "action": "delete"}, headers=API)
+    bad = await system.client.post(url, json={"approver": "sre", "action": "delete"}, headers=API)
     assert bad.status_code == 422 and bad.json()["field"] == "action"
+    for field, forged in (("approver", "sre\u202e"), ("approver", "sre\x1b[2K"), ("comment", "ok\x00")):
+        body = {"approver": "sre", "action": "enforce", field: forged}
+        refused = await system.client.post(url, json=body, headers=API)
+        assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
+        assert "control" in refused.json()["error"]
     other = await system.client.post(url, json={"approver": "sre", "action": "allow"}, headers=API)
     assert other.status_code == 409 and other.json()["allowed_actions"] == ["enforce", "escalate"]
     assert (await system.store.get(event_id)).state == DecisionState.AWAITING_APPROVAL  # type: ignore[union-attr]

@@ -15,13 +15,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 from starlette.requests import Request
 
+from protocol.models import PERSON_TEXT
+
 SESSION_COOKIE = "driftwise_console"
 SESSION_MAX_AGE_S = 8 * 3600
 """One on-call shift; after it the approver signs in again."""
 CSRF_FIELD = "csrf_token"
 
 ApproverName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                                                pattern=r"^[^\x00-\x1f\x7f]+$")]
+                                                pattern=PERSON_TEXT)]
 
 
 class Login(BaseModel):
