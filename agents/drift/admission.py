@@ -146,8 +146,8 @@ class Admission:
         await self._wait_for_earlier(decision)
         n = decision.event.notification
         try:
-            app = await self._argocd.application(n.app, n.app_namespace)
-            resources = await self._argocd.managed_resources(n.app, n.app_namespace)
+            app, resources = await asyncio.gather(self._argocd.application(n.app, n.app_namespace),
+                                                  self._argocd.managed_resources(n.app, n.app_namespace))
         except ObserveError as exc:
             if exc.kind == NOT_FOUND:
                 earlier = await self._unknown_before(decision)
