@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections import deque
@@ -33,6 +32,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from driftwise import ports
+from driftwise.ports import free_port as free_port  # re-exported: the one way to pick a port
 from driftwise.settings import SANDBOX_PORT, Settings
 
 log = logging.getLogger(__name__)
@@ -402,26 +403,11 @@ class Supervisor:
 
 
 def free_port_block(n: int, host: str = "127.0.0.1") -> int:
-    """A base port whose next n-1 ports are free too (checked by binding, then released)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            base = probe.getsockname()[1]
-        if base + n >= 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind((host, base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise SupervisorError(f"no block of {n} free ports found on {host}")
+    """A base port whose next n-1 ports are free (driftwise.ports), or SupervisorError."""
+    try:
+        return ports.free_port_block(n, host)
+    except ports.PortsError as exc:
+        raise SupervisorError(str(exc)) from exc
 
 
 def enabled_specialists(settings: Settings) -> list[str]:
@@ -647,7 +633,8 @@ class LocalSystem:
     settings: Settings
 
 
-def _port_taken(exc: StartError) -> bool:
+def port_taken(exc: StartError) -> bool:
+    """The start failed because another program holds a port (the block was free when it was picked)."""
     return "address already in use" in exc.output.lower()
 
 
@@ -678,7 +665,7 @@ async def local_system(
             await supervisor.start()
             break
         except StartError as exc:
-            if attempt + 1 == attempts or not _port_taken(exc):
+            if attempt + 1 == attempts or not port_taken(exc):
                 raise
             if sink is not None:
                 sink("supervisor", f"{exc.name} found its port taken; moving every port to a new block")

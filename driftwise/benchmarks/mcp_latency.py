@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from agents.kit.mcp_pool import McpEndpoint, McpPool
+from driftwise.ports import free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-mcp-token"
@@ -36,26 +36,6 @@ CALLS = {
     "pagerduty": ("incidents", {"service": "payments-api", "since": "2026-11-20T14:30:00Z",
                                 "until": "2026-11-20T16:30:00Z"}),
 }
-
-
-def _free_block(n: int) -> int:
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        try:
-            held = []
-            for i in range(n):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise RuntimeError("no free port block")
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -107,7 +87,7 @@ def main() -> None:
     parser.add_argument("--server", choices=sorted(CALLS), default="kubernetes")
     parser.add_argument("--calls", type=int, default=300)
     options = parser.parse_args()
-    base, port = _free_block(5), _free_block(1)
+    base, port = free_port_block(5), free_port()
     server = options.server
     with tempfile.TemporaryDirectory() as state:
         env = {

@@ -100,17 +100,27 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start every Driftwise process on this machine; stop them all with Ctrl-C."""
         from driftwise.cli import fail, settings_or_exit
-        from driftwise.supervisor import StartError, SupervisorError, prepare_settings
+        from driftwise.supervisor import StartError, SupervisorError, port_taken, prepare_settings
 
         settings = settings_or_exit(config)
         for path in sandbox:
             if not path.exists():
                 fail(f"--sandbox {path}: no such file or folder", 2)
+        # --port-base 0 picks a block that was free a moment ago; another program may take a port of it
+        # before every process has bound, so such a start moves once to a new block
+        attempts = 2 if port_base == 0 else 1
         try:
-            moved = prepare_settings(settings, port_base=_ports(settings, port_base))
-            say_moved("up", port_base, settings, moved)
-            settings = moved
-            code = asyncio.run(_up(settings, [p.resolve() for p in sandbox] or None, config))
+            for attempt in range(attempts):
+                moved = prepare_settings(settings, port_base=_ports(settings, port_base))
+                say_moved("up", port_base, settings, moved)
+                try:
+                    code = asyncio.run(_up(moved, [p.resolve() for p in sandbox] or None, config))
+                    break
+                except StartError as exc:
+                    if attempt + 1 == attempts or not port_taken(exc):
+                        raise
+                    typer.echo(f"driftwise up: {exc.name} found its port taken; moving every port to a new block",
+                               err=True)
         except StartError as exc:
             tail = "\n".join(exc.output.splitlines()[-15:])
             fail(f"could not start: {exc}" + (f"\n{tail}" if tail else ""))

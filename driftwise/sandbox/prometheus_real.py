@@ -16,7 +16,6 @@ import json
 import logging
 import shutil
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from driftwise.ports import free_port
 from driftwise.sandbox.errors import PrometheusUnavailable
 from driftwise.sandbox.prometheus_builtin import format_value
 from driftwise.sandbox.scenario import Scenario
@@ -32,12 +32,6 @@ from driftwise.sandbox.world import World
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 30.0
 _CONFIG = "global:\n  scrape_interval: 1h\n"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent() -> None:
@@ -143,7 +137,7 @@ class RealPrometheus:
                 return
             folder = await self.blocks_for(world)
             await self._stop()
-            self._port = _free_port(self.host)
+            self._port = free_port(self.host)
             log_file = (folder / "prometheus.log").open("ab")
             try:
                 self._proc = await asyncio.create_subprocess_exec(

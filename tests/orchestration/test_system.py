@@ -104,7 +104,10 @@ def test_up_shows_readiness_and_stops_everything_on_ctrl_c(tmp_path: Path) -> No
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate(timeout=10)
+        for stream in (proc.stdout, proc.stderr):  # closed whatever happened: a leaked pipe fails the next test
+            if stream is not None:
+                stream.close()
+        proc.wait(timeout=10)
 
 
 def test_eval_llm_needs_an_endpoint() -> None:

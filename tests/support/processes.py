@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,16 +18,11 @@ from pathlib import Path
 
 import httpx
 
-from driftwise.supervisor import free_port_block as free_port_block  # the product's own, re-exported for tests
+from driftwise.supervisor import free_port as free_port  # the product's own, re-exported for tests
+from driftwise.supervisor import free_port_block as free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 
