@@ -318,6 +318,9 @@ class StateSettings(_Section):
                                   "there (replicas share it); null = SQLite files in state_dir")
     pool_size: int = Field(default=10, ge=2, le=1000, description="PostgreSQL connections per drift agent")
     connect_timeout_s: float = Field(default=10.0, gt=0, le=300, description="waiting for PostgreSQL at start-up")
+    probe_timeout_s: float = Field(
+        default=2.0, gt=0, le=30, description="readiness (GET /readyz): the bound on one round trip to the state "
+                                              "database, connecting included; keep it below the probe's timeout")
     retention_days: float = Field(
         default=90.0, gt=0, description="closed decisions, their threads' checkpoints, outcomes and outbox rows "
                                         "older than this are pruned (the audit chain never is)")

@@ -40,6 +40,7 @@ from agents.drift.openapi import (
     UNTIL,
     openapi_document,
 )
+from agents.drift.readiness import Readiness
 from agents.drift.report import ReportError, parse_since
 from agents.drift.store import EventStore
 from agents.kit.auth import BearerAuth
@@ -56,7 +57,8 @@ log = logging.getLogger(__name__)
 _OWN_AUTH = ("/v1/webhooks/", DECISIONS_PATH, REPORT_PATH, CONSOLE_PREFIX)
 REPORT_LIMIT = 20_000
 """The newest decisions a report reads (a bound on one request's work)."""
-_PUBLIC = public_paths(ArgoNotification) | {"/metrics", OPENAPI_PATH}
+READY_PATH = "/readyz"
+_PUBLIC = public_paths(ArgoNotification) | {"/metrics", OPENAPI_PATH, READY_PATH}
 
 
 class PeerAuth:
@@ -82,6 +84,8 @@ Outcomes = Callable[[list[Decision]], Awaitable[list[Decision]]]
 Report = Callable[[timedelta, str | None], Awaitable[AgreementReport]]
 """The agreement report over a period back from Driftwise's now, for one project or all (agents.drift.report);
 raises ReportError when there is nothing to report."""
+Ready = Callable[[], Awaitable[Readiness]]
+"""Whether this replica can reach its state database now (agents.drift.readiness.StateProbe)."""
 Wait = Callable[[str, float, bool], Awaitable[Decision | None]]
 """Waits up to the seconds given for an event's decision to be final, or (True) to have its verdict
 (Admission.wait); returns it as it then stands."""
@@ -111,6 +115,7 @@ def create_app(
     instrument: Callable[[Starlette], None] | None = None,
     outcomes: Outcomes | None = None,
     report: Report | None = None,
+    ready: Ready | None = None,
 ) -> ASGIApp:
     approvers = accepted(config.approvals_token)
 
@@ -217,6 +222,14 @@ def create_app(
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "agent": config.agent_id})
 
+    async def readyz(_: Request) -> Response:
+        if ready is None:  # never ready by default: a Service must not route to a replica nobody probes
+            found = Readiness(ready=False, agent=config.agent_id, state="unknown",
+                              problem="this drift agent was built without a readiness probe")
+        else:
+            found = await ready()
+        return JSONResponse(found.model_dump(mode="json"), status_code=200 if found.ready else 503)
+
     async def metrics_endpoint(_: Request) -> Response:
         metrics.pending_approvals.set(await store.count_state(DecisionState.AWAITING_APPROVAL.value))
         return Response(metrics.render(), media_type=CONTENT_TYPE)
@@ -234,6 +247,7 @@ def create_app(
     routes: list[BaseRoute] = [Route(op.path, handlers[op.id], methods=[op.method]) for op in OPERATIONS]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
+        Route(READY_PATH, readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route(OPENAPI_PATH, openapi_endpoint, methods=["GET"]),
     ]
@@ -271,6 +285,7 @@ async def serve(config: DriftConfig) -> None:
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
     from agents.drift.outcome_tracker import OutcomeTracker, with_outcomes
+    from agents.drift.readiness import probe_for
     from agents.drift.report import PromotionRule, build_report
     from agents.drift.reread import Rereader
     from agents.drift.retention import Retention
@@ -345,7 +360,8 @@ async def serve(config: DriftConfig) -> None:
 
         app = create_app(config, store, metrics, admission.submit, ask=ask, resume=resume, wait=wait, card=card,
                          jwks=public_jwks([deps.signer.key]), signer=deps.signer,
-                         instrument=StarletteInstrumentor.instrument_app, outcomes=outcomes, report=report)
+                         instrument=StarletteInstrumentor.instrument_app, outcomes=outcomes, report=report,
+                         ready=probe_for(config.agent_id, config.state, store.db))
         # Before any thread resumes: a sync a crash left `requested` is confirmed from Argo CD, never re-sent.
         recovered = await applier.recover(await deps.clock.now())
         if recovered:

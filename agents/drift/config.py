@@ -75,6 +75,7 @@ class StateConfig(_Config):
     dsn: SecretStr | None = None
     pool_size: int = Field(default=10, ge=2, description="PostgreSQL connections (the stores and checkpoints)")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    probe_timeout_s: float = Field(default=2.0, gt=0, description="the readiness probe's bound (GET /readyz)")
     retention_days: float = Field(default=90.0, gt=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
 
