@@ -231,7 +231,10 @@ def create_app(
         return JSONResponse(found.model_dump(mode="json"), status_code=200 if found.ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
-        metrics.pending_approvals.set(await store.count_state(DecisionState.AWAITING_APPROVAL.value))
+        awaiting = DecisionState.AWAITING_APPROVAL.value
+        metrics.pending_approvals.set(await store.count_state(awaiting))
+        oldest = await store.oldest_received(awaiting)  # received_at is on the system clock, as is this
+        metrics.oldest_pending_approval.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def jwks_endpoint(_: Request) -> Response:

@@ -27,6 +27,11 @@ class DriftMetrics:
         self.pending_approvals = Gauge(
             "driftwise_pending_approvals", "Decisions waiting for a human", registry=self.registry,
         )
+        self.oldest_pending_approval = Gauge(
+            "driftwise_oldest_pending_approval_age_seconds",
+            "Seconds since the event of the oldest decision still waiting for a human was received (0: none waits)",
+            registry=self.registry,
+        )
         self.applied = Counter(
             "driftwise_applied_actions", "Argo CD writes made (or, in shadow, that would have been), by kind and mode",
             ["kind", "mode", "executed"], registry=self.registry,
@@ -46,6 +51,15 @@ class DriftMetrics:
             "Outcomes recorded, by project, decided action, outcome and agreement (the agreement ratio of a project "
             "and action: agrees over agrees + disagrees + possibly_unsafe)",
             ["project", "action", "outcome", "agreement"], registry=self.registry,
+        )
+
+        # Replicas (issue 17). The alerts in deploy/monitoring/ read them; keep the names.
+        self.audit_sink_failures = Counter(
+            "driftwise_audit_checkpoint_sink_failures",
+            "Signed audit checkpoints the checkpoint sink (audit.log_url) did not take", registry=self.registry,
+        )
+        self.leases_held = Gauge(
+            "driftwise_leases_held", "Decision leases this replica holds now", registry=self.registry,
         )
 
     def render(self) -> bytes:

@@ -239,6 +239,11 @@ class EventStore(Store):
         row = await self.row("SELECT count(*) FROM drift_decisions WHERE state = ?", (state,))
         return int(row[0]) if row else 0
 
+    async def oldest_received(self, state: str) -> datetime | None:
+        """When the event of the oldest decision in `state` was received (None: no decision is in it)."""
+        row = await self.row("SELECT min(received_at) FROM drift_decisions WHERE state = ?", (state,))
+        return datetime.fromisoformat(row[0]) if row and row[0] is not None else None
+
     async def count(self) -> int:
         row = await self.row("SELECT count(*) FROM drift_decisions")
         return int(row[0]) if row else 0

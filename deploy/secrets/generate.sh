@@ -9,6 +9,7 @@
 #   ARGOCD_TOKEN      Argo CD API token of the `driftwise` account (deploy/argocd/README.md)
 #   GRAFANA_TOKEN     Grafana service-account token with the Viewer role
 #   PAGERDUTY_TOKEN   PagerDuty read-only REST API key
+#   STATE_DSN         postgresql://user:password@host:5432/db the drift agent replicas share (state.dsn)
 #   PEERS             space-separated ids of agents allowed to ask the drift agent over A2A
 #                     (each gets its own token; the drift agent knows a peer by its token)
 # The webhook token printed at the end also goes into Argo CD's argocd-notifications-secret.
@@ -53,6 +54,8 @@ k() { kubectl create --dry-run=client -o yaml -n "$namespace" "$@"; echo "---"; 
   k secret generic driftwise-drift-api \
     --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$approvals_token"
   k secret generic driftwise-drift-peers --from-literal=peer-tokens="$peers"
+  k secret generic driftwise-state-dsn \
+    --from-literal=dsn="${STATE_DSN:-postgresql://driftwise:REPLACE-password@REPLACE-host:5432/driftwise}"
   k secret generic driftwise-peer-tokens \
     --from-literal=mcp-prometheus="$(role mcp-prometheus)" --from-literal=mcp-grafana="$(role mcp-grafana)" \
     --from-literal=mcp-pagerduty="$(role mcp-pagerduty)" --from-literal=mcp-kubernetes="$(role mcp-kubernetes)" \

@@ -1,12 +1,13 @@
-"""deploy/: `kubectl kustomize` builds it; every built-in object validates against the Kubernetes
-API schema; least-privilege RBAC and Secrets; NetworkPolicies allow exactly the paths Driftwise
-uses; the settings ConfigMap plus each Deployment's env load into driftwise.settings."""
+"""deploy/: `kubectl kustomize` builds it (and deploy/sqlite/); every built-in object validates against the
+Kubernetes API schema; the drift agent runs two replicas on PostgreSQL (DSN from a Secret, no volume, a
+PodDisruptionBudget, spread over nodes, ready only while the database answers), or one on SQLite;
+least-privilege RBAC and Secrets; NetworkPolicies allow exactly the paths Driftwise uses; the settings
+ConfigMap plus each Deployment's env load into driftwise.settings."""
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.kustomize import DEPLOY, ROOT, kustomize
+from tests.deploy.kustomize import of_kind as _of
 from tests.deploy.settings_env import settings_from
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 KUBERNETES_VERSION = "1.35"
 PROCESSES = {  # component -> container port
     "drift-agent": 8600,
@@ -33,24 +34,14 @@ PROCESSES = {  # component -> container port
 CRD_KINDS = {("argoproj.io/v1alpha1", "Application")}
 
 
-def _kubectl() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        pytest.fail("kubectl is not installed: it builds deploy/ (kubectl kustomize)")
-    return path
+@pytest.fixture(scope="module")
+def built() -> list[dict[str, Any]]:
+    return kustomize(DEPLOY)
 
 
 @pytest.fixture(scope="module")
-def built() -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [_kubectl(), "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
-
-
-def _of(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+def built_sqlite() -> list[dict[str, Any]]:
+    return kustomize(DEPLOY / "sqlite")
 
 
 def _validate(doc: dict[str, Any]) -> None:
@@ -70,8 +61,8 @@ def test_builds_every_process(built: list[dict[str, Any]]) -> None:
     )
 
 
-def test_every_object_validates(built: list[dict[str, Any]]) -> None:
-    for doc in built:
+def test_every_object_validates(built: list[dict[str, Any]], built_sqlite: list[dict[str, Any]]) -> None:
+    for doc in [*built, *built_sqlite]:
         _validate(doc)
 
 
@@ -105,6 +96,7 @@ def _referenced_names_example() -> set[str]:
         "driftwise-argocd-token",
         "driftwise-drift-api",
         "driftwise-drift-peers",
+        "driftwise-state-dsn",
         "driftwise-peer-tokens",
         "driftwise-trust",
         "driftwise-key-drift",
@@ -147,6 +139,7 @@ def test_secrets_reach_only_their_process(built: list[dict[str, Any]]) -> None:
             readers.setdefault(ref, set()).add(name.removeprefix("driftwise-"))
     assert readers["driftwise-argocd-token"] == {"drift-agent"}
     assert readers["driftwise-drift-api"] == readers["driftwise-drift-peers"] == {"drift-agent"}
+    assert readers["driftwise-state-dsn"] == {"drift-agent"}
     assert readers["driftwise-grafana-token"] == {"mcp-grafana"}
     assert readers["driftwise-pagerduty-token"] == {"mcp-pagerduty"}
     assert readers["driftwise-mcp-kubernetes-token"] == {"mcp-kubernetes"}
@@ -173,8 +166,81 @@ def test_pods_are_locked_down(built: list[dict[str, Any]]) -> None:
         assert container["args"][-2:] == ["--port", str(port)], name
         assert container["ports"][0]["containerPort"] == port, name
         assert container["image"].startswith("ghcr.io/example/driftwise:"), name
-    drift = _of(built, "Deployment")["driftwise-drift-agent"]
-    assert drift["spec"]["replicas"] == 1 and drift["spec"]["strategy"]["type"] == "Recreate"
+
+
+# --- the drift agent: replicas on PostgreSQL, or one on SQLite ---------------------------------------
+
+DRIFT = "driftwise-drift-agent"
+DSN_ENV = "DRIFTWISE_STATE__DSN"
+
+
+def _drift(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The drift agent's Deployment and its one container."""
+    deployment = _of(docs, "Deployment")[DRIFT]
+    (container,) = _pod(deployment)["containers"]
+    return deployment, container
+
+
+def test_drift_agent_runs_replicas_on_postgres(built: list[dict[str, Any]]) -> None:
+    deployment, container = _drift(built)
+    spec, pod = deployment["spec"], _pod(deployment)
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    # the DSN from its Secret, nothing of the state on a volume
+    (dsn,) = [e for e in container["env"] if e["name"] == DSN_ENV]
+    assert dsn["valueFrom"] == {"secretKeyRef": {"name": "driftwise-state-dsn", "key": "dsn"}}
+    assert not _of(built, "PersistentVolumeClaim")
+    assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+    (state,) = [v for v in pod["volumes"] if v["name"] == "state"]
+    assert state == {"name": "state", "emptyDir": {}}
+    # ready = the state database answers; alive = the process answers
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # one replica per node, hard; zones where there are any, soft
+    labels = pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    for constraint in spread.values():
+        assert constraint["maxSkew"] == 1
+        assert constraint["labelSelector"]["matchLabels"].items() <= labels.items()
+    # a drain leaves one serving, and a replica that is not ready never blocks it
+    (budget,) = _of(built, "PodDisruptionBudget").values()
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert 1 <= budget["spec"]["minAvailable"] < spec["replicas"]
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert budget["metadata"]["namespace"] == "driftwise"
+
+
+def test_readiness_probe_outlasts_the_database_probe(built: list[dict[str, Any]], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """/readyz answers within state.probe_timeout_s: the kubelet must wait longer, or a slow answer is a failure."""
+    _, container = _drift(built)
+    (configmap,) = [d for d in built
+                    if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("driftwise-settings")]
+    config = tmp_path / "settings.yaml"
+    config.write_text(configmap["data"]["settings.yaml"])
+    settings = settings_from(monkeypatch, {}, config)
+    assert settings.state.probe_timeout_s < container["readinessProbe"]["timeoutSeconds"]
+
+
+def test_sqlite_overlay_runs_one_replica_on_a_volume(built: list[dict[str, Any]],
+                                                     built_sqlite: list[dict[str, Any]]) -> None:
+    deployment, container = _drift(built_sqlite)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # one writer on a ReadWriteOnce volume
+    assert DSN_ENV not in {e["name"] for e in container["env"]}
+    (claim,) = _of(built_sqlite, "PersistentVolumeClaim").values()
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    (state,) = [v for v in _pod(deployment)["volumes"] if v["name"] == "state"]
+    assert state == {"name": "state", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    assert not _of(built_sqlite, "PodDisruptionBudget")  # with one replica it could only block drains
+    # everything else is the base as it is
+    def rest(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [d for d in docs if d["kind"] not in ("PersistentVolumeClaim", "PodDisruptionBudget")
+                and d["metadata"]["name"] != DRIFT]
+
+    assert rest(built_sqlite) == rest(built)
 
 
 def test_rbac_is_read_only_and_only_for_mcp_kubernetes(built: list[dict[str, Any]]) -> None:
@@ -237,8 +303,8 @@ def _allowed(
             ports = rule.get("ports")
             if ports is not None and not any(p.get("port") == port for p in ports):
                 continue
-            if any(_peer_matches(x, *peer) for x in rule.get(peers_key, [])):
-                return True
+            if peers_key not in rule or any(_peer_matches(x, *peer) for x in rule[peers_key]):
+                return True  # a rule without `to`/`from` matches every peer
     return False
 
 
@@ -292,6 +358,11 @@ def test_network_paths(built: list[dict[str, Any]]) -> None:
     assert _path_open(policies, drift, argocd_server, 8080)
     for other in set(PROCESSES) - {"drift-agent"}:
         assert not _path_open(policies, _pod_labels(other), argocd_server, 8080), other
+    # Only the drift agent reaches PostgreSQL, in whichever namespace it runs.
+    for postgres in (({"app": "postgresql"}, "databases"), ({"cnpg.io/cluster": "driftwise"}, "cnpg")):
+        assert _path_open(policies, drift, postgres, 5432), postgres
+        for other in set(PROCESSES) - {"drift-agent"}:
+            assert not _path_open(policies, _pod_labels(other), postgres, 5432), other
 
 
 # --- settings: the ConfigMap plus each Deployment's env is what driftwise.settings accepts -------
@@ -310,6 +381,8 @@ def test_settings_load_in_each_pod(
     volume = next(v for v in pod["volumes"] if v["name"] == "settings")
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]  # the hashed name
     env = {e["name"]: e.get("value", f"secret-{e['name'].lower()}") for e in container["env"]}
+    if DSN_ENV in env:  # the Secret holds a postgresql:// URL
+        env[DSN_ENV] = "postgresql://driftwise:secret-pw@db.example:5432/driftwise"
     if "DRIFTWISE_DRIFT__PEER_TOKENS" in env:  # the Secret holds a JSON map peer id -> token
         env["DRIFTWISE_DRIFT__PEER_TOKENS"] = '{"sre-bot": "secret-sre-bot"}'
     assert env["DRIFTWISE_CONFIG"] == f"{mount['mountPath']}/settings.yaml"
@@ -334,6 +407,10 @@ def test_settings_load_in_each_pod(
         assert settings.argocd.token.get_secret_value() == "secret-driftwise_argocd__token"
         assert settings.drift.webhook_token.get_secret_value() == "secret-driftwise_drift__webhook_token"
         assert settings.drift.peer_tokens["sre-bot"].get_secret_value() == "secret-sre-bot"
+        assert settings.state.dsn is not None
+        assert settings.state.dsn.get_secret_value() == env[DSN_ENV]
+    else:
+        assert DSN_ENV not in env  # only the drift agent reads the state database
 
 
 @pytest.mark.slow
