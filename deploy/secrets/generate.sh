@@ -39,6 +39,10 @@ for role in security compliance mcp-prometheus mcp-grafana mcp-pagerduty mcp-kub
 done
 printf '%s\n' "$webhook_token" > "$out/compose/webhook-token"
 printf '%s\n' "$approvals_token" > "$out/compose/approvals-token"
+# compose's profile `replicas`: the postgres service's password and the DSN the drift agent replicas read
+token > "$out/compose/postgres-password"
+printf 'postgresql://driftwise:%s@postgres:5432/driftwise\n' "$(tr -d '\n' < "$out/compose/postgres-password")" \
+  > "$out/compose/state-dsn"
 peers='{}'
 for peer in ${PEERS:-}; do
   peers=$(python3 -c 'import json, secrets, sys; m = json.loads(sys.argv[1]); m[sys.argv[2]] = secrets.token_urlsafe(32); print(json.dumps(m))' "$peers" "$peer")

@@ -26,7 +26,7 @@ from agents.drift.metrics import DriftMetrics
 from agents.drift.store import EventStore
 from protocol.models import Decision, DecisionState
 from tests.deploy.kustomize import DEPLOY, kustomize, of_kind
-from tests.support.binaries import IN_CI
+from tests.support.binaries import require_binary
 from tests.support.drift_core import drift_config, event
 
 UNIT_TESTS = Path(__file__).with_name("alerts_test.yaml")
@@ -86,16 +86,6 @@ def test_the_alerts_asked_for_each_with_severity_and_text(monitoring: list[dict[
         assert rule.get("for"), rule["alert"]
 
 
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool is not installed (apt-get install prometheus; .ci/run does this)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 @pytest.fixture
 def rule_file(monitoring: list[dict[str, Any]], tmp_path: Path) -> Path:
     """The PrometheusRule's groups as a Prometheus rule file, beside a copy of the promtool unit tests."""
@@ -107,7 +97,7 @@ def rule_file(monitoring: list[dict[str, Any]], tmp_path: Path) -> Path:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_promtool(), *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run([require_binary("promtool"), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_promtool_checks_the_rules(rule_file: Path) -> None:

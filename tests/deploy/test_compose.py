@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 
 from driftwise.settings import MCP_SERVER_NAMES, load_settings
 from tests.deploy.settings_env import settings_from
+from tests.support.binaries import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIFTWISE_SERVICES = {
@@ -77,8 +79,10 @@ def test_health_checks_and_dependencies(compose: dict[str, Any]) -> None:
             assert dependency in services, f"{name} depends on unknown {dependency}"
             if rule["condition"] == "service_healthy":
                 assert "healthcheck" in services[dependency]
-            # A dependency in a profile may be absent: it must not be required.
-            if services[dependency].get("profiles"):
+            # A dependency in a profile may be absent: it must not be required, unless the dependent runs
+            # only in that profile too.
+            profiles = set(services[dependency].get("profiles", []))
+            if profiles and not set(service.get("profiles", [])) <= profiles:
                 assert rule.get("required") is False, f"{name} requires profiled {dependency}"
     # The health check probes the port the command listens on.
     for name, command in DRIFTWISE_SERVICES.items():
@@ -171,3 +175,77 @@ def test_tokens_are_secrets_one_per_role_read_by_settings(
     assert settings.drift.approvals_token.get_secret_value() == "approvals-token-value"
     assert settings.specialists["compliance"].token.get_secret_value() == "compliance-token-value"
     assert settings.mcp.grafana.token.get_secret_value() == "mcp-grafana-token-value"
+
+
+# --- profile `replicas`: two drift agents on one PostgreSQL -------------------------------------------
+
+
+def test_replicas_profile_runs_two_drift_agents_on_postgres(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    postgres, replica, single = services["postgres"], services["drift-agent-replica"], services["drift-agent"]
+    assert postgres["profiles"] == replica["profiles"] == ["replicas"]
+    assert re.fullmatch(r"postgres:\d+\.\d+-bookworm", postgres["image"]), "pin the official image by version"
+    assert replica["deploy"]["replicas"] == 2
+    assert replica["command"] == single["command"] == DRIFTWISE_SERVICES["drift-agent"]
+    assert replica["image"] == single["image"]
+    assert replica["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    assert {k: v for k, v in replica["depends_on"].items() if k != "postgres"} == single["depends_on"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    # ready only while the state database answers
+    assert replica["healthcheck"] == single["healthcheck"]
+    assert "/readyz" in " ".join(single["healthcheck"]["test"])
+    # nothing of the state is local: the state folder is a tmpfs, only the keys come from the volume
+    assert "/var/lib/driftwise" in replica["tmpfs"]
+    (keys,) = replica["volumes"]
+    assert keys == {"type": "volume", "source": "driftwise-state", "target": "/var/lib/driftwise/keys",
+                    "read_only": True, "volume": {"subpath": "keys"}}
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    # one host port per replica
+    (published,) = replica["ports"]
+    first, last = (int(p) for p in published.split(":")[1].split("-"))
+    assert last - first + 1 == replica["deploy"]["replicas"]
+    assert published.startswith("127.0.0.1:")
+
+
+def test_replicas_read_the_dsn_of_the_postgres_service(
+        compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    services = compose["services"]
+    postgres, replica = services["postgres"], services["drift-agent-replica"]
+    single_secrets = {m["target"]: m["source"] for m in services["drift-agent"]["secrets"]}
+    mounted = {m["target"]: m["source"] for m in replica["secrets"]}
+    assert mounted == {**single_secrets, "DRIFTWISE_STATE__DSN": "state-dsn"}
+    assert "DRIFTWISE_STATE__DSN" not in single_secrets  # the SQLite one stays on SQLite
+    assert postgres["secrets"] == ["postgres-password"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
+    # what a replica sees: the DSN generate.sh writes (tests/deploy/test_kubernetes.py runs it) as a secret file
+    secrets = tmp_path / "run-secrets"
+    secrets.mkdir()
+    for target, source in mounted.items():
+        (secrets / target).write_text(f"{source}-value\n")
+    user, database = postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]
+    (secrets / "DRIFTWISE_STATE__DSN").write_text(f"postgresql://{user}:pw@postgres:5432/{database}\n")
+    for key in list(os.environ):
+        if key.startswith("DRIFTWISE_"):
+            monkeypatch.delenv(key)
+    for key, value in replica["environment"].items():
+        monkeypatch.setenv(key, interpolate(str(value)))
+    settings = load_settings(secrets_dir=secrets)
+    assert settings.state.dsn is not None
+    assert settings.state.dsn.get_secret_value() == f"postgresql://{user}:pw@postgres:5432/{database}"
+    assert settings.drift.approvals_token.get_secret_value() == "approvals-token-value"
+    env = {k: v for k, v in replica["environment"].items() if k != "DRIFTWISE_DRIFT__AUDIT_LOG_URL"}
+    assert env == services["drift-agent"]["environment"]
+
+
+def test_compose_prometheus_scrapes_every_drift_agent(compose: dict[str, Any]) -> None:
+    config = ROOT / "deploy" / "compose" / "prometheus.yml"
+    proc = subprocess.run([require_binary("promtool"), "check", "config", str(config)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = yaml.safe_load(config.read_text())["scrape_configs"]
+    (job,) = [j for j in jobs if j["job_name"] == "driftwise-drift-agent"]
+    (discovery,) = job["dns_sd_configs"]
+    drift_agents = {name for name, service in compose["services"].items()
+                    if service.get("command") == DRIFTWISE_SERVICES["drift-agent"]}
+    assert set(discovery["names"]) == drift_agents == {"drift-agent", "drift-agent-replica"}
+    assert discovery["port"] == 8600

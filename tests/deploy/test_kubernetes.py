@@ -441,6 +441,9 @@ def test_generate_script_makes_valid_secrets(tmp_path: Path) -> None:
     for entry in compose["secrets"].values():
         drawn = tmp_path / "out" / "compose" / Path(entry["file"]).name
         assert drawn.read_text().strip(), drawn
+    password = (tmp_path / "out" / "compose" / "postgres-password").read_text().strip()
+    dsn = (tmp_path / "out" / "compose" / "state-dsn").read_text().strip()
+    assert dsn == f"postgresql://driftwise:{password}@postgres:5432/driftwise"  # compose's postgres service
     webhook = (tmp_path / "out" / "webhook-token").read_text()
     assert (tmp_path / "out" / "compose" / "webhook-token").read_text() == webhook
     peers = next(d for d in docs if d["metadata"]["name"] == "driftwise-drift-peers")
