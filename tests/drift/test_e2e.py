@@ -110,7 +110,7 @@ def system(sandbox: SandboxProc, tmp_path_factory: pytest.TempPathFactory) -> It
             started.append((fake, f"http://127.0.0.1:{port}/healthz"))
         drifts = {
             name: DriftProc(start("agent", "drift", "--port", str(port), "--config", str(files[name]),
-                                  name=f"drift-{name}", ready=f"http://127.0.0.1:{port}/healthz"),
+                                  name=f"drift-{name}", ready=f"http://127.0.0.1:{port}/readyz"),
                             port, root / name)
             for name, port in drift_ports.items()
         }
