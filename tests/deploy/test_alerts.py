@@ -215,3 +215,9 @@ async def test_metrics_report_the_oldest_pending_approval(tmp_path: Path) -> Non
 
 def scraped_value(samples: dict[str, float]) -> tuple[float, float]:
     return samples["driftwise_pending_approvals"], samples["driftwise_oldest_pending_approval_age_seconds"]
+
+
+def test_readme_names_every_alert(monitoring: list[dict[str, Any]]) -> None:
+    readme = (DEPLOY.parent / "README.md").read_text()
+    section = readme[readme.index("## Deploy on Kubernetes"):readme.index("## Run with compose")]
+    assert [r["alert"] for r in _rules(monitoring) if r["alert"] not in section] == []
