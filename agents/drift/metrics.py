@@ -56,7 +56,7 @@ class DriftMetrics:
         # Replicas (issue 17). The alerts in deploy/monitoring/ read them; keep the names.
         self.audit_sink_failures = Counter(
             "driftwise_audit_checkpoint_sink_failures",
-            "Signed audit checkpoints the checkpoint sink (audit.log_url) did not take", registry=self.registry,
+            "Signed audit checkpoints the checkpoint sink (drift.audit_log_url) did not take", registry=self.registry,
         )
         self.leases_held = Gauge(
             "driftwise_leases_held", "Decision leases this replica holds now", registry=self.registry,
