@@ -291,6 +291,11 @@ class DriftAgentSettings(_Section):
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="tick of deferred syncs and allowance expiries on Driftwise's clock"
     )
+    approval_timeout_h: float = Field(
+        default=24.0, gt=0, le=24 * 90,
+        description="how long a decision may wait for a human (a reminder at half-time when notify.webhook_url is "
+                    "set); then it ends `expired`, nothing done, and a drift that persists is decided anew",
+    )
     reread_interval_s: float = Field(
         default=60.0, gt=0, description="re-read governed apps that stay OutOfSync this often"
     )
@@ -360,6 +365,41 @@ class LlmSettings(_Section):
         "(whole manifests too; for large-context models and the scripted endpoint's rules-like script)"))
 
 
+class NotifySettings(_Section):
+    """A message where people are when a decision needs a human: a Slack-compatible incoming webhook."""
+
+    webhook_url: SecretStr | None = Field(
+        default=None, description="incoming-webhook URL (Slack, or anything that takes its JSON: text + blocks); "
+                                  "a secret, never logged; null = no messages")
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="one POST's bound")
+    max_attempts: int = Field(default=5, ge=1, le=20, description="POSTs of one message before it is given up")
+    backoff_s: float = Field(default=0.5, gt=0, le=60, description="wait before the first retry, doubled each time")
+    deadline_s: float = Field(
+        default=30.0, gt=0, le=600,
+        description="the bound of one message's delivery, retries included; then it is given up, logged, counted")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("notify.webhook_url must be an http(s) URL (https://hooks.slack.com/services/...), "
+                             "or null for no messages")
+        return value
+
+
+class ConsoleSettings(_Section):
+    public_url: str | None = Field(
+        default=None, description="the drift agent's URL as people reach it (through the proxy), for links to the "
+                                  "console: https://driftwise.example.com; null = http://HOST:drift.port")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("console.public_url must be an http(s) URL (https://driftwise.example.com), or null")
+        return value
+
+
 class TelemetrySettings(_Section):
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP collector URL; null = no export")
     service_namespace: str = Field(default="driftwise", description="service.namespace of every process's spans")
@@ -391,6 +431,8 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     llm: LlmSettings = LlmSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    notify: NotifySettings = NotifySettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("specialists", mode="before")
     @classmethod

@@ -435,13 +435,16 @@ class DecisionState(StrEnum):
     """A changed drift (or revision) of the same application replaced it before it ended; `superseded_by`."""
     UNKNOWN_APPLICATION = "unknown_application"
     """The Argo CD API does not know the application the notification names: nothing to decide or approve."""
+    EXPIRED = "expired"
+    """Nobody answered within drift.approval_timeout_h: nothing was done (`expired_at`); a drift that persists
+    is decided again as a new event."""
 
     @property
     def final(self) -> bool:
         """Final for evaluation: decided, even if a human still has to act on it. Not the same as closed:
         agents.drift.open_rule says when a decision is still open to join or supersede."""
         return self in (DecisionState.AWAITING_APPROVAL, DecisionState.DONE, DecisionState.FAILED,
-                        DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION)
+                        DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION, DecisionState.EXPIRED)
 
 
 class Approval(Versioned):
@@ -556,6 +559,8 @@ class Decision(Versioned):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
     superseded_by: str | None = Field(default=None, description="the event id of the decision that replaced it")
+    expired_at: AwareDatetime | None = Field(default=None, description="when its wait for a human ended unanswered "
+                                                                       "(Driftwise's clock)")
     updated_at: AwareDatetime
     outcome: Outcome | None = Field(default=None, description="what became of the drift (served from the outcome "
                                                              "store; null while it is still being followed)")

@@ -284,9 +284,12 @@ async def serve(config: DriftConfig) -> None:
     """Run the drift agent until stopped."""
     # Heavy, other-owned parts are imported here so that the app module stays importable on its own.
     from agents.drift.admission import Admission
+    from agents.drift.approval_wait import ApprovalWait
     from agents.drift.argocd_client import ArgoCDClient, shared_client
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
+    from agents.drift.notify import Notifier, WebhookSender
+    from agents.drift.notify_message import console_link
     from agents.drift.outcome_tracker import OutcomeTracker, with_outcomes
     from agents.drift.readiness import probe_for
     from agents.drift.report import PromotionRule, build_report
@@ -319,7 +322,10 @@ async def serve(config: DriftConfig) -> None:
         stack.push_async_callback(deps.reasoner.aclose)
         await audit.anchor_with(anchor_for(config, deps.signer, http))
         graph = compile_graph(deps, saver)
-        runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics)
+        approval_wait = ApprovalWait(store, acting, audit, timedelta(hours=config.approval_timeout_h),
+                                     notify=config.notify is not None, metrics=metrics)
+        runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics,
+                                on_waiting=approval_wait.waiting)
         stack.push_async_callback(runner.close)
         applier = deps.applier
         assert applier is not None
@@ -373,11 +379,13 @@ async def serve(config: DriftConfig) -> None:
         if resumed:
             log.info("resumed %d undecided event(s)", resumed)
 
-        async def run_due() -> None:
-            for job, action in await applier.run_due(await deps.clock.now()):
-                await runner.record_job(job, action)
-
         rereader = Rereader(store, argocd, admission.submit, metrics)
+
+        async def run_due() -> None:
+            now = await deps.clock.now()
+            for job, action in await applier.run_due(now):
+                await runner.record_job(job, action)
+            await approval_wait.run_due(now, rereader.reread)
 
         tracker = OutcomeTracker(store, outcome_store, audit, argocd, deps.clock.now,
                                  horizon=timedelta(hours=config.outcome_horizon_h),
@@ -395,6 +403,16 @@ async def serve(config: DriftConfig) -> None:
         loops = [asyncio.create_task(_every(config.scheduler_interval_s, "scheduler", run_due), name="scheduler"),
                  asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread"),
                  asyncio.create_task(_every(config.state.retention_interval_s, "retention", prune), name="retention")]
+        if config.notify is not None:
+            notifier = Notifier(WebhookSender(config.notify), store, acting,
+                                lambda event_id: console_link(config.console_url or base_url, event_id), metrics)
+            stack.push_async_callback(notifier.aclose)
+
+            async def notify() -> None:
+                await notifier.tick(await deps.clock.now())
+
+            # its own loop: a slow or failing receiver never holds up the scheduler's syncs and expiries
+            loops.append(asyncio.create_task(_every(config.scheduler_interval_s, "notify", notify), name="notify"))
         for task in loops:
             stack.callback(task.cancel)
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",

@@ -40,6 +40,16 @@ class AuditAnchorConfig(_Config):
     timeout_s: float = Field(default=2.0, gt=0)
 
 
+class NotifyConfig(_Config):
+    """Where messages for humans go (agents/drift/notify.py): a Slack-compatible incoming webhook."""
+
+    webhook_url: SecretStr
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_s: float = Field(default=0.5, gt=0)
+    deadline_s: float = Field(default=30.0, gt=0)
+
+
 class McpServerRef(_Config):
     """An MCP server by URL (streamable HTTP), or run as a stdio child (`command`)."""
 
@@ -132,6 +142,9 @@ class DriftConfig(_Config):
     promotion_min_agreement: float = Field(default=0.95, ge=0, le=1)
     promotion_quiet_days: float = Field(default=14.0, ge=0)
     scheduler_interval_s: float = Field(default=0.5, gt=0, description="tick of deferred syncs and expiries")
+    approval_timeout_h: float = Field(default=24.0, gt=0, description="longest wait for a human, then `expired`")
+    notify: NotifyConfig | None = Field(default=None, description="messages for humans; None = none")
+    console_url: str | None = Field(default=None, description="base URL of links to the console; None = base_url")
     sandbox_clock_url: str | None = None
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint; null = no export")
     service_namespace: str = "driftwise"

@@ -42,7 +42,8 @@ class DriftMetrics:
 
         self.rereads = Counter(
             "driftwise_rereads",
-            "Re-reads of governed applications still OutOfSync, by outcome (changed = decided as a new event)",
+            "Re-reads of governed applications still OutOfSync, by outcome (changed, expired = decided as a new "
+            "event)",
             ["outcome"], registry=self.registry,
         )
 
@@ -60,6 +61,16 @@ class DriftMetrics:
         )
         self.leases_held = Gauge(
             "driftwise_leases_held", "Decision leases this replica holds now", registry=self.registry,
+        )
+        self.notifications = Counter(
+            "driftwise_notifications",
+            "Messages to notify.webhook_url, by message (approval_needed, reminder) and outcome (sent, failed, "
+            "refused, skipped)", ["message", "outcome"], registry=self.registry,
+        )
+        self.approvals_expired = Counter(
+            "driftwise_approvals_expired",
+            "Decisions whose wait for a human ended unanswered (drift.approval_timeout_h)",
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

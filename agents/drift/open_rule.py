@@ -19,6 +19,7 @@ observed decision, compared on the revision and the digest of the drifted paths 
 | in flight                      | waits for it, then ...  | waits for it, then ...             |
 | open                           | joins it                | supersedes it, decided anew        |
 | closed (terminal)              | joins it                | decided anew                       |
+| expired (nobody answered)      | decided anew            | decided anew                       |
 
 Intake joins a notification to the open decision of the same application and revision at once,
 without reading Argo CD; everything else is settled after reading the drift (agents.drift.admission).
@@ -109,8 +110,8 @@ class Outcome:
 def rule(revision: str, digest: str, latest: Decision | None) -> Outcome:
     """What a newly observed drift (its revision and changes digest) does, given the application's latest
     observed decision, which is not in flight (the caller waited for that)."""
-    if latest is None or latest.report is None:
-        return Outcome(Ruling.DECIDE)
+    if latest is None or latest.report is None or latest.state == DecisionState.EXPIRED:
+        return Outcome(Ruling.DECIDE)  # an expired decision decided nothing: the drift is decided anew
     if latest.report.revision == revision and changes_digest(latest.report) == digest:
         return Outcome(Ruling.JOIN, latest)
     if is_open(latest):

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -46,6 +47,11 @@ class AuditLike(Protocol):
 class JobLike(Protocol):
     event_id: str
     kind: str
+
+
+OnWaiting = Callable[[Decision, datetime], Awaitable[None]]
+"""Called with a decision about to be saved waiting for a human, and when on Driftwise's clock
+(agents.drift.approval_wait.ApprovalWait.waiting: the bound on the wait and its messages)."""
 
 
 class Failure(BaseModel):
@@ -83,8 +89,9 @@ def decision_state(state: DriftState, verdict: Verdict, interrupted: bool) -> De
 
 class Recorder:
     def __init__(self, config: DriftConfig, store: EventStore, audit: AuditLike, signer: Signer, clock: Clock,
-                 metrics: DriftMetrics) -> None:
+                 metrics: DriftMetrics, on_waiting: OnWaiting | None = None) -> None:
         self._cfg = config
+        self._on_waiting = on_waiting
         self._store = store
         self._audit = audit
         self._signer = signer
@@ -188,6 +195,8 @@ class Recorder:
             await self._audit_apply(event.event_id, "request", mode, state, state.applied[requested:])
         if acted and len(state.applied) > requested:
             await self._audit_apply(event.event_id, "graph", mode, state, state.applied[requested:])
+        if status == DecisionState.AWAITING_APPROVAL and self._on_waiting is not None:
+            await self._on_waiting(final, await self.now())  # its bound and messages are durable before it waits
         await self._store.save(final)
         if first:
             self._metrics.decisions.labels(action=signed.verdict.action.value, mode=mode).inc()
@@ -198,6 +207,17 @@ class Recorder:
         log.info("decision %s %s: %s (%s%s) in %.0f ms", event.event_id, event.idempotency_key,
                  signed.verdict.action.value, final.state.value, f", {mode}" if acted else "", elapsed_ms)
         return final
+
+    async def approval(self, decision: Decision) -> None:
+        """The human's answer a decision carries (taken by the runner's resume), audited once: appended as
+        its thread resumes, so that a crash between taking the answer and acting on it loses no record."""
+        if decision.approval is None or decision.verdict is None:
+            return
+        verdict = decision.verdict.verdict
+        await self.append(decision.event.event_id, "approval", {
+            "approval": decision.approval.model_dump(mode="json"), "proposed": verdict.action.value,
+            "allowed_actions": [a.value for a in verdict.allowed_actions], "verdict_jws": decision.verdict.jws,
+        }, once="answer")
 
     async def _audited(self, event_id: str, step: str) -> int:
         """How many actions the `apply` record of this step lists (0 when there is none yet)."""

@@ -2,7 +2,8 @@
 
 Invariants (DESIGN "The record is the truth"), each held by a test in tests/drift/ or tests/acting/:
 - Every event answered 202 reaches exactly one terminal state (done, failed — and those the intake
-  adds: superseded, unknown application; a human's rejection ends `done` with nothing applied).
+  adds: superseded, unknown application; a human's rejection ends `done` with nothing applied; a wait
+  nobody answered ends `expired`).
   `awaiting_approval` is not terminal: the thread waits, durably, for the human; `applying` is not
   either: an action is in flight.
 - Every write Driftwise makes to Argo CD (sync, dry-run sync, Application patch) is recorded by
@@ -26,7 +27,9 @@ guardrail with its checkpoint written. Acting (request_approval, approve, apply)
 so nothing after the guardrail is lost and a resumed thread never decides again.
 
 States: received -> deciding -> awaiting_approval (thread interrupted) | applying -> done | failed;
-an approval moves awaiting_approval -> applying -> done | failed.
+an approval moves awaiting_approval -> applying -> done | failed; nobody answering within
+drift.approval_timeout_h moves it awaiting_approval -> expired (agents.drift.approval_wait), through the
+same conditional write (EventStore.transition) as the approval, so exactly one of the two happens.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig, Mode
 from agents.drift.errors import DriftAgentError, StoreError
 from agents.drift.metrics import DriftMetrics
-from agents.drift.recording import AuditLike, Failure, JobLike, Recorder
+from agents.drift.recording import AuditLike, Failure, JobLike, OnWaiting, Recorder
 from agents.drift.steps import ApplyFailure, DriftState, Guard, Update
 from agents.drift.store import EventStore
 from protocol.models import AppliedAction, Approval, Decision, DecisionState, DriftEvent, DriftReport, SignedVerdict
@@ -87,6 +90,16 @@ class VerdictPut(Update):
     mode: Mode
 
 
+def not_awaiting(decision: Decision) -> str:
+    """Why a decision cannot be answered any more, naming what it is now."""
+    event_id = decision.event.event_id
+    if decision.state == DecisionState.EXPIRED:
+        at = decision.expired_at.isoformat() if decision.expired_at else "its bound"
+        return (f"decision {event_id} is expired: nobody answered it by {at} (drift.approval_timeout_h), so nothing "
+                "was done; a drift that persists is decided again as a new event: answer that one")
+    return f"decision {event_id} is {decision.state.value}, not awaiting_approval"
+
+
 def _interrupted(snapshot: Any) -> bool:
     return bool(snapshot.next) and any(getattr(t, "interrupts", ()) for t in snapshot.tasks)
 
@@ -113,12 +126,13 @@ class DecisionRunner:
         signer: Signer,
         clock: Clock,
         metrics: DriftMetrics,
+        on_waiting: OnWaiting | None = None,
     ) -> None:
         self._cfg = config
         self._graph = graph
         self._store = store
         self._metrics = metrics
-        self._recorder = Recorder(config, store, audit, signer, clock, metrics)
+        self._recorder = Recorder(config, store, audit, signer, clock, metrics, on_waiting)
         self._sem = asyncio.Semaphore(config.max_concurrent_decisions)
         self._tasks: dict[str, asyncio.Task[Decision]] = {}
         self._done: dict[str, asyncio.Event] = {}
@@ -171,7 +185,7 @@ class DecisionRunner:
             if decision is None:
                 raise ApprovalConflict(f"no decision for event {event_id}", status=404)
             if decision.state != DecisionState.AWAITING_APPROVAL or decision.verdict is None:
-                raise ApprovalConflict(f"decision {event_id} is {decision.state.value}, not awaiting_approval")
+                raise ApprovalConflict(not_awaiting(decision))
             verdict = decision.verdict.verdict
             allowed = [a.value for a in verdict.allowed_actions]
             if approval.decision == "approve":
@@ -182,14 +196,14 @@ class DecisionRunner:
                 approval = approval.model_copy(update={"action": chosen})
             if approval.at is None:
                 approval = approval.model_copy(update={"at": await self._recorder.now()})
-            await self._recorder.append(event_id, "approval", {
-                "approval": approval.model_dump(mode="json"), "proposed": verdict.action.value,
-                "allowed_actions": allowed, "verdict_jws": decision.verdict.jws,
-            })
-            decision = decision.model_copy(update={"approval": approval, "state": DecisionState.APPLYING,
-                                                   "updated_at": datetime.now(UTC)})
-            await self._store.save(decision)
-            await self.submit(decision)
+            taken = await self._store.transition(decision.model_copy(update={
+                "approval": approval, "state": DecisionState.APPLYING, "updated_at": datetime.now(UTC)}),
+                DecisionState.AWAITING_APPROVAL)  # the one check the expiry of the wait passes through too
+            if taken is None:
+                moved = await self._store.get(event_id)
+                raise ApprovalConflict(not_awaiting(moved or decision))
+            decision = taken
+            await self.submit(decision)  # its thread audits the answer (Recorder.approval) as it resumes
             final = await self.wait(event_id, timeout_s)
             return final or decision
 
@@ -234,6 +248,8 @@ class DecisionRunner:
         config = {"configurable": {"thread_id": event.event_id}}
         started = time.perf_counter()
         resuming = decision.approval is not None
+        if resuming:
+            await self._recorder.approval(decision)
         deadline = asyncio.get_running_loop().time() + self._cfg.decision_deadline_s
         decision = decision.model_copy(update={
             "state": DecisionState.APPLYING if resuming else DecisionState.DECIDING, "updated_at": datetime.now(UTC)})
@@ -400,4 +416,4 @@ class DecisionRunner:
         return DriftState.model_validate((await self._graph.aget_state(config)).values)
 
 
-__all__ = ["ApprovalConflict", "DecisionRunner", "ThreadUnsettled"]
+__all__ = ["ApprovalConflict", "DecisionRunner", "ThreadUnsettled", "not_awaiting"]

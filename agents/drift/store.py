@@ -29,7 +29,8 @@ from agents.drift.open_rule import UNDECIDED, is_open
 from protocol.models import Action, Decision, DecisionState, DriftEvent, ProjectName
 
 _INTENT_STATE = {DecisionState.DONE: "done", DecisionState.SUPERSEDED: "done",
-                 DecisionState.UNKNOWN_APPLICATION: "done", DecisionState.FAILED: "failed"}
+                 DecisionState.UNKNOWN_APPLICATION: "done", DecisionState.EXPIRED: "done",
+                 DecisionState.FAILED: "failed"}
 """The intent row's state once a decision ends; any other state (applying, awaiting a human) is `requested`."""
 
 
@@ -58,7 +59,7 @@ class DecisionPage(BaseModel):
     more: bool = Field(description="a next page exists (its cursor is the last decision's)")
 
 
-_STICKY = frozenset({DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION})
+_STICKY = frozenset({DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION, DecisionState.EXPIRED})
 """Terminal states nothing after them undoes (a scheduler job recorded late keeps the state)."""
 
 
@@ -128,15 +129,22 @@ class EventStore(Store):
         (an approval or a run that moved it meanwhile wins); the superseded decision, or None."""
         ended = old.model_copy(update={"state": DecisionState.SUPERSEDED, "superseded_by": successor,
                                        "updated_at": now})
-        async with self.transaction(lock=old.event.idempotency_key) as tx:
+        return await self.transition(ended, old.state)
+
+    async def transition(self, decision: Decision, expected: DecisionState) -> Decision | None:
+        """Write `decision` (and its intent row) only if its row is still in state `expected`, in one statement:
+        the one check every way out of a state passes through (an approval, the expiry of the wait, a
+        supersede), so that of two racing, exactly one moves the decision; `decision`, or None if it lost."""
+        async with self.transaction(lock=decision.event.idempotency_key) as tx:
             changed = await tx.execute(
-                "UPDATE drift_decisions SET state = ?, open = 0, updated_at = ?, document = ? "
+                "UPDATE drift_decisions SET state = ?, open = ?, updated_at = ?, document = ? "
                 "WHERE event_id = ? AND state = ?",
-                (ended.state.value, now.isoformat(), ended.model_dump_json(), old.event.event_id, old.state.value),
+                (decision.state.value, 1 if is_open(decision) else 0, decision.updated_at.isoformat(),
+                 decision.model_dump_json(), decision.event.event_id, expected.value),
             )
             if changed == 1:
-                await _write_intent(tx, ended)
-        return ended if changed == 1 else None
+                await _write_intent(tx, decision)
+        return decision if changed == 1 else None
 
     async def join(self, event_id: str, into: str, now: datetime) -> bool:
         """The event `event_id` (still `received`) is the decision `into`: its own row goes, a join row stays."""

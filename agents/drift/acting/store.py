@@ -6,7 +6,9 @@ Both live beside the decisions (drift.sqlite, or the PostgreSQL of state.dsn), s
   re-sent — that is what makes applying exactly once across a crash. One row per decision, step
   `verdict` (INTENT_STEP), is the intent itself: the event store writes it in the same transaction as
   the decision's state (agents.drift.store.intent_row), so neither exists without the other.
-- jobs: deferred syncs (due at the next allow window) and allowance expiries (due at `until`).
+- jobs: deferred syncs (due at the next allow window) and allowance expiries (due at `until`), both the
+  applier's (ACTING_JOBS); a decision waiting for a human's messages and the expiry of its wait
+  (agents.drift.notify, agents.drift.approval_wait).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any, Literal
 from agents.drift.database import Store
 from agents.drift.errors import StoreError
 
-JobKind = Literal["deferred_sync", "expire_allowance"]
+JobKind = Literal["deferred_sync", "expire_allowance", "notify_approval", "remind_approval", "expire_approval"]
+ACTING_JOBS: tuple[JobKind, ...] = ("deferred_sync", "expire_allowance")
 
 INTENT_STEP = "verdict"
 """The outbox step of a decision's intent: `requested` from the guardrail's verdict until the decision ends."""
@@ -80,10 +83,12 @@ class ActingStore(Store):
         )
         return added == 1
 
-    async def due(self, now: datetime, limit: int = 50) -> list[Job]:
+    async def due(self, now: datetime, limit: int = 50, kinds: tuple[JobKind, ...] = ACTING_JOBS) -> list[Job]:
+        """Pending jobs of these kinds due by `now`: each kind has one runner (the applier's by default; the
+        notifier's and the approval wait's), so that a slow one never holds up another's."""
         rows = await self.rows(
             "SELECT id, event_id, kind, due_at, payload, attempts FROM jobs WHERE state='pending' "
-            "ORDER BY due_at LIMIT ?", (limit * 4,),
+            f"AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY due_at LIMIT ?", (*kinds, limit * 4),
         )
         # compare as datetimes: ISO strings of different offsets do not sort as times
         jobs = [Job(r[0], r[1], r[2], datetime.fromisoformat(r[3]), json.loads(r[4]), r[5]) for r in rows]

@@ -272,6 +272,9 @@ def _elsewhere(decision: Decision) -> str:
     if decision.state == DecisionState.SUPERSEDED:
         return (f"Nothing was done: this decision was superseded by {decision.superseded_by} (the drift changed); "
                 "answer that one instead.")
+    if decision.state == DecisionState.EXPIRED:
+        return ("Nothing was done: nobody answered this decision in time (drift.approval_timeout_h), so it expired; "
+                "if the drift persists it is decided again as a new event: answer that one.")
     who = (f" by {decision.approval.approver} ({decision.approval.decision}"
            + (f", {decision.approval.action.value}" if decision.approval.action else "") + ")"
            if decision.approval else "")
