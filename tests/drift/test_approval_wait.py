@@ -10,6 +10,7 @@ the deferred-sync tests do; only the reasoner and the guardrail are stand-ins (t
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,8 +27,11 @@ from agents.drift.approval_wait import ApprovalWait
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.audit import AuditLog
 from agents.drift.clock import Clock
+from agents.drift.config import NotifyConfig
 from agents.drift.graph import compile_graph
 from agents.drift.metrics import DriftMetrics
+from agents.drift.notify import Notifier, WebhookSender
+from agents.drift.notify_message import console_link
 from agents.drift.observe import Observer
 from agents.drift.replay import ReplayStore
 from agents.drift.reread import EXPIRED_EVENT, Rereader
@@ -41,6 +45,7 @@ from protocol.models import Approval, ArgoNotification, Decision, DecisionState,
 from protocol.signing import Signer, TrustStore, generate_key
 from tests.support.drift_core import FakeReasoner, PassGuardrail, drift_config
 from tests.support.processes import SCENARIOS
+from tests.support.webhook_receiver import Receiver
 
 BOUND_S = 20.0
 """Bounds every wait of this module."""
@@ -91,7 +96,7 @@ class World:
 
     async def decide(self) -> Decision:
         n = self.notification
-        event = DriftEvent(event_id=f"ev-{len(self.submitted)}-{id(self)}", idempotency_key=DriftEvent.key_for(n),
+        event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(n),
                            received_at=datetime.now(UTC), notification=n)
         decision, _ = await self.store.accept(event, datetime.now(UTC), join=False)
         await self.runner.submit(decision)
@@ -128,7 +133,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         assert r.status_code == 200, r.text
         clock = Clock(http, "http://argocd/sandbox/clock")
         argocd = ArgoCDClient(http, "http://argocd", TOKEN, 5.0)
-        wait = ApprovalWait(store, acting, audit, timedelta(hours=24), notify=False, metrics=metrics)
+        wait = ApprovalWait(store, acting, audit, timedelta(hours=24), notify=True, metrics=metrics)
         deps = GraphDeps(
             config=config, clock=clock, observer=Observer(argocd), tools=None, plan=lambda r, n: [],
             peers=None,  # type: ignore[arg-type]  # no specialist is configured: never asked
@@ -153,8 +158,10 @@ async def test_a_decision_nobody_answers_expires_audited_and_its_persisting_drif
     waiting = await world.decide()
     event_id = waiting.event.event_id
     started = await world.clock.now()
-    [expiry] = [j for j in await world.acting.pending() if j.event_id == event_id]
-    assert (expiry.kind, expiry.due_at) == ("expire_approval", started + timedelta(hours=24))
+    # scheduled as it started waiting, on Driftwise's clock: its message, the half-time reminder, the end
+    assert {j.kind: j.due_at for j in await world.acting.pending() if j.event_id == event_id} == {
+        "notify_approval": started, "remind_approval": started + timedelta(hours=12),
+        "expire_approval": started + timedelta(hours=24)}
 
     await world.advance(DAY_S - 1)
     assert await world.expire_due() == []
@@ -264,3 +271,23 @@ async def test_an_expired_decision_shows_in_the_api_and_the_console(world: World
         csrf = decision_page.text.split('name="csrf_token" value="')[1].split('"')[0]
         answer = await api.post(f"/console/decisions/{event_id}/approve", data={"csrf_token": csrf})
         assert answer.status_code == 409 and "it expired" in answer.text
+
+
+async def test_a_receiver_that_hangs_holds_up_no_decision(world: World) -> None:
+    waiting = await world.decide()
+    async with Receiver(hang=True).serve() as rx:
+        notifier = Notifier(WebhookSender(NotifyConfig(webhook_url=SecretStr(rx.url), timeout_s=60, deadline_s=120)),
+                            world.store, world.acting, lambda e: console_link("http://drift", e), world.metrics)
+        sending = asyncio.create_task(notifier.tick(await world.clock.now()))
+        async with asyncio.timeout(BOUND_S):
+            await rx.arrived.wait()  # the message is at the receiver, which does not answer
+            other = await world.decide()  # a new decision is decided and waits meanwhile
+            answered = await world.runner.resume(waiting.event.event_id, Approval(decision="approve", approver="ana"),
+                                                 BOUND_S)
+            assert answered.state == DecisionState.DONE and not sending.done()
+    async with asyncio.timeout(BOUND_S):  # the receiver's shutdown ends the request it held
+        await sending
+    await notifier.aclose()
+    assert other.state == DecisionState.AWAITING_APPROVAL
+    assert {j.kind for j in await world.acting.pending() if j.event_id == waiting.event.event_id} == {
+        "remind_approval", "expire_approval"}  # the message's job ended; the reminder will find it answered

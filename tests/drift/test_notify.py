@@ -226,3 +226,27 @@ async def test_a_message_given_up_is_counted_and_not_sent_again(parts: Parts) ->
     assert parts.count("approval_needed", "failed") == 1
     [remaining] = [j.kind for j in await parts.jobs.pending() if j.kind != "expire_approval"]
     assert remaining == "remind_approval"
+
+
+class Killed(Exception):
+    """Stands for the process dying (kill -9 is the fault suite's; here, only the order of writes matters)."""
+
+
+class _CrashOnFinish(ActingStore):
+    """The jobs store of a process that dies right after the receiver took the message."""
+
+    async def finish(self, job_id: int, *, ok: bool, error: str | None = None, retry: bool = False) -> None:
+        raise Killed("before the job was marked done")
+
+
+async def test_a_crash_after_sending_sends_the_message_again_at_least_once(parts: Parts) -> None:
+    await parts.put(waiting())
+    async with Receiver().serve() as rx:
+        dying = Notifier(sender(rx.url), parts.store, _CrashOnFinish(parts.store.db), lambda e: LINK, parts.metrics)
+        with pytest.raises(Killed):
+            await dying.tick(T0)
+        await dying.aclose()
+        restarted = parts.notifier(rx.url)
+        assert [x.outcome for x in await restarted.tick(T0) if x] == ["sent"]
+        await restarted.aclose()
+    assert len(rx.bodies) == 2 and rx.bodies[0] == rx.bodies[1]
