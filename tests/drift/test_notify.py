@@ -23,8 +23,12 @@ from agents.drift.notify import Notifier, WebhookSender
 from agents.drift.notify_message import approval_message, console_link
 from agents.drift.sqlite import SqliteDatabase
 from agents.drift.store import EventStore
+from driftwise.cli.drift_agent import drift_config
+from driftwise.settings import ConfigError, load_settings
 from protocol.models import Decision, DecisionState, FieldChange
 from tests.console.decisions import T0, decision
+from tests.deploy.test_tokens import ROLES
+from tests.support.env import clear_driftwise_environment
 from tests.support.webhook_receiver import SECRET_PATH, Receiver, dead_url
 
 CONSOLE = "https://driftwise.example.com"
@@ -250,3 +254,21 @@ async def test_a_crash_after_sending_sends_the_message_again_at_least_once(parts
         assert [x.outcome for x in await restarted.tick(T0) if x] == ["sent"]
         await restarted.aclose()
     assert len(rx.bodies) == 2 and rx.bodies[0] == rx.bodies[1]
+
+
+def test_the_settings_reach_the_drift_agent_and_a_bad_url_is_named(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_driftwise_environment(monkeypatch)
+    base = {"state_dir": tmp_path, "drift": {"webhook_token": "hook", "approvals_token": "ok"}, **ROLES}
+    off = drift_config(load_settings(secrets_dir=tmp_path, **base))
+    assert off.notify is None and off.approval_timeout_h == 24.0 and off.console_url is None
+    on = drift_config(load_settings(secrets_dir=tmp_path, **base, notify={"webhook_url": "https://hooks.example/x"},
+                                    console={"public_url": CONSOLE}))
+    assert on.notify is not None and on.notify.webhook_url.get_secret_value() == "https://hooks.example/x"
+    assert on.console_url == CONSOLE and "hooks.example" not in repr(on)  # a secret: masked in any repr
+    for section, value, name in (("notify", {"webhook_url": "hooks.slack.com/services/x"}, "notify.webhook_url"),
+                                 ("console", {"public_url": "driftwise.example.com"}, "console.public_url")):
+        with pytest.raises(ConfigError, match=rf"setting `{name}`.*must be an http\(s\) URL"):
+            load_settings(secrets_dir=tmp_path, **base, **{section: value})
+    with pytest.raises(ConfigError, match=r"drift\.approval_timeout_h"):
+        load_settings(secrets_dir=tmp_path, **{**base, "drift": {**base["drift"], "approval_timeout_h": 0}})
