@@ -378,6 +378,10 @@ async def serve(config: DriftConfig) -> None:
         resumed = await admission.resume_undecided()
         if resumed:
             log.info("resumed %d undecided event(s)", resumed)
+        adopted = await approval_wait.adopt(await deps.clock.now())
+        if adopted:
+            log.info("%d decision(s) waiting for a human from before drift.approval_timeout_h now expire in %g h",
+                     adopted, config.approval_timeout_h)
 
         rereader = Rereader(store, argocd, admission.submit, metrics)
 

@@ -73,6 +73,15 @@ class ApprovalWait:
             await self._jobs.schedule(event_id, "remind_approval", at + self._timeout / 2, payload)
         await self._jobs.schedule(event_id, "expire_approval", at + self._timeout, payload)
 
+    async def adopt(self, now: datetime) -> int:
+        """At start-up: bound the wait of decisions that began waiting before this bound existed (an upgrade),
+        counted from `now` rather than from their verdict, so that an upgrade does not expire them all at once;
+        how many there were."""
+        found = await self._store.awaiting_without("expire_approval")
+        for decision in found:
+            await self.waiting(decision, now)
+        return len(found)
+
     async def run_due(self, now: datetime, reread: Reread | None) -> list[str]:
         """End every wait that is due; the ids of the decisions that expired."""
         expired: list[str] = []

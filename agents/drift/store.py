@@ -243,6 +243,14 @@ class EventStore(Store):
             (DecisionState.AWAITING_APPROVAL.value, limit))
         return [Decision.model_validate_json(r[0]) for r in rows]
 
+    async def awaiting_without(self, job_kind: str) -> list[Decision]:
+        """Decisions waiting for a human that have no job of this kind (they began waiting before it existed)."""
+        rows = await self.rows(
+            "SELECT d.document FROM drift_decisions d WHERE d.state = ? AND NOT EXISTS "
+            "(SELECT 1 FROM jobs j WHERE j.event_id = d.event_id AND j.kind = ?) ORDER BY d.received_at",
+            (DecisionState.AWAITING_APPROVAL.value, job_kind))
+        return [Decision.model_validate_json(r[0]) for r in rows]
+
     async def count_state(self, state: str) -> int:
         row = await self.row("SELECT count(*) FROM drift_decisions WHERE state = ?", (state,))
         return int(row[0]) if row else 0

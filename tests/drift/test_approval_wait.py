@@ -291,3 +291,17 @@ async def test_a_receiver_that_hangs_holds_up_no_decision(world: World) -> None:
     assert other.state == DecisionState.AWAITING_APPROVAL
     assert {j.kind for j in await world.acting.pending() if j.event_id == waiting.event.event_id} == {
         "remind_approval", "expire_approval"}  # the message's job ended; the reminder will find it answered
+
+
+async def test_decisions_waiting_from_before_the_bound_are_bounded_from_the_start_up(world: World) -> None:
+    waiting = await world.decide()
+    assert await world.wait.adopt(await world.clock.now()) == 0  # the recorder scheduled its jobs already
+    await world.store.save(waiting.model_copy(update={"state": DecisionState.DONE}))
+    older, _ = await world.store.accept(waiting.event.model_copy(update={"event_id": "from-before"}),
+                                        datetime.now(UTC), join=False)
+    await world.store.save(waiting.model_copy(update={"event": older.event}))  # waiting, with no jobs
+    start = await world.advance(3600)
+    assert await world.wait.adopt(start) == 1 and await world.wait.adopt(start) == 0
+    assert {j.kind: j.due_at for j in await world.acting.pending() if j.event_id == "from-before"} == {
+        "notify_approval": start, "remind_approval": start + timedelta(hours=12),
+        "expire_approval": start + timedelta(hours=24)}
