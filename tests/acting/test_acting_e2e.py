@@ -25,6 +25,8 @@ from protocol.models import Action, Decision, DecisionState
 from tests.support.acting_stack import AUTH, Stack, post
 from tests.support.e2e import DriftProc
 from tests.support.processes import ROOT, SCENARIOS, wait_until
+from tests.support.waiting import poll_until
+from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -264,3 +266,45 @@ def test_advisory_approval_resumes_after_a_restart(stack: Stack, agents) -> None
     drift.proc.kill()
 
 
+
+
+async def test_an_approval_nobody_answers_is_messaged_reminded_and_expires(stack: Stack) -> None:
+    """The drift agent as deployed (its own process, its scheduler and notifier loops): the message reaches a
+    Slack-style receiver, the reminder comes at half the wait on the sandbox clock, the decision then ends
+    `expired` with nothing written to Argo CD, and the drift, still there, is decided again and messaged."""
+    scenario = fresh(stack, "enforce")
+    async with Receiver().serve() as rx, httpx.AsyncClient(timeout=5) as http:
+        path, port = stack.config("expiring", "advisory", approval_timeout_h=2.0)
+        doc = yaml.safe_load(path.read_text())
+        doc.update(notify={"webhook_url": rx.url, "backoff_s": 0.05}, console={"public_url": "https://dw.example"})
+        path.write_text(yaml.safe_dump(doc))
+        drift = await asyncio.to_thread(stack.start_drift, "expiring", path, port)
+        try:
+            decision = await asyncio.to_thread(decide, stack, drift, scenario["notification"])
+            assert decision.state == DecisionState.AWAITING_APPROVAL
+            event_id = decision.event.event_id
+            [first] = await rx.received(1, 20)
+            assert f"https://dw.example/console/decisions/{event_id}" in first["text"]
+            assert first["blocks"][-1]["elements"][0]["url"] == f"https://dw.example/console/decisions/{event_id}"
+
+            for _ in range(2):  # half the wait, then the rest of it
+                r = await http.post(f"{stack.sandbox.argocd}/sandbox/clock", json={"advance_s": 3600})
+                assert r.status_code == 200, r.text
+                if len(rx.bodies) == 1:
+                    assert (await rx.received(2, 20))[1]["text"].startswith("Reminder: ")
+
+            expired = await poll_until(lambda: asyncio.to_thread(get, drift, event_id),
+                                       lambda d: d.state == DecisionState.EXPIRED, 20, "the decision expired")
+            assert expired.expired_at is not None and expired.approval is None
+            assert "expiry" in [k for _, k in await asyncio.to_thread(audit_kinds, drift, event_id)]
+            # nothing done: of Argo CD's writes, this decision's are its approval request's annotation alone
+            mine = [w for w in stack.sandbox.writes() if event_id in json.dumps(w)]
+            assert [status_of(w["patch"]) for w in patches(mine)] == [{"state": "awaiting_approval",
+                                                                        "event": event_id}] and len(mine) == 1
+            again = await rx.received(3, 30)  # the drift persists: decided anew, waiting, messaged
+            assert event_id not in again[2]["text"] and again[2]["text"].startswith("Driftwise needs a human")
+            r = await http.post(f"{drift.url}/v1/decisions/{event_id}/approve", json={"approver": "late"},
+                                headers=AUTH)
+            assert r.status_code == 409 and "is expired" in r.json()["error"]
+        finally:
+            await asyncio.to_thread(drift.proc.kill)

@@ -39,6 +39,17 @@ class Receiver:
         self._never = asyncio.Event()
         self.url = ""
 
+    async def received(self, n: int, timeout_s: float) -> list[Any]:
+        """The bodies once there are at least `n`; fails after `timeout_s` naming how many came."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while len(self.bodies) < n:
+                    self.arrived.clear()  # no await between the check and the clear: no arrival is missed
+                    await self.arrived.wait()
+        except TimeoutError:
+            raise AssertionError(f"the receiver got {len(self.bodies)} message(s) in {timeout_s:g}s, not {n}") from None
+        return self.bodies
+
     async def _hook(self, request: Request) -> Response:
         self.bodies.append(json.loads(await request.body()))
         self.content_types.append(request.headers.get("content-type", ""))
