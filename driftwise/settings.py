@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
     JsonValue,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -365,6 +367,14 @@ class LlmSettings(_Section):
         "(whole manifests too; for large-context models and the scripted endpoint's rules-like script)"))
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        TypeAdapter(AnyHttpUrl).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 class NotifySettings(_Section):
     """A message where people are when a decision needs a human: a Slack-compatible incoming webhook."""
 
@@ -381,7 +391,8 @@ class NotifySettings(_Section):
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+        if value is not None and not _is_http_url(value.get_secret_value()):
+            # the message never quotes the value: it is a secret
             raise ValueError("notify.webhook_url must be an http(s) URL (https://hooks.slack.com/services/...), "
                              "or null for no messages")
         return value
@@ -395,7 +406,7 @@ class ConsoleSettings(_Section):
     @field_validator("public_url")
     @classmethod
     def _http_base(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("https://", "http://")):
+        if value is not None and not _is_http_url(value):
             raise ValueError("console.public_url must be an http(s) URL (https://driftwise.example.com), or null")
         return value
 

@@ -267,8 +267,11 @@ def test_the_settings_reach_the_drift_agent_and_a_bad_url_is_named(tmp_path: Pat
     assert on.notify is not None and on.notify.webhook_url.get_secret_value() == "https://hooks.example/x"
     assert on.console_url == CONSOLE and "hooks.example" not in repr(on)  # a secret: masked in any repr
     for section, value, name in (("notify", {"webhook_url": "hooks.slack.com/services/x"}, "notify.webhook_url"),
+                                 ("notify", {"webhook_url": "https://h:99999/s3cr3t"}, "notify.webhook_url"),
                                  ("console", {"public_url": "driftwise.example.com"}, "console.public_url")):
-        with pytest.raises(ConfigError, match=rf"setting `{name}`.*must be an http\(s\) URL"):
+        with pytest.raises(ConfigError, match=rf"setting `{name}`.*must be an http\(s\) URL") as refused:
             load_settings(secrets_dir=tmp_path, **base, **{section: value})
+        assert "s3cr3t" not in str(refused.value)  # the refusal does not quote the secret
     with pytest.raises(ConfigError, match=r"drift\.approval_timeout_h"):
         load_settings(secrets_dir=tmp_path, **{**base, "drift": {**base["drift"], "approval_timeout_h": 0}})
+
