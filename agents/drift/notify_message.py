@@ -24,7 +24,6 @@ from protocol.models import Decision
 HEADER_CHARS = 150
 SECTION_CHARS = 3000
 FIELD_CHARS = 2000
-BUTTON_CHARS = 75
 _VALUE_CHARS = 80
 """A drifted value in the one-line summary is cut to this many characters (the console shows it whole)."""
 

@@ -86,7 +86,8 @@ class Rereader:
                                             "event": EXPIRED_EVENT if expired else REREAD_EVENT})
         event = DriftEvent(event_id=str(uuid.uuid4()), idempotency_key=DriftEvent.key_for(notification),
                            received_at=datetime.now(UTC), notification=notification)
-        # never joined at intake: the drift changed, so admission supersedes the open decision instead
+        # never joined at intake: admission settles it (a changed drift supersedes the open decision; after an
+        # expiry the same drift is decided anew)
         decision, _ = await self._store.accept(event, datetime.now(UTC), join=False)
         self._count("expired" if expired else "changed")
         log.info("drift of %s %s event %s: deciding it as %s", n.app,
