@@ -16,7 +16,8 @@ from agents.drift.database import Store
 from agents.drift.errors import StoreError
 from protocol.models import Decision, DecisionState, Outcome
 
-FOLLOWED = (DecisionState.AWAITING_APPROVAL, DecisionState.DONE, DecisionState.FAILED, DecisionState.SUPERSEDED)
+FOLLOWED = (DecisionState.AWAITING_APPROVAL, DecisionState.DONE, DecisionState.FAILED, DecisionState.SUPERSEDED,
+            DecisionState.EXPIRED)
 """Decided states whose drift is followed until it has an outcome."""
 
 _SYNCED_ITSELF = {

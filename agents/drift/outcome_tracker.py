@@ -23,6 +23,7 @@ from agents.drift.argocd_client import ArgoApplication, ArgoCDClient, ManagedRes
 from agents.drift.audit import AuditLog
 from agents.drift.errors import DriftAgentError, ObserveError
 from agents.drift.metrics import DriftMetrics
+from agents.drift.open_rule import changes_digest
 from agents.drift.outcome_store import OutcomeStore
 from agents.drift.outcomes import Horizon, Seen, by_window, horizon_for, seen
 from agents.drift.store import EventStore
@@ -97,13 +98,17 @@ class OutcomeTracker:
         return self._outcome(decision, found, horizon, revision=current.app.revision if current.app else "")
 
     async def _successor(self, decision: Decision, newest: dict[str, list[Decision]]) -> str | None:
-        """The first later decision of the same application, if any (a changed drift decided anew)."""
+        """The first later decision of the same application, if any (a changed drift decided anew); the same drift
+        decided again (after the wait for a human expired) is not another drift."""
         key = decision.event.idempotency_key
         if key not in newest:
             newest[key] = await self._store.for_application(key, limit=20)
         # only a decision that read a drift: an unknown-application answer is not another drift
+        assert decision.report is not None
+        again = changes_digest(decision.report) if decision.state == DecisionState.EXPIRED else None
         later = [d for d in newest[key] if d.event.received_at > decision.event.received_at
-                 and d.event.event_id != decision.event.event_id and d.report is not None and d.report.drifts]
+                 and d.event.event_id != decision.event.event_id and d.report is not None and d.report.drifts
+                 and changes_digest(d.report) != again]
         return min(later, key=lambda d: d.event.received_at).event.event_id if later else None
 
     async def _read(self, name: str, app_namespace: str) -> Read | None:
