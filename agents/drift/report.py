@@ -12,10 +12,11 @@ import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from agents.drift.answers import per_finding, per_rule, per_specialist, second_opinions, tally
 from protocol.models import Agreement, Decision
-from protocol.report import AgreementCount, AgreementReport, Disagreement, Mode, Readiness
+from protocol.report import AgreementCount, AgreementReport, DayCount, Disagreement, Mode, Readiness
 
 NEXT: dict[str, Mode | None] = {"shadow": "advisory", "advisory": "autonomous", "autonomous": None}
 PENDING = "pending"
@@ -38,15 +39,21 @@ def _project(d: Decision) -> str:
 
 
 def _count(decisions: list[Decision]) -> AgreementCount:
-    kinds = Counter(d.outcome.agreement for d in decisions if d.outcome is not None)
-    agrees = kinds[Agreement.AGREES]
-    unsafe = kinds[Agreement.POSSIBLY_UNSAFE]
-    disagrees = kinds[Agreement.DISAGREES] + unsafe
-    judged = agrees + disagrees
     escalations = sum(1 for d in decisions if d.verdict is not None and d.verdict.verdict.action.value == "escalate")
-    return AgreementCount(decided=len(decisions), judged=judged, agrees=agrees, disagrees=disagrees,
-                          possibly_unsafe=unsafe, escalations=escalations,
-                          ratio=round(agrees / judged, 4) if judged else None)
+    return tally((d.outcome.agreement if d.outcome is not None else None for d in decisions), escalations)
+
+
+def _daily(decisions: list[Decision]) -> list[DayCount]:
+    """Agreement over time: the decisions of each day (UTC) they were decided, every day of the span listed."""
+    by_day: dict[date, list[Decision]] = {}
+    for d in decisions:
+        assert d.verdict is not None
+        by_day.setdefault(d.verdict.verdict.decided_at.astimezone(UTC).date(), []).append(d)
+    first, last = min(by_day), max(by_day)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    counts = {day: _count(by_day.get(day, [])) for day in days}
+    return [DayCount(day=day, decided=c.decided, judged=c.judged, agrees=c.agrees, possibly_unsafe=c.possibly_unsafe,
+                     ratio=c.ratio) for day, c in counts.items()]
 
 
 def _readiness(project: str, decisions: list[Decision], mode: Mode, now: datetime, rule: PromotionRule
@@ -96,7 +103,6 @@ def build_report(decisions: list[Decision], now: datetime, *, since: timedelta |
                               f"(projects with decisions: {', '.join(known) or 'none'}); check --project or --since")
     if not decided:
         raise ReportError("no decision in this period; widen --since (e.g. --since 30d)")
-    by_action: dict[str, list[Decision]] = {}
     by_project: dict[str, list[Decision]] = {}
     decisions_count: dict[str, Counter[str]] = {}
     confusion: dict[str, Counter[str]] = {}
@@ -105,7 +111,6 @@ def build_report(decisions: list[Decision], now: datetime, *, since: timedelta |
     for d in decided:
         assert d.verdict is not None
         action = d.verdict.verdict.action.value
-        by_action.setdefault(action, []).append(d)
         by_project.setdefault(_project(d), []).append(d)
         decisions_count.setdefault(action, Counter())[d.mode] += 1
         outcome = d.outcome.kind.value if d.outcome is not None else PENDING
@@ -121,19 +126,30 @@ def build_report(decisions: list[Decision], now: datetime, *, since: timedelta |
                 after_s=d.outcome.after_s, by=d.outcome.by, reasoning=reasoning)))
     disagreements.sort(key=lambda t: (not t[0], -t[1].timestamp()))
     outcomes = Counter(d.outcome.kind.value if d.outcome is not None else PENDING for d in decided)
-    escalations = sum(len(v) for k, v in by_action.items() if k == "escalate")
+    escalations = sum(1 for d in decided if d.verdict is not None and d.verdict.verdict.action.value == "escalate")
     return AgreementReport(
         since=start, until=now, project=project,
         decisions={a: dict(c) for a, c in sorted(decisions_count.items())},
         outcomes=dict(sorted(outcomes.items())),
-        per_action={a: _count(ds) for a, ds in sorted(by_action.items())},
+        per_action=_per_action(decided),
         per_project={p: _count(ds) for p, ds in sorted(by_project.items())},
         confusion={a: dict(sorted(c.items())) for a, c in sorted(confusion.items())},
         time_to_outcome_p50_s={k: statistics.median(v) for k, v in sorted(after.items())},
         escalation_rate=round(escalations / len(decided), 4),
         disagreements=[t[2] for t in disagreements],
         readiness=[_readiness(p, ds, mode_for(p), now, rule) for p, ds in sorted(by_project.items())],
+        per_project_action={p: _per_action(ds) for p, ds in sorted(by_project.items())},
+        per_rule=per_rule(decided), per_finding=per_finding(decided), per_specialist=per_specialist(decided),
+        second_opinions=second_opinions(decided), daily=_daily(decided),
     )
+
+
+def _per_action(decisions: list[Decision]) -> dict[str, AgreementCount]:
+    groups: dict[str, list[Decision]] = {}
+    for d in decisions:
+        assert d.verdict is not None
+        groups.setdefault(d.verdict.verdict.action.value, []).append(d)
+    return {a: _count(ds) for a, ds in sorted(groups.items())}
 
 
 def parse_since(text: str) -> timedelta:
