@@ -4,100 +4,26 @@ the model's second opinions against the rules', per project and action, and per 
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from agents.drift.answers import judged, rubric_rule
-from agents.drift.report import PromotionRule, build_report
-from protocol.models import (
-    Action,
-    Agreement,
-    Approval,
-    ArgoNotification,
-    Decision,
-    DecisionState,
-    Domain,
-    DriftEvent,
-    Finding,
-    FindingKind,
-    LlmUsage,
-    Outcome,
-    OutcomeKind,
-    Recommendation,
-    Severity,
-    SignedRecommendation,
-    SignedVerdict,
-    SyncWindow,
-    Verdict,
-)
-from protocol.report import AgreementReport
-from tests.support.reread_fakes import drift_report
-
-T0 = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-A, K, G = Action, OutcomeKind, Agreement
-SUNDAY = SyncWindow(kind="allow", schedule="0 2 * * 0", duration="4h", applications=["*"])
-"""Allows syncs from Sunday 2026-11-22 02:00 UTC: the window a defer decided at T0 waits for."""
-
-
-def _finding(kind: FindingKind, rule_id: str) -> Finding:
-    return Finding(rule_id=rule_id, domain=Domain.SECURITY, kind=kind, severity=Severity.HIGH, message=rule_id)
-
-
-def _rec(event_id: str, agent: str, action: Action | None, findings: list[Finding] | None = None
-         ) -> SignedRecommendation:
-    kind = "abstain" if action is None else "recommendation"
-    return SignedRecommendation(jws="x.y.z", recommendation=Recommendation(
-        kind=kind, event_id=event_id, agent=agent, domain=Domain.SECURITY, action=action, confidence=0.9,
-        reasoning=f"{agent} says {action}", findings=findings or [], created_at=T0))
-
-
-def decision(action: Action, outcome: OutcomeKind | None = None, agreement: Agreement = G.AGREES, *,
-             proposed: Action | None = None, findings: list[Finding] | None = None,
-             specialists: dict[str, Action | None] | None = None, llm: tuple[Action | None, Action] | None = None,
-             after: timedelta = 2 * HOUR, day: int = 0, project: str = "prod", chosen: Action | None = None
-             ) -> Decision:
-    n = ArgoNotification(app="api", project=project, revision="abc")
-    event_id = str(uuid.uuid4())
-    event = DriftEvent(event_id=event_id, idempotency_key=DriftEvent.key_for(n), received_at=T0, notification=n)
-    report = drift_report(event_id, 8).model_copy(update={"sync_windows": [SUNDAY], "project": project})
-    decided_at = T0 + timedelta(days=day)
-    verdict = Verdict(event_id=event_id, action=action, requires_approval=action == A.ESCALATE,
-                      allowed_actions=[action], confidence=0.9, threshold=0.8, decided_at=decided_at)
-    d = Decision(event=event, state=DecisionState.DONE, mode="shadow", report=report,
-                 proposal=_rec(event_id, "drift", proposed or action, findings),
-                 recommendations=[_rec(event_id, name, a) for name, a in (specialists or {}).items()],
-                 verdict=SignedVerdict(jws="x.y.z", verdict=verdict), updated_at=decided_at,
-                 approval=Approval(decision="approve", action=chosen, approver="dana") if chosen else None,
-                 llm=LlmUsage(model="qwen", model_action=llm[0], rules_action=llm[1],
-                              failure=None if llm[0] else "timeout") if llm else None)
-    if outcome is None:
-        return d
-    return d.model_copy(update={"outcome": Outcome(
-        event_id=event_id, kind=outcome, action=action, mode="shadow", agreement=agreement, decided_at=decided_at,
-        at=decided_at + after, after_s=after.total_seconds())})
-
-
-def report_of(decisions: list[Decision]) -> AgreementReport:
-    return build_report(decisions, T0 + timedelta(days=5), since=timedelta(days=7), project=None,
-                        mode_for=lambda p: "shadow", rule=PromotionRule())
+from protocol.models import Action, Finding, FindingKind
+from tests.report.decisions import HOUR, A, G, K, decision, finding, report_of
 
 
 @pytest.mark.parametrize(("findings", "proposed", "rule"), [
-    ([_finding(FindingKind.WIDENED, "security.privileged")], A.ENFORCE, "1"),
+    ([finding(FindingKind.WIDENED, "security.privileged")], A.ENFORCE, "1"),
     # a sync window turned rule 1's enforce into an escalation: still rule 1
-    ([_finding(FindingKind.WIDENED, "security.privileged")], A.ESCALATE, "1"),
+    ([finding(FindingKind.WIDENED, "security.privileged")], A.ESCALATE, "1"),
     # first rule first: a widening beside a Secret value is rule 1
-    ([_finding(FindingKind.SECRET_VALUE, "secret.value_changed"), _finding(FindingKind.WIDENED, "x")], A.ENFORCE,
+    ([finding(FindingKind.SECRET_VALUE, "secret.value_changed"), finding(FindingKind.WIDENED, "x")], A.ENFORCE,
      "1"),
-    ([_finding(FindingKind.SECRET_VALUE, "secret.value_changed")], A.ESCALATE, "2"),
-    ([_finding(FindingKind.FREEZE, "compliance.freeze")], A.ESCALATE, "3"),
-    ([_finding(FindingKind.UNCLASSIFIED, "pack.unclassified")], A.ESCALATE, "7"),
-    ([_finding(FindingKind.NOTE, "operational.change")], A.ALLOW, "4"),
-    ([_finding(FindingKind.NOTE, "operational.change")], A.ENFORCE, "5"),
-    ([_finding(FindingKind.STRENGTHENED, "pack.x.control-strengthened")], A.DEFER, "6"),
+    ([finding(FindingKind.SECRET_VALUE, "secret.value_changed")], A.ESCALATE, "2"),
+    ([finding(FindingKind.FREEZE, "compliance.freeze")], A.ESCALATE, "3"),
+    ([finding(FindingKind.UNCLASSIFIED, "pack.unclassified")], A.ESCALATE, "7"),
+    ([finding(FindingKind.NOTE, "operational.change")], A.ALLOW, "4"),
+    ([finding(FindingKind.NOTE, "operational.change")], A.ENFORCE, "5"),
+    ([finding(FindingKind.STRENGTHENED, "pack.x.control-strengthened")], A.DEFER, "6"),
     ([], A.ESCALATE, "7"),
 ])
 def test_the_rubric_rule_is_read_from_the_proposals_typed_findings(findings: list[Finding], proposed: Action,
@@ -121,8 +47,8 @@ def test_an_answer_other_than_the_decided_one_is_judged_by_the_same_table() -> N
 
 
 def test_agreement_per_rule_finding_specialist_and_project_action() -> None:
-    widened = [_finding(FindingKind.WIDENED, "security.privileged")]
-    note = [_finding(FindingKind.NOTE, "operational.change")]
+    widened = [finding(FindingKind.WIDENED, "security.privileged")]
+    note = [finding(FindingKind.NOTE, "operational.change")]
     decisions = [
         decision(A.ENFORCE, K.REVERTED, G.AGREES, findings=widened, specialists={"security": A.ENFORCE,
                                                                                  "compliance": None}),
@@ -130,7 +56,7 @@ def test_agreement_per_rule_finding_specialist_and_project_action() -> None:
         decision(A.ALLOW, K.PERSISTED, G.AGREES, findings=note, specialists={"security": A.ENFORCE},
                  project="shop"),
         decision(A.ALLOW, K.REVERTED, G.POSSIBLY_UNSAFE, findings=note, after=HOUR / 2, project="shop"),
-        decision(A.ESCALATE, K.PERSISTED, G.ESCALATION, findings=[_finding(FindingKind.SECRET_VALUE, "secret.v")],
+        decision(A.ESCALATE, K.PERSISTED, G.ESCALATION, findings=[finding(FindingKind.SECRET_VALUE, "secret.v")],
                  specialists={"security": A.ESCALATE}),
     ]
     r = report_of(decisions)
