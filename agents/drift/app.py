@@ -284,6 +284,7 @@ async def serve(config: DriftConfig) -> None:
     """Run the drift agent until stopped."""
     # Heavy, other-owned parts are imported here so that the app module stays importable on its own.
     from agents.drift.admission import Admission
+    from agents.drift.agreement_gauges import AgreementGauges
     from agents.drift.approval_wait import ApprovalWait
     from agents.drift.argocd_client import ArgoCDClient, shared_client
     from agents.drift.audit_anchor import anchor_for
@@ -395,9 +396,13 @@ async def serve(config: DriftConfig) -> None:
                                  horizon=timedelta(hours=config.outcome_horizon_h),
                                  allow_ttl=timedelta(hours=config.allow_ttl_h), metrics=metrics)
 
+        gauges = AgreementGauges(metrics, outcome_store, deps.clock.now)
+
         async def reread() -> None:
             await rereader.tick(await deps.clock.now())
-            await tracker.tick()  # after the re-read: a changed drift is decided anew, so its old one is superseded
+            # after the re-read: a changed drift is decided anew, so its old one is superseded
+            recorded = await tracker.tick()
+            await gauges.tick(bool(recorded))
 
         retention = Retention(state, timedelta(days=config.state.retention_days))
 

@@ -72,6 +72,17 @@ class DriftMetrics:
             "Decisions whose wait for a human ended unanswered (drift.approval_timeout_h)",
             registry=self.registry,
         )
+        # agents.drift.agreement_gauges sets these from the state (the same numbers as the report's per_project_action)
+        self.agreement_ratio = Gauge(
+            "driftwise_agreement_ratio",
+            "Agreement of the last 7 days' decisions with their outcomes (agrees / judged), by project and decided "
+            "action; projects past the 50 with most judged outcomes are summed as project=\"_other\"",
+            ["project", "action"], registry=self.registry,
+        )
+        self.agreement_judged = Gauge(
+            "driftwise_agreement_judged", "Judged outcomes behind driftwise_agreement_ratio, by project and action",
+            ["project", "action"], registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

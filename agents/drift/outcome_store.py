@@ -72,6 +72,17 @@ class OutcomeStore(Store):
             "ORDER BY d.received_at LIMIT ?", [*states, limit])
         return [Decision.model_validate_json(r[0]) for r in rows]
 
+    async def agreements(self) -> list[tuple[str, str, str, str]]:
+        """(project, decided action, agreement, decided_at ISO) of every outcome kept: the agreement gauges' input,
+        read without the documents."""
+        project = (f"COALESCE({self.db.json_text('d.document', 'report', 'project')}, "
+                   f"{self.db.json_text('d.document', 'event', 'notification', 'project')})")
+        rows = await self.rows(
+            f"SELECT {project}, {self.db.json_text('o.document', 'action')}, o.agreement, "
+            f"{self.db.json_text('o.document', 'decided_at')} FROM drift_outcomes o "
+            "JOIN drift_decisions d ON d.event_id = o.event_id")
+        return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
     async def prune(self) -> int:
         """Retention: the outcomes of decisions no longer kept (agents.drift.retention pruned them); how many."""
         return await self.execute(
