@@ -11,6 +11,7 @@ decision (names, reasoning) stays in the page's escaped HTML, never in an SVG.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,8 @@ def _svg(fig: Figure) -> str:
     with matplotlib.rc_context(_RC):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # inline: without the XML declaration and doctype
+    text = text[text.index("<svg"):]  # inline: without the XML declaration and doctype
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # the RDF block names URLs
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -57,7 +59,7 @@ def over_time(report: AgreementReport) -> str:
 
     days = report.daily
     with matplotlib.rc_context(_RC):
-        fig = _figure(7.0, 2.6)
+        fig = _figure(6.4, 2.6)
         counts = fig.add_subplot()
         x = list(range(len(days)))
         labels = [d.day.strftime("%b %d") for d in days]
@@ -91,12 +93,15 @@ def confusion(report: AgreementReport) -> str:
     with matplotlib.rc_context(_RC):
         fig = _figure(1.2 + 0.85 * len(outcomes), 0.9 + 0.45 * len(actions))
         ax = fig.add_subplot()
-        ax.imshow(grid, cmap="Blues", vmin=0, vmax=peak * 1.25, aspect="auto")
+        # pcolormesh, not imshow: vector cells (imshow embeds a raster image in the SVG)
+        ax.pcolormesh(grid, cmap="Blues", vmin=0, vmax=peak * 1.25, edgecolors="white", linewidth=1)
+        ax.invert_yaxis()
         for i, row in enumerate(grid):
             for j, n in enumerate(row):
-                ax.text(j, i, str(n), ha="center", va="center", color="white" if n > peak * 0.6 else "black")
-        ax.set_xticks(range(len(outcomes)), outcomes)
-        ax.set_yticks(range(len(actions)), actions)
+                ax.text(j + 0.5, i + 0.5, str(n), ha="center", va="center",
+                        color="white" if n > peak * 0.6 else "black")
+        ax.set_xticks([j + 0.5 for j in range(len(outcomes))], outcomes)
+        ax.set_yticks([i + 0.5 for i in range(len(actions))], actions)
         ax.set_xlabel("what became of the drift")
         ax.set_ylabel("decided")
         ax.tick_params(length=0)

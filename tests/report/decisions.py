@@ -77,5 +77,5 @@ def decision(action: Action, outcome: OutcomeKind | None = None, agreement: Agre
 
 
 def report_of(decisions: list[Decision]) -> AgreementReport:
-    return build_report(decisions, T0 + timedelta(days=5), since=timedelta(days=7), project=None,
+    return build_report(decisions, T0 + timedelta(days=7), since=timedelta(days=7), project=None,
                         mode_for=lambda p: "shadow", rule=PromotionRule())

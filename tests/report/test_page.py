@@ -1,0 +1,45 @@
+"""`driftwise report --html`'s page, in process: one self-contained file (no script, nothing fetched), the
+charts as inline SVG carrying only numbers, dates and enum values, every decision's text escaped, and the
+same report giving the same bytes."""
+
+from __future__ import annotations
+
+import re
+
+from agents.drift.report_page import render_page
+from tests.report.week import HOSTILE, week_report
+
+SVG_NS = ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink", "http://purl.org/dc/elements/1.1/",
+          "http://creativecommons.org/ns#", "http://www.w3.org/1999/02/22-rdf-syntax-ns#")
+
+
+def test_the_page_is_self_contained_and_escapes_what_decisions_say() -> None:
+    report = week_report()
+    page = render_page(report)
+    assert page.startswith("<!doctype html>")
+    assert "<script" not in page.lower() and HOSTILE not in page
+    assert "&lt;script&gt;window.__owned = 1&lt;/script&gt;" in page  # the reasoning, shown as text
+    # nothing to fetch: every reference is inside the page, every URL an XML namespace
+    assert all(ref.startswith("#") for ref in re.findall(r'(?:href|src)="([^"]*)"', page)), "an outside reference"
+    assert set(re.findall(r"https?://[^\s\"'<>)&]+", page)) <= set(SVG_NS) | {"https://evil.example/x.png"}
+    assert page.count("https://evil.example/x.png") == page.count("&lt;img src=&#34;https://evil.example/x.png")
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    assert len(svgs) == 3
+    assert all("evil" not in s and "script" not in s for s in svgs)
+    for section in ("readiness", "per-action", "per-rule", "per-project", "per-specialist", "second-opinions",
+                    "confusion", "disagreements"):
+        assert f'<section id="{section}"' in page, section
+    assert render_page(report) == page
+
+
+def test_the_page_shows_the_new_numbers() -> None:
+    report = week_report()
+    page = render_page(report)
+    opinions = report.second_opinions
+    assert opinions is not None and opinions.right_ratio is not None
+    assert f"<strong>{opinions.right_ratio:.0%}</strong>" in page
+    assert "privilege or exposure widened -&gt; enforce" in page
+    assert [d.day.isoformat() for d in report.daily] == [f"2026-11-{20 + i}" for i in range(7)]
+    # the over-time chart draws a label per day
+    chart = re.search(r'<figure id="chart-over-time".*?</figure>', page, flags=re.S)
+    assert chart is not None and all(day.day.strftime("%b %d") in chart.group(0) for day in report.daily)
