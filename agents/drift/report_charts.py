@@ -66,6 +66,7 @@ def over_time(report: AgreementReport) -> str:
         counts.bar(x, [d.judged - d.possibly_unsafe for d in days], color=MUTED, label="judged")
         counts.bar(x, [d.possibly_unsafe for d in days], bottom=[d.judged - d.possibly_unsafe for d in days],
                    color=UNSAFE, label="possibly unsafe")
+        counts.set_xlim(-0.5 - max(0, 3 - len(days)) / 2, len(days) - 0.5 + max(0, 3 - len(days)) / 2)
         counts.set_ylabel("judged decisions")
         counts.set_xticks(x, labels, rotation=0 if len(days) <= 10 else 45)
         ratio = counts.twinx()
@@ -73,7 +74,11 @@ def over_time(report: AgreementReport) -> str:
         points = [(i, d.ratio * 100) for i, d in enumerate(days) if d.ratio is not None]
         if points:
             ratio.plot([p[0] for p in points], [p[1] for p in points], color=AGREE, marker="o", label="agreement")
-        ratio.set_ylim(0, 105)
+            for i, value in points:
+                ratio.annotate(f"{value:.0f}%", (i, value), textcoords="offset points", xytext=(0, 6), ha="center",
+                               fontsize=8, color=AGREE)
+        ratio.set_ylim(0, 112)
+        ratio.set_yticks([0, 20, 40, 60, 80, 100])
         ratio.set_ylabel("agreement %")
         handles = [*counts.get_legend_handles_labels()[0], *ratio.get_legend_handles_labels()[0]]
         fig.legend(handles=handles, loc="outside lower center", frameon=False, ncols=3, fontsize=8)

@@ -13,8 +13,11 @@ and the agreement the README's table gives it; each one is in the audit chain on
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,9 +32,10 @@ from agents.drift.audit import AuditLog, AuditVerification
 from protocol.models import Action, Agreement, AuditRecord, Decision, DecisionList, OutcomeKind
 from protocol.report import AgreementReport
 from tests.support.acting_stack import AUTH, Stack, post
+from tests.support.binaries import IN_CI
 from tests.support.cli import driftwise_cmd
 from tests.support.e2e import DriftProc
-from tests.support.processes import SCENARIOS, wait_until
+from tests.support.processes import ROOT, SCENARIOS, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -328,6 +332,9 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
     last = cli.stdout.strip().splitlines()[-1]
     assert last.startswith("project prod: stay in shadow; before advisory: "), cli.stdout
     print(cli.stdout)
+    began = time.monotonic()
+    _check_new_numbers(stack, drift, apps)
+    print(f"issue 19's numbers, the state read and the page in {time.monotonic() - began:.1f} s")
     unknown = driftwise_cmd("report", "--project", "nope", "--url", drift.url,
                             "--config", str(stack.root / "week.yaml"), timeout=60)
     assert unknown.returncode != 0 and "no decision of project 'nope'" in unknown.stderr + unknown.stdout
@@ -346,3 +353,103 @@ def test_a_shadow_week_records_what_people_did_to_every_drift(stack: Stack, drif
     advisory = {a.name for a in apps if a.decision is not None and a.decision.mode == "advisory"}
     writes = stack.sandbox.writes()
     assert all(w["method"] == "PATCH" and w["application"] in advisory for w in writes), writes
+
+
+RULE_OF = {"v01-payments-emergency-scale-up": "4", "v06-hpa-owned-replicas": "4",
+           "v02-configmap-environment-tuning": "6", "v03-privileged-container": "1",
+           "v07-unexplained-scale-down": "5", "v08-secret-value-changed": "2", "v10-pci-change-freeze": "3"}
+"""The rubric rule that decides each scenario (shared/scenarios/README.md), read from the scenario, not the code."""
+REPORT_DIR = ROOT / "build" / "report"
+
+
+def _report(drift: DriftProc) -> AgreementReport:
+    r = httpx.get(f"{drift.url}/v1/report", params={"since": "7d"}, headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    return AgreementReport.model_validate(r.json())
+
+
+def _week(drift: DriftProc) -> list[Decision]:
+    listed = httpx.get(f"{drift.url}/v1/decisions", headers=AUTH, timeout=30)
+    assert listed.status_code == 200, listed.text
+    return [d for d in DecisionList.model_validate(listed.json()).decisions if d.verdict is not None]
+
+
+def _gauges(drift: DriftProc) -> dict[tuple[str, str], float]:
+    text = httpx.get(f"{drift.url}/metrics", timeout=10).text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "driftwise_agreement_ratio")
+    return {(s.labels["project"], s.labels["action"]): s.value for s in family.samples}
+
+
+def _check_new_numbers(stack: Stack, drift: DriftProc, apps: list[App]) -> None:
+    """Issue 19's remainder on the week's state: per rubric rule, per specialist, per project and action (and its
+    gauges), per day; the same report read from the state file beside the running agent; its HTML page."""
+    # the report, the decisions and the gauges of one moment (an outcome still arriving moves all three)
+    got: dict[str, Any] = {}
+
+    def steady() -> bool:
+        got["report"], got["week"], got["gauges"] = _report(drift), _week(drift), _gauges(drift)
+        expected = {(p, a): c.ratio for p, acts in got["report"].per_project_action.items()
+                    for a, c in acts.items() if c.judged}
+        return got["gauges"] == expected and _report(drift) == got["report"]
+
+    wait_until(steady, WAIT_S, "the agreement gauges to equal the report's per project and action", drift.proc)
+    report, week = got["report"], got["week"]
+    by_name = {a.name: a for a in apps}
+
+    def rule(d: Decision) -> str | None:
+        """The label's rule, for a decision decided as labelled (a re-decided drift is its application's)."""
+        app = by_name[d.event.notification.app]
+        assert d.verdict is not None
+        return RULE_OF[app.scenario] if d.verdict.verdict.action == app.expected else None
+
+    labelled = [d for d in week if rule(d) is not None]
+    assert sum(c.decided for c in report.per_rule.values()) == len(week), "every decision under one rule"
+    if len(labelled) == len(week):  # a loaded runner may escalate on a deadline: then its rule is not the label's
+        for number in sorted({rule(d) for d in week}, key=str):
+            mine = [d.outcome.agreement for d in week if rule(d) == number and d.outcome is not None]
+            count = report.per_rule[str(number)]
+            assert count.decided == sum(rule(d) == number for d in week), number
+            assert count.agrees == mine.count(G.AGREES), number
+            assert count.possibly_unsafe == mine.count(G.POSSIBLY_UNSAFE), number
+            assert count.judged == sum(m in (G.AGREES, G.DISAGREES, G.POSSIBLY_UNSAFE) for m in mine), number
+    else:
+        print(f"{len(week) - len(labelled)} decisions not as labelled: per-rule counts checked in total only")
+    for agent, answers in report.per_specialist.items():
+        recs = [(d, r.recommendation) for d in week for r in d.recommendations if r.recommendation.agent == agent]
+        assert (answers.answered, answers.abstained) == (sum(r.action is not None for _, r in recs),
+                                                        sum(r.action is None for _, r in recs)), agent
+        assert answers.differed == sum(r.action is not None and d.verdict is not None
+                                       and r.action != d.verdict.verdict.action for d, r in recs), agent
+    assert {"security", "compliance"} <= set(report.per_specialist)
+    assert report.second_opinions is None  # the rules reasoner decided the week: no model was asked
+    assert sum(day.decided for day in report.daily) == len(week)
+    assert sum(day.judged for day in report.daily) == sum(c.judged for c in report.per_action.values())
+    for name, per in report.per_project.items():
+        assert sum(c.judged for c in report.per_project_action[name].values()) == per.judged, name
+
+    # the same numbers read from the state file itself, read only, beside the running agent (WAL: it never waits)
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    page, saved = REPORT_DIR / "shadow-week.html", REPORT_DIR / "shadow-week.json"
+    db = Path(drift.state_dir) / "drift.sqlite"
+    versions = _schema_versions(db)
+    offline = driftwise_cmd("report", "--db", str(db), "--since", "3660d", "--html", str(page), "--json", str(saved),
+                            "--config", str(stack.root / "week.yaml"), timeout=60)
+    assert offline.returncode == 0, offline.stderr
+    print(offline.stdout)
+    read = AgreementReport.model_validate_json(saved.read_text())
+    for field in ("per_action", "per_rule", "per_finding", "per_specialist", "per_project_action", "confusion",
+                  "outcomes", "daily"):
+        assert getattr(read, field) == getattr(report, field), field
+    assert _schema_versions(db) == versions
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and html.count("<svg") == 3 and "<script" not in html
+    if shutil.which("chromium") or IN_CI:
+        from tests.report.browser import look
+
+        seen = look(page, REPORT_DIR / "shadow-week-charts.png")
+        assert len(seen.requests) == 1 and seen.owned is None and len(seen.figures) == 3, seen
+
+
+def _schema_versions(db: Path) -> list[tuple[int, str]]:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
