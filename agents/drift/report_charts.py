@@ -25,6 +25,7 @@ AGREE, DISAGREE, UNSAFE, MUTED = "#2e7d32", "#c62828", "#b71c1c", "#90a4ae"
 _RC = {"svg.hashsalt": "driftwise-report", "svg.fonttype": "none", "font.size": 9,
        "font.family": ["DejaVu Sans", "sans-serif"], "axes.spines.top": False, "axes.spines.right": False}
 OUTCOMES = [k.value for k in OutcomeKind] + ["pending"]
+MAX_TICKS = 14
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def over_time(report: AgreementReport) -> str:
                    color=UNSAFE, label="possibly unsafe")
         counts.set_xlim(-0.5 - max(0, 3 - len(days)) / 2, len(days) - 0.5 + max(0, 3 - len(days)) / 2)
         counts.set_ylabel("judged decisions")
-        counts.set_xticks(x, labels, rotation=0 if len(days) <= 10 else 45)
+        step = -(-len(days) // MAX_TICKS)  # a long period labels every step-th day, so labels never overlap
+        counts.set_xticks(x[::step], labels[::step], rotation=0 if len(days) <= 10 else 45)
         ratio = counts.twinx()
         ratio.spines["right"].set_visible(True)
         points = [(i, d.ratio * 100) for i, d in enumerate(days) if d.ratio is not None]

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.drift.report_page import render_page
+from protocol.report import AgreementReport
 from tests.report.states import State, fill, week
+from tests.report.week import week_report
 from tests.support.postgres import PgCluster, fresh_dsn
 
 
@@ -25,3 +28,10 @@ def state(request: pytest.FixtureRequest, tmp_path: Path, isolated_env: None) ->
     made = State(dsn, tmp_path / "drift.sqlite", config)
     asyncio.run(fill(made, week()))
     yield made
+
+
+@pytest.fixture(scope="session")
+def week_page() -> tuple[AgreementReport, str]:
+    """The hand-made week's report and its page, rendered once for the page tests."""
+    report = week_report()
+    return report, render_page(report)

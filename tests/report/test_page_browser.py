@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.drift.report_page import render_page
-from tests.report.week import week_report
+from protocol.report import AgreementReport
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.slow
@@ -19,11 +18,12 @@ pytest.importorskip("playwright.sync_api")
 PNG = ROOT / "build" / "report" / "report-charts.png"
 
 
-def test_the_page_draws_its_charts_in_chromium_and_fetches_nothing(tmp_path: Path) -> None:
+def test_the_page_draws_its_charts_in_chromium_and_fetches_nothing(tmp_path: Path,
+                                                                  week_page: tuple[AgreementReport, str]) -> None:
     from tests.report.browser import look
 
     page = tmp_path / "report.html"
-    page.write_text(render_page(week_report()))
+    page.write_text(week_page[1])
     seen = look(page, PNG)
     assert seen.requests == [page.resolve().as_uri()], seen.requests
     assert seen.owned is None
