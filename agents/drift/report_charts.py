@@ -76,7 +76,7 @@ def over_time(report: AgreementReport) -> str:
         points = [(i, d.ratio * 100) for i, d in enumerate(days) if d.ratio is not None]
         if points:
             ratio.plot([p[0] for p in points], [p[1] for p in points], color=AGREE, marker="o", label="agreement")
-            for i, value in points:
+            for i, value in points if len(points) <= MAX_TICKS else []:  # a long period: the line alone
                 ratio.annotate(f"{value:.0f}%", (i, value), textcoords="offset points", xytext=(0, 6), ha="center",
                                fontsize=8, color=AGREE)
         ratio.set_ylim(0, 112)

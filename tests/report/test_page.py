@@ -55,5 +55,6 @@ def test_a_long_period_labels_some_days_only() -> None:
     report = build_report(decisions, T0 + timedelta(days=90), since=None, project=None, mode_for=lambda p: "shadow",
                           rule=PromotionRule())
     assert len(report.daily) == 88
-    shown = [d for d in report.daily if d.day.strftime("%b %d") in over_time(report)]
+    svg = over_time(report)
+    shown = [d for d in report.daily if d.day.strftime("%b %d") in svg]
     assert shown[0] == report.daily[0] and MAX_TICKS // 2 <= len(shown) <= MAX_TICKS, len(shown)
