@@ -85,7 +85,7 @@ def per_rule(decisions: list[Decision]) -> dict[str, AgreementCount]:
     for d in decisions:
         if (rule := rubric_rule(d)) is not None:
             groups.setdefault(rule, []).append(d)
-    return {rule: _count(ds) for rule, ds in sorted(groups.items(), key=lambda kv: int(kv[0]))}
+    return {rule: outcome_count(ds) for rule, ds in sorted(groups.items(), key=lambda kv: int(kv[0]))}
 
 
 def per_finding(decisions: list[Decision]) -> dict[str, AgreementCount]:
@@ -94,10 +94,11 @@ def per_finding(decisions: list[Decision]) -> dict[str, AgreementCount]:
         if d.proposal is not None:
             for rule_id in dict.fromkeys(f.rule_id for f in d.proposal.recommendation.findings):
                 groups.setdefault(rule_id, []).append(d)
-    return {rule_id: _count(ds) for rule_id, ds in sorted(groups.items())}
+    return {rule_id: outcome_count(ds) for rule_id, ds in sorted(groups.items())}
 
 
-def _count(decisions: list[Decision]) -> AgreementCount:
+def outcome_count(decisions: list[Decision]) -> AgreementCount:
+    """How the decisions' own outcomes agree with them (their escalations counted apart)."""
     return tally((d.outcome.agreement if d.outcome else None for d in decisions),
                  sum(_escalations(d) for d in decisions))
 

@@ -1,5 +1,6 @@
-"""The agreement report: decisions (with their outcomes) counted against what people did, and whether each
-project is ready for its next mode. Pure: the caller reads the decisions and fills their outcomes.
+"""The agreement report: decisions (with their outcomes) counted against what people did, per action, project,
+rubric rule, specialist and day, and whether each project is ready for its next mode (agents.drift.answers
+judges the answers behind each decision). Pure: the caller reads the decisions and fills their outcomes.
 
 Promotion (shadow -> advisory -> autonomous) by a rule the operator sets (drift.promotion_*): at least
 `min_decisions` judged drifts decided in the project's current mode (escalations are not counted),
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from agents.drift.answers import per_finding, per_rule, per_specialist, second_opinions, tally
+from agents.drift.answers import outcome_count, per_finding, per_rule, per_specialist, second_opinions
 from protocol.models import Agreement, Decision
 from protocol.report import AgreementCount, AgreementReport, DayCount, Disagreement, Mode, Readiness
 
@@ -38,11 +39,6 @@ def _project(d: Decision) -> str:
     return d.report.project if d.report is not None else d.event.notification.project
 
 
-def _count(decisions: list[Decision]) -> AgreementCount:
-    escalations = sum(1 for d in decisions if d.verdict is not None and d.verdict.verdict.action.value == "escalate")
-    return tally((d.outcome.agreement if d.outcome is not None else None for d in decisions), escalations)
-
-
 def _daily(decisions: list[Decision]) -> list[DayCount]:
     """Agreement over time: the decisions of each day (UTC) they were decided, every day of the span listed."""
     by_day: dict[date, list[Decision]] = {}
@@ -51,7 +47,7 @@ def _daily(decisions: list[Decision]) -> list[DayCount]:
         by_day.setdefault(d.verdict.verdict.decided_at.astimezone(UTC).date(), []).append(d)
     first, last = min(by_day), max(by_day)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    counts = {day: _count(by_day.get(day, [])) for day in days}
+    counts = {day: outcome_count(by_day.get(day, [])) for day in days}
     return [DayCount(day=day, decided=c.decided, judged=c.judged, agrees=c.agrees, possibly_unsafe=c.possibly_unsafe,
                      ratio=c.ratio) for day, c in counts.items()]
 
@@ -59,7 +55,7 @@ def _daily(decisions: list[Decision]) -> list[DayCount]:
 def _readiness(project: str, decisions: list[Decision], mode: Mode, now: datetime, rule: PromotionRule
                ) -> Readiness:
     in_mode = [d for d in decisions if d.mode == mode]
-    count = _count(in_mode)
+    count = outcome_count(in_mode)
     recent = now - timedelta(days=rule.quiet_days)
     unsafe = [d.event.event_id for d in decisions if d.outcome is not None
               and d.outcome.agreement == Agreement.POSSIBLY_UNSAFE and d.outcome.at >= recent]
@@ -132,7 +128,7 @@ def build_report(decisions: list[Decision], now: datetime, *, since: timedelta |
         decisions={a: dict(c) for a, c in sorted(decisions_count.items())},
         outcomes=dict(sorted(outcomes.items())),
         per_action=_per_action(decided),
-        per_project={p: _count(ds) for p, ds in sorted(by_project.items())},
+        per_project={p: outcome_count(ds) for p, ds in sorted(by_project.items())},
         confusion={a: dict(sorted(c.items())) for a, c in sorted(confusion.items())},
         time_to_outcome_p50_s={k: statistics.median(v) for k, v in sorted(after.items())},
         escalation_rate=round(escalations / len(decided), 4),
@@ -149,7 +145,7 @@ def _per_action(decisions: list[Decision]) -> dict[str, AgreementCount]:
     for d in decisions:
         assert d.verdict is not None
         groups.setdefault(d.verdict.verdict.action.value, []).append(d)
-    return {a: _count(ds) for a, ds in sorted(groups.items())}
+    return {a: outcome_count(ds) for a, ds in sorted(groups.items())}
 
 
 def parse_since(text: str) -> timedelta:
