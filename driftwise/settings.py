@@ -10,9 +10,12 @@ sections down.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -398,22 +401,118 @@ class NotifySettings(_Section):
         return value
 
 
-class ConsoleSettings(_Section):
-    public_url: str | None = Field(
-        default=None, description="the drift agent's URL as people reach it (through the proxy), for links to the "
-                                  "console: https://driftwise.example.com; null = http://HOST:drift.port")
-
-    @field_validator("public_url")
-    @classmethod
-    def _http_base(cls, value: str | None) -> str | None:
-        if value is not None and not _is_http_url(value):
-            raise ValueError("console.public_url must be an http(s) URL (https://driftwise.example.com), or null")
-        return value
-
-
 class TelemetrySettings(_Section):
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP collector URL; null = no export")
     service_namespace: str = Field(default="driftwise", description="service.namespace of every process's spans")
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_PROJECT = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+"""An Argo CD project's name: a Kubernetes object name (DNS-1123 subdomain)."""
+
+
+class ProxySettings(_Section):
+    """An authenticating proxy in front of the console (oauth2-proxy: `--reverse-proxy --set-xauthrequest` or
+    `--pass-user-headers`): its identity headers are believed only from `trusted_cidrs`."""
+
+    trusted_cidrs: list[str] = Field(
+        default_factory=list, description="addresses the proxy connects from, e.g. [127.0.0.1/32] for a sidecar; "
+        "[] = trust nobody's headers (the console's own sign-in with the approvals token). Set: the identity "
+        "headers are required, and a request carrying them from any other address is refused (403)")
+    user_header: str = Field(default="X-Forwarded-User", description="the header naming the signed-in user")
+    email_header: str = Field(default="X-Forwarded-Email", description="the header with the user's e-mail")
+    groups_header: str = Field(default="X-Forwarded-Groups", description="the header with the user's groups, "
+                               "comma-separated")
+
+    @field_validator("trusted_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a network in CIDR notation ({exc}): give e.g. 127.0.0.1/32 or "
+                                 "10.0.0.0/8") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _header_names(self) -> ProxySettings:
+        names = [self.user_header, self.email_header, self.groups_header]
+        for name in names:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not an HTTP header name (letters, digits and -, e.g. X-Forwarded-User)")
+        if len({n.lower() for n in names}) < len(names):
+            raise ValueError("user_header, email_header and groups_header must be three different headers")
+        return self
+
+
+class ApproverRuleSettings(_Section):
+    """Who may answer one project's decisions: a listed user (the proxy's user or e-mail, or the name given
+    with the approvals token; compared case-insensitively) or a member of a listed group (the proxy's)."""
+
+    users: list[str] = Field(default_factory=list, description="user names or e-mail addresses")
+    groups: list[str] = Field(default_factory=list, description="groups as the proxy sends them")
+
+    @model_validator(mode="after")
+    def _names(self) -> ApproverRuleSettings:
+        if not self.users and not self.groups:
+            raise ValueError("names no user and no group, so nobody could answer the project's decisions: list "
+                             "`users` or `groups`, or remove the project to let every approver answer")
+        for kind, names in (("users", self.users), ("groups", self.groups)):
+            for name in names:
+                if not name.strip() or name != name.strip() or not name.isprintable():
+                    raise ValueError(f"{kind} has {name!r}: give names without surrounding spaces or "
+                                     "control characters")
+        if any("," in g for g in self.groups):
+            raise ValueError("a group name with a comma can never match: the proxy sends groups comma-separated")
+        return self
+
+
+class ConsoleSettings(_Section):
+    """The approvals console (served by the drift agent under /console): identities, sessions, links to it."""
+
+    public_url: str | None = Field(
+        default=None, description="where people reach the drift agent (through the proxy), e.g. "
+        "https://driftwise.example.com (the console is <public_url>/console): Argo CD's link to each decision and "
+        "the links in messages; null = no link in Argo CD, messages link http://HOST:drift.port")
+    session_key: SecretStr | None = Field(
+        default=None, description="signs the console's session cookies (32+ characters); null = local runs draw "
+        "one into the state folder, else each start draws one (a restart signs everyone out). Replicas "
+        "(state.dsn) must share one: required then")
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+    approvers: dict[str, ApproverRuleSettings] = Field(
+        default_factory=dict, description="Argo CD project (or * for every project not listed) -> who may approve "
+        "its decisions, in the console and through the API; a project not listed: anyone who may sign in")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if not _is_http_url(value) or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an http(s) base URL: give one like https://driftwise.example.com")
+        return value.rstrip("/")
+
+    @field_validator("session_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        if len(key) < 32:
+            raise ValueError("is shorter than 32 characters: draw one with "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+        return SecretStr(key)
+
+    @field_validator("approvers")
+    @classmethod
+    def _projects(cls, value: dict[str, ApproverRuleSettings]) -> dict[str, ApproverRuleSettings]:
+        for project in value:
+            if project != "*" and not _PROJECT.match(project):
+                raise ValueError(f"{project!r} is not an Argo CD project name (lower-case letters, digits, - and .) "
+                                 "nor * (every project not listed)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -474,6 +573,7 @@ class Settings(BaseSettings):
               for p, t in s.peer_tokens.items()),
             *((f"mcp.{n}.token", getattr(self.mcp, n).token) for n in ("prometheus", "grafana", "pagerduty",
                                                                        "kubernetes")),
+            ("console.session_key", self.console.session_key),
         ]
         owner: dict[str, str] = {}
         for role, value in roles:

@@ -58,7 +58,12 @@ def local_tokens(settings: Settings, *, create: bool) -> tuple[Settings, list[st
                                                                             getattr(settings.mcp, name).token)})
         for name in MCP_SERVERS
     })
-    filled = settings.model_copy(update={"drift": drift, "specialists": specialists, "mcp": mcp})
+    # replicas a local run starts on one state folder sign console sessions with one key
+    session = fill("console-session", settings.console.session_key)
+    console = settings.console.model_copy(update={
+        "session_key": session[0] if isinstance(session, list) else session})
+    filled = settings.model_copy(update={"drift": drift, "specialists": specialists, "mcp": mcp,
+                                         "console": console})
     try:  # model_copy skips validation: re-check the one-token-per-role rule over what the files gave
         filled.check_one_token_per_role()
     except ValueError as exc:

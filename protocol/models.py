@@ -447,6 +447,23 @@ class DecisionState(StrEnum):
                         DecisionState.SUPERSEDED, DecisionState.UNKNOWN_APPLICATION, DecisionState.EXPIRED)
 
 
+IdentitySource = Literal["proxy", "console_sign_in", "approvals_token"]
+"""How the drift agent knows who answered: an authenticating proxy's headers from a trusted address; the
+console's sign-in (the approvals token, and a name the signer typed); the API's approvals token (a name the
+caller stated). Only `proxy` is an identity someone else vouched for."""
+
+
+class Identity(StrictModel):
+    """Who answered a decision, as the drift agent established it (never as a caller claims it)."""
+
+    user: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="the proxy's user, or the name given with the token")
+    email: str | None = Field(default=None, max_length=320)
+    groups: list[str] = Field(default_factory=list, description="the proxy's groups (none without a proxy)")
+    via: IdentitySource
+    peer: str | None = Field(default=None, description="the address the answer came from")
+
+
 class Approval(Versioned):
     """A human's answer to a verdict that needed one."""
 
@@ -455,6 +472,8 @@ class Approval(Versioned):
     approver: Approver
     comment: ApprovalComment = ""
     at: AwareDatetime | None = None
+    identity: Identity | None = Field(default=None, description="set by the drift agent from how the answer "
+                                                                "was authenticated; a caller never sends it")
 
 
 class AppliedAction(StrictModel):

@@ -26,9 +26,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.drift.a2a_face import a2a_routes, build_card_for
+from agents.drift.approvers import Approvers
 from agents.drift.config import DriftConfig
 from agents.drift.console import PREFIX as CONSOLE_PREFIX
 from agents.drift.console import ConsoleDeps, console_app
+from agents.drift.console.session import signing_key
+from agents.drift.identity import IdentityRefused, ProxyTrust, asserted, peer_of
 from agents.drift.intake import BadRequest, bearer_ok, error, field_error, printable, read_json_object, webhook_endpoint
 from agents.drift.metrics import CONTENT_TYPE, DriftMetrics
 from agents.drift.openapi import (
@@ -118,10 +121,19 @@ def create_app(
     ready: Ready | None = None,
 ) -> ASGIApp:
     approvers = accepted(config.approvals_token)
+    trust = ProxyTrust(config.console.proxy)
 
-    def approver(request: Request) -> bool:
+    def unauthorized(request: Request) -> Response | None:
+        """The refusal of a decisions/approvals API call: an identity header not from the proxy (403), or
+        no approvals token (401); None when it may go on."""
+        try:
+            trust.identify(request)
+        except IdentityRefused as exc:
+            return error(exc.status, printable(str(exc), 400))
         header = request.headers.get("authorization")
-        return any([bearer_ok(header, t) for t in approvers])  # every one compared: no early exit
+        if not any([bearer_ok(header, t) for t in approvers]):  # every one compared: no early exit
+            return error(401, "send Authorization: Bearer <drift.approvals_token>")
+        return None
 
     webhook = webhook_endpoint(config, store, on_accepted)
     document = openapi_document()
@@ -135,8 +147,8 @@ def create_app(
         return response
 
     async def list_decisions(request: Request) -> Response:
-        if not approver(request):
-            return error(401, "send Authorization: Bearer <drift.approvals_token>")
+        if (refused := unauthorized(request)) is not None:
+            return refused
         state = request.query_params.get("state") or None
         if state is not None and state not in {s.value for s in DecisionState}:
             return error(400, f"state {printable(state)!r} is not one of {', '.join(s.value for s in DecisionState)}")
@@ -144,8 +156,8 @@ def create_app(
         return JSONResponse(DecisionList(decisions=await with_outcomes(found)).model_dump(mode="json"))
 
     async def get_decision(request: Request) -> Response:
-        if not approver(request):
-            return error(401, "send Authorization: Bearer <drift.approvals_token>")
+        if (refused := unauthorized(request)) is not None:
+            return refused
         event_id = request.path_params["event_id"]
         params = request.query_params
         until = params.get("until") or "final"
@@ -170,8 +182,8 @@ def create_app(
         return JSONResponse(shown.model_dump(mode="json"))
 
     async def report_endpoint(request: Request) -> Response:
-        if not approver(request):
-            return error(401, "send Authorization: Bearer <drift.approvals_token>")
+        if (refused := unauthorized(request)) is not None:
+            return refused
         if report is None:
             return error(503, "this drift agent does not report")
         try:
@@ -188,8 +200,8 @@ def create_app(
         async def endpoint(request: Request) -> Response:
             from agents.drift.runner import ApprovalConflict
 
-            if not approver(request):
-                return error(401, "send Authorization: Bearer <drift.approvals_token>")
+            if (refused := unauthorized(request)) is not None:
+                return refused
             if resume is None:
                 return error(503, "this drift agent does not take approvals")
             try:
@@ -198,10 +210,17 @@ def create_app(
             except BadRequest as exc:
                 return error(exc.status, str(exc))
             body.setdefault("decision", decision)
+            if "identity" in body:
+                return error(422, "field `identity`: the drift agent records who answered from how the request was "
+                                  "authenticated; leave it out", field="identity")
             try:
                 approval = Approval.model_validate(body)
+                identity = trust.identify(request) or asserted(approval.approver, "approvals_token", peer_of(request))
             except ValidationError as exc:
                 return field_error(exc)
+            except IdentityRefused as exc:
+                return error(exc.status, printable(str(exc), 400))
+            approval = approval.model_copy(update={"approver": identity.user, "identity": identity})
             if approval.decision != decision:
                 return error(422, f"field `decision` is {approval.decision!r} on the /{decision} endpoint",
                              field="decision")
@@ -254,10 +273,14 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route(OPENAPI_PATH, openapi_endpoint, methods=["GET"]),
     ]
-    # the approvals console: its own session login (the approvals token), same port, same approvals path
+    # the approvals console: the proxy's identities, or its own sign-in (the approvals token); same approvals path
+    shared_key = config.console.session_key.get_secret_value() if config.console.session_key else None
     routes.append(Mount(CONSOLE_PREFIX, app=console_app(ConsoleDeps(
         store=store, resume=resume, approvals_tokens=approvers, max_body_bytes=config.max_body_bytes,
-        secure_cookie=(config.public_url or "").lower().startswith("https://")))))
+        secure_cookie=any(url.lower().startswith("https://") for url in (config.public_url, config.console.public_url)
+                          if url),
+        trust=trust, approvers=Approvers(config.console.approvers),
+        session_key=signing_key(shared_key, approvers)))))
     if card is not None and ask is not None and signer is not None:
         routes.extend(a2a_routes(card, ask, signer, jwks or {"keys": []}, config.base_url))
     else:
@@ -303,6 +326,8 @@ async def serve(config: DriftConfig) -> None:
     from protocol.signing import public_jwks
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    if config.console.public_url is None:
+        log.info("console.public_url is not set: Argo CD's Application annotation carries no link to the decision")
     metrics = DriftMetrics()
     provider = setup_tracing(f"driftwise-{config.agent_id}", config.otlp_endpoint, config.service_namespace)
     async with AsyncExitStack() as stack:
@@ -424,13 +449,20 @@ async def serve(config: DriftConfig) -> None:
             loops.append(asyncio.create_task(_every(config.scheduler_interval_s, "notify", notify), name="notify"))
         for task in loops:
             stack.callback(task.cancel)
-        server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
-                                               access_log=False, lifespan="off"))
+        server = uvicorn.Server(server_config(app, config))
         log.info("drift agent serving on %s (state %s)", base_url, state.backend)
         # what start-up built lives for the whole process: keep it out of every full GC pass
         # (one took 123 ms in the middle of a decision)
         gc.freeze()
         await server.serve()
+
+
+def server_config(app: ASGIApp, config: DriftConfig) -> uvicorn.Config:
+    """How uvicorn serves the drift agent. proxy_headers off: the client address stays the TCP peer, which is
+    what console.proxy.trusted_cidrs is checked against (uvicorn's default would take X-Forwarded-For from a
+    loopback peer, so a sidecar proxy's forwarded client address would replace the proxy's own)."""
+    return uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", access_log=False,
+                          lifespan="off", proxy_headers=False)
 
 
 def _secret(value: Any) -> str | None:

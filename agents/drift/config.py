@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr
 
 from agents.kit.bindings import Binding
 from protocol.needs import Need
@@ -17,6 +18,8 @@ from protocol.tokens import Token
 Mode = Literal["shadow", "advisory", "autonomous"]
 AUDIT_CHECKPOINTS_FILE = "audit-checkpoints.jsonl"
 """The signed audit checkpoints, in the state folder beside (never inside) drift.sqlite."""
+CONSOLE_PATH = "/console"
+"""Where the drift agent serves the approvals console (agents/drift/console)."""
 
 
 class _Config(BaseModel):
@@ -101,6 +104,38 @@ class LlmConfig(_Config):
     prompt: Literal["compact", "full"] = "compact"
 
 
+class ProxyConfig(_Config):
+    """The authenticating proxy in front of the console (oauth2-proxy): whose identity headers are believed."""
+
+    trusted: list[IPvAnyNetwork] = Field(default_factory=list, description="source addresses; [] = nobody")
+    user_header: str = "X-Forwarded-User"
+    email_header: str = "X-Forwarded-Email"
+    groups_header: str = "X-Forwarded-Groups"
+
+
+class ApproverRule(_Config):
+    """Who may answer one project's decisions: any listed user (name or e-mail) or member of a listed group."""
+
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
+class ConsoleConfig(_Config):
+    """The approvals console's identity, session and links (validated in driftwise.settings.ConsoleSettings)."""
+
+    public_url: str | None = Field(default=None, description="where people reach the drift agent; links to "
+                                                             "<public_url>/console/... ; null = no links out")
+    session_key: SecretStr | None = Field(default=None, description="signs console sessions; null = drawn at start")
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    approvers: dict[str, ApproverRule] = Field(default_factory=dict, description="project (or *) -> its approvers")
+
+    def decision_url(self, event_id: str) -> str | None:
+        """The console page of one decision as people open it (Argo CD's link, a chat message), if known."""
+        if self.public_url is None:
+            return None
+        return f"{self.public_url.rstrip('/')}{CONSOLE_PATH}/decisions/{quote(event_id, safe='')}"
+
+
 class DriftConfig(_Config):
     """Everything the drift agent process needs."""
 
@@ -151,6 +186,7 @@ class DriftConfig(_Config):
     max_concurrent_decisions: int = Field(default=16, ge=1)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @property
     def db_path(self) -> Path:

@@ -46,9 +46,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from opentelemetry import trace
 
+from agents.drift.approvers import Approvers
 from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig, Mode
 from agents.drift.errors import DriftAgentError, StoreError
+from agents.drift.identity import asserted
 from agents.drift.metrics import DriftMetrics
 from agents.drift.recording import AuditLike, Failure, JobLike, OnWaiting, Recorder
 from agents.drift.steps import ApplyFailure, DriftState, Guard, Update
@@ -64,7 +66,8 @@ ACTING_DURABILITY = "sync"
 
 
 class ApprovalConflict(DriftAgentError):
-    """An approval that cannot be taken: no such decision, not awaiting one, or an action not allowed."""
+    """An approval that cannot be taken: no such decision, not awaiting one, an action not allowed, or (403)
+    an approver the project's rule (console.approvers) does not list."""
 
     kind = "approval_conflict"
 
@@ -140,6 +143,7 @@ class DecisionRunner:
         self._verdicts: dict[str, asyncio.Event] = {}
         self._verdict_ms: dict[str, float] = {}
         self._approval_locks: dict[str, asyncio.Lock] = {}
+        self._approvers = Approvers(config.console.approvers)
 
     async def submit(self, decision: Decision) -> None:
         event_id = decision.event.event_id
@@ -186,6 +190,10 @@ class DecisionRunner:
                 raise ApprovalConflict(f"no decision for event {event_id}", status=404)
             if decision.state != DecisionState.AWAITING_APPROVAL or decision.verdict is None:
                 raise ApprovalConflict(not_awaiting(decision))
+            identity = approval.identity or asserted(approval.approver, "approvals_token", None)
+            if (refusal := self._approvers.refusal(identity, decision.event.notification.project)) is not None:
+                raise ApprovalConflict(refusal, status=403)
+            approval = approval.model_copy(update={"identity": identity})  # the audit records who, and how known
             verdict = decision.verdict.verdict
             allowed = [a.value for a in verdict.allowed_actions]
             if approval.decision == "approve":

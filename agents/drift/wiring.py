@@ -88,7 +88,8 @@ def applier_for(config: DriftConfig, http: httpx.AsyncClient, argocd: ArgoCDClie
             raise ApplyError(exc.kind, str(exc)) from exc
 
     writer = ArgoCDWriter(http, config.argocd.url, _secret(config.argocd.token), config.argocd.timeout_s)
-    return Applier(writer, get_application, store, timedelta(hours=config.allow_ttl_h), reconcile_s=config.reconcile_s)
+    return Applier(writer, get_application, store, timedelta(hours=config.allow_ttl_h), reconcile_s=config.reconcile_s,
+                   decision_url=config.console.decision_url)
 
 
 async def build_deps(

@@ -12,18 +12,21 @@ if TYPE_CHECKING:
 
 def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
     from agents.drift.config import (
+        ApproverRule,
         ArgoCDConfig,
         AuditAnchorConfig,
+        ConsoleConfig,
         DriftConfig,
         LlmConfig,
         McpServerRef,
         NotifyConfig,
         PolicyConfig,
+        ProxyConfig,
         SpecialistRef,
         StateConfig,
     )
     from driftwise.cli.bindings import mcp_wiring
-    from driftwise.settings import require_token
+    from driftwise.settings import ConfigError, require_token
 
     d = settings.drift
     host = settings.host
@@ -32,6 +35,12 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         require_token("drift.webhook_token", None)  # no way in for Argo CD: say which setting is missing
     require_token("drift.approvals_token", d.approvals_token)
     servers, bindings = mcp_wiring(settings)
+    console = settings.console
+    if settings.state.dsn is not None and console.session_key is None:
+        raise ConfigError("setting `console.session_key` (env DRIFTWISE_CONSOLE__SESSION_KEY) is not set, but "
+                          "state.dsn is: replicas share one PostgreSQL, and a console session one replica signed "
+                          "would be refused by the others. Give every replica the same key (a Secret: "
+                          "deploy/secrets/generate.sh draws one)")
     return DriftConfig(
         agent_id="drift",
         host=host,
@@ -81,6 +90,12 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         policy=PolicyConfig(opa_url=settings.policy.opa_url, opa_path=settings.policy.opa_path,
                             policy_dir=settings.policy.policy_dir, timeout_s=settings.policy.timeout_s),
         llm=LlmConfig(**settings.llm.model_dump()),
+        console=ConsoleConfig(
+            public_url=console.public_url, session_key=console.session_key,
+            proxy=ProxyConfig(trusted=console.proxy.trusted_cidrs, user_header=console.proxy.user_header,
+                              email_header=console.proxy.email_header, groups_header=console.proxy.groups_header),
+            approvers={project: ApproverRule(users=rule.users, groups=rule.groups)
+                       for project, rule in console.approvers.items()}),
     )
 
 

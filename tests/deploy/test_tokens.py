@@ -147,13 +147,14 @@ def test_one_rotation_of_a_signing_key() -> None:
 def test_local_runs_draw_a_token_per_role_once(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path, drift={"approvals_token": "mine"})
     filled, drawn = local_tokens(settings, create=True)
-    assert sorted(drawn) == ["mcp-grafana", "mcp-kubernetes", "mcp-pagerduty", "mcp-prometheus",
+    assert sorted(drawn) == ["console-session", "mcp-grafana", "mcp-kubernetes", "mcp-pagerduty", "mcp-prometheus",
                              "specialist-compliance", "specialist-security", "webhook"]
     assert filled.drift.approvals_token.get_secret_value() == "mine"  # what the settings name is kept
     files = sorted((tmp_path / "tokens").iterdir())
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
     values = {f.read_text().strip() for f in files}
-    assert len(values) == len(files) == 7  # each role its own
+    assert len(values) == len(files) == 8  # each role its own
+    assert filled.console.session_key is not None  # replicas a local run starts share the console's sessions
     again, drawn_again = local_tokens(settings, create=True)
     assert drawn_again == [] and again.drift.webhook_token == filled.drift.webhook_token
     # a client command reads them without drawing; a rotation is a second line

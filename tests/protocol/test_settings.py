@@ -212,8 +212,11 @@ def test_state_dsn_is_postgresql_or_unset(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DRIFTWISE_STATE__DSN", "postgresql://u:p@db:5432/driftwise")
     from driftwise.cli.drift_agent import drift_config
 
-    settings = load_settings(drift={"approvals_token": "a", "webhook_token": "w"},
-                             specialists={"security": {"token": "s"}, "compliance": {"token": "c"}})
+    tokens = {"drift": {"approvals_token": "a", "webhook_token": "w"},
+              "specialists": {"security": {"token": "s"}, "compliance": {"token": "c"}}}
+    with pytest.raises(ConfigError, match=r"console\.session_key.*replicas share one PostgreSQL"):
+        drift_config(load_settings(**tokens))  # a session one replica signed would be refused by the others
+    settings = load_settings(**tokens, console={"session_key": "k" * 40})
     state = drift_config(settings).state
     assert state.dsn is not None and state.dsn.get_secret_value() == "postgresql://u:p@db:5432/driftwise"
     assert state.retention_days == 90

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["shadow", "advisory", "autonomous"]
 STATUS_ANNOTATION = "driftwise.io/status"
+LINK_ANNOTATION = "link.argocd.argoproj.io/driftwise"
+"""Argo CD's UI shows every `link.argocd.argoproj.io/<name>` annotation as a link (`title|url`); a name of
+our own leaves a team's `external-link` alone. Set and cleared with the status annotation."""
+LINK_TITLE = "Driftwise decision"
 # how often a sync whose answer never came is looked up in Argo CD, and for how long (DESIGN: the record is
 # completed from Argo CD's own state; past the bound the outbox row stays `requested` for recover())
 RECONCILE_POLL_S = 0.5
@@ -38,6 +42,8 @@ RECONCILE_S = 60.0
 """The default of drift.reconcile_s."""
 GetApplication = Callable[[str, str], Awaitable[dict[str, Any]]]
 """Reads an Application as Argo CD returns it (name, app namespace) -> JSON object."""
+DecisionUrl = Callable[[str], str | None]
+"""The console page of an event's decision as people open it (ConsoleConfig.decision_url); None = no link."""
 
 
 def rfc3339z(at: datetime) -> str:
@@ -61,9 +67,10 @@ def drift_scope(report: DriftReport) -> Scope | None:
 class Applier:
     def __init__(
         self, writer: ArgoCDWriter, get_application: GetApplication, store: ActingStore, allow_ttl: timedelta,
-        reconcile_s: float = RECONCILE_S,
+        reconcile_s: float = RECONCILE_S, decision_url: DecisionUrl | None = None,
     ) -> None:
         self._reconcile_s = reconcile_s
+        self._decision_url = decision_url
         self._writer = writer
         self._get_app = get_application
         self._store = store
@@ -271,7 +278,7 @@ class Applier:
         patch = remove_patch(app, job.payload["entries"])
         if _status_event(app) == job.event_id:
             # the allowance is over: so is the state the annotation shows (one PATCH for both)
-            patch["metadata"] = {"annotations": {STATUS_ANNOTATION: None}}
+            patch["metadata"] = {"annotations": _CLEARED}
         await self._writer.merge_patch(app_name, app_ns, patch)
         return AppliedAction(kind="remove_ignore_differences", mode=job.payload.get("mode", "autonomous"),
                              executed=True, at=now, detail={"entries": job.payload["entries"]})
@@ -284,7 +291,7 @@ class Applier:
             app = await self._get_app(app_name, app_ns)
             if _status_event(app) != event_id:
                 return None
-            await self._writer.merge_patch(app_name, app_ns, {"metadata": {"annotations": {STATUS_ANNOTATION: None}}})
+            await self._writer.merge_patch(app_name, app_ns, {"metadata": {"annotations": _CLEARED}})
         except ApplyError as exc:
             log.warning("could not clear the status annotation of %s (event %s): %s", app_name, event_id, exc)
             return None
@@ -301,7 +308,11 @@ class Applier:
         if row is not None and row[0] == "done":
             return AppliedAction(kind="annotate", mode=mode, executed=True, at=now,
                                  detail={"value": value, "from_outbox": True})
-        patch = {"metadata": {"annotations": {STATUS_ANNOTATION: value}}}
+        annotations = {STATUS_ANNOTATION: value}
+        url = self._decision_url(report.event_id) if self._decision_url is not None else None
+        if url is not None:
+            annotations[LINK_ANNOTATION] = f"{LINK_TITLE}|{url}"
+        patch = {"metadata": {"annotations": annotations}}
         try:
             if row is not None and _maybe_sent(*row):
                 current = await self._get_app(report.application, report.app_namespace)
@@ -334,6 +345,10 @@ class Applier:
         if scope is not None:
             detail["scope"] = scope.model_dump(mode="json")
         return AppliedAction(kind=kind, mode=mode, executed=False, at=now, detail=detail)
+
+
+_CLEARED = {STATUS_ANNOTATION: None, LINK_ANNOTATION: None}
+"""A state that is over: its annotation and its link go together (a merge patch's null removes a key)."""
 
 
 def _maybe_sent(state: str, detail: dict[str, Any]) -> bool:

@@ -2,12 +2,15 @@
 
 The session lives in a signed cookie (Starlette's SessionMiddleware, itsdangerous): HttpOnly,
 SameSite=Strict, path /console, Secure when the agent's public URL is https. It holds the approver's
-name and a CSRF token, never the approvals token. The signing key is drawn at start-up, so a restart
-of the drift agent (which is also how a rotated `drift.approvals_token` takes effect) signs everyone out.
+name and a CSRF token, never the approvals token. The signing key is `console.session_key` (replicas share
+it; else one drawn at start-up, and a restart signs everyone out) bound to the approvals tokens, so a
+rotated `drift.approvals_token` signs everyone out too. Behind an authenticating proxy the session holds
+only the CSRF token: who is signed in is the proxy's word on every request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from typing import Annotated
@@ -32,6 +35,12 @@ class Login(BaseModel):
     model_config = ConfigDict(extra="ignore")
     token: SecretStr = Field(min_length=1)
     approver: ApproverName
+
+
+def signing_key(shared: str | None, approvals_tokens: list[str]) -> str:
+    """The key sessions are signed with: the shared key (or one drawn now) bound to the approvals tokens."""
+    base = shared if shared is not None else secrets.token_urlsafe(32)
+    return hmac.new(base.encode(), "\n".join(approvals_tokens).encode(), hashlib.sha256).hexdigest()
 
 
 def token_ok(given: str, accepted: list[str]) -> bool:

@@ -1,5 +1,10 @@
 """The approvals console's routes, mounted by the drift agent at /console (same process and port).
 
+Who is answering: with `console.proxy.trusted_cidrs` set, the authenticating proxy's identity headers
+(agents/drift/identity.py), and the console's own sign-in is off; without, the sign-in form (the approvals
+token and a name). A request carrying an identity header from an address that is not the proxy's is
+refused with a page saying so. Who may answer a project is agents/drift/approvers.py's rule.
+
 Server-rendered Jinja2 templates (autoescape on, StrictUndefined) with htmx 2 for the one live part:
 the queue's rows are re-fetched every QUEUE_POLL_S seconds. Forms are plain HTML POSTs (they work
 without JavaScript and with the keyboard alone), each carrying the session's CSRF token. Every
@@ -10,7 +15,6 @@ no inline script, no eval, no frames, forms only to this origin.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,15 +33,18 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agents.drift.approvers import Approvers
+from agents.drift.config import CONSOLE_PATH
 from agents.drift.console import session
 from agents.drift.console.views import decision_view, queue_item, row
+from agents.drift.identity import IdentityRefused, ProxyTrust, asserted, peer_of
 from agents.drift.intake import BadRequest, printable, read_limited
 from agents.drift.store import Cursor, DecisionFilter, EventStore
-from protocol.models import Action, Approval, Decision, DecisionState
+from protocol.models import Action, Approval, Decision, DecisionState, Identity
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/console"
+PREFIX = CONSOLE_PATH
 QUEUE_POLL_S = 2
 QUEUE_LIMIT = 200
 _HERE = Path(__file__).parent
@@ -52,13 +59,17 @@ Resume = Callable[[str, Approval], Awaitable[Decision]]
 
 @dataclass(frozen=True)
 class ConsoleDeps:
-    """What the console needs from the drift agent: its store, the approvals path, the tokens it accepts."""
+    """What the console needs from the drift agent: its store, the approvals path, the tokens it accepts,
+    whose identity headers it believes, who may answer which project, the key its sessions are signed with."""
 
     store: EventStore
     resume: Resume | None
     approvals_tokens: list[str]
     secure_cookie: bool
     max_body_bytes: int
+    trust: ProxyTrust
+    approvers: Approvers
+    session_key: str
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -89,17 +100,51 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
 
-    def page(request: Request, template: str, status: int = 200, **values: object) -> HTMLResponse:
+    def page(request: Request, template: str, status: int = 200, who: Identity | None = None,
+             **values: object) -> HTMLResponse:
         html = env.get_template(template).render(
             prefix=PREFIX, csrf_field=session.CSRF_FIELD, csrf=session.csrf_token(request),
-            approver=session.approver(request), poll_s=QUEUE_POLL_S, **values)
+            who=who, poll_s=QUEUE_POLL_S, **values)
         return HTMLResponse(html, status_code=status)
 
     def message(request: Request, status: int, title: str, text: str) -> HTMLResponse:
         return page(request, "message.html", status, title=title, text=text)
 
-    def signed_in(request: Request) -> str | None:
-        return session.approver(request)
+    def refused(request: Request, exc: IdentityRefused) -> HTMLResponse:
+        log.warning("console: %s %s from %s refused: %s", request.method, request.url.path, peer_of(request), exc)
+        return message(request, exc.status, "Refused: this identity is not believed", str(exc))
+
+    def who(request: Request) -> Identity | Response:
+        """The identity answering this request, or the page to answer instead (the login, a refusal)."""
+        try:
+            identity = deps.trust.identify(request)
+        except IdentityRefused as exc:
+            return refused(request, exc)
+        if identity is not None:
+            return identity
+        peer = peer_of(request)
+        if deps.trust.enabled:
+            if deps.trust.trusts(peer):
+                return refused(request, IdentityRefused(
+                    f"The authenticating proxy sent no {deps.trust.user_header}: pass the signed-in user "
+                    "(oauth2-proxy: --pass-user-headers or --set-xauthrequest).", 401))
+            return refused(request, IdentityRefused(
+                f"This console takes identities from its authenticating proxy (console.proxy.trusted_cidrs), and "
+                f"{peer or 'an unknown address'} is not it: open the console at its public address."))
+        name = session.approver(request)
+        return to_login(request) if name is None else asserted(name, "console_sign_in", peer)
+
+    def gated(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """Every console route: an identity header from anywhere but the proxy ends the request here."""
+
+        async def checked(request: Request) -> Response:
+            try:
+                deps.trust.identify(request)
+            except IdentityRefused as exc:
+                return refused(request, exc)
+            return await endpoint(request)
+
+        return checked
 
     def to_login(request: Request) -> Response:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -128,10 +173,23 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
                            "Reload the page and send the form again.")
         return fields
 
+    def sign_in_off(request: Request) -> Response:
+        """With a proxy, the proxy signs people in: the approvals-token form is off."""
+        identity = who(request)
+        if isinstance(identity, Response):
+            return identity
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+
     async def login_form(request: Request) -> Response:
+        if deps.trust.enabled:
+            return sign_in_off(request)
         return page(request, "login.html", next=_safe_next(request.query_params.get("next")), error=None)
 
     async def login(request: Request) -> Response:
+        if deps.trust.enabled:
+            return message(request, 403, "Sign in through the authenticating proxy",
+                           "This console's own sign-in is off: console.proxy.trusted_cidrs names the "
+                           "authenticating proxy, which signs people in.")
         fields = await read_form(request)
         if isinstance(fields, Response):
             return fields
@@ -161,18 +219,20 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
         """The queue page, or (`_queue_rows.html`) the part of it htmx polls."""
 
         async def endpoint(request: Request) -> Response:
-            if signed_in(request) is None:
-                return to_login(request)
+            identity = who(request)
+            if isinstance(identity, Response):
+                return identity
             now = deps.now()
             items = [queue_item(d, now) for d in await deps.store.awaiting(QUEUE_LIMIT)]
             total = await deps.store.count_state(DecisionState.AWAITING_APPROVAL.value)
-            return page(request, template, items=items, total=total, limit=QUEUE_LIMIT)
+            return page(request, template, who=identity, items=items, total=total, limit=QUEUE_LIMIT)
 
         return endpoint
 
     async def recent(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
+        identity = who(request)
+        if isinstance(identity, Response):
+            return identity
         params = {k: v for k, v in request.query_params.items() if v}
         try:
             before = (Cursor(received_at=params.pop("before_at"), event_id=params.pop("before_id"))
@@ -190,11 +250,11 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
             keep = {k: v for k, v in params.items() if k in {"project", "action", "mode", "state", "limit"}}
             older = f"{PREFIX}/decisions?" + urlencode({**keep, "before_at": last.event.received_at.isoformat(),
                                                         "before_id": last.event.event_id})
-        return page(request, "recent.html", rows=[row(d) for d in found.decisions], where=where, older=older,
-                    actions=[a.value for a in Action], states=[s.value for s in DecisionState],
+        return page(request, "recent.html", who=identity, rows=[row(d) for d in found.decisions], where=where,
+                    older=older, actions=[a.value for a in Action], states=[s.value for s in DecisionState],
                     modes=["shadow", "advisory", "autonomous"], paged=where.before is not None)
 
-    async def decision_page(request: Request, status: int = 200, notice: str | None = None,
+    async def decision_page(request: Request, identity: Identity, status: int = 200, notice: str | None = None,
                             error: str | None = None) -> Response:
         event_id = request.path_params["event_id"]
         found = await deps.store.get(event_id)
@@ -203,20 +263,22 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
         answered = request.query_params.get("answered")
         if notice is None and answered in {"approve", "reject"}:
             notice = f"Your {answered} was recorded."
-        return page(request, "decision.html", status, d=decision_view(found), notice=notice, error=error)
+        return page(request, "decision.html", status, who=identity, d=decision_view(found), notice=notice,
+                    error=error, not_yours=deps.approvers.refusal(identity, found.event.notification.project))
 
     async def show_decision(request: Request) -> Response:
-        if signed_in(request) is None:
-            return to_login(request)
-        return await decision_page(request)
+        identity = who(request)
+        if isinstance(identity, Response):
+            return identity
+        return await decision_page(request, identity)
 
     def answer(kind: Literal["approve", "reject"]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             from agents.drift.runner import ApprovalConflict
 
-            name = signed_in(request)
-            if name is None:
-                return to_login(request)
+            identity = who(request)
+            if isinstance(identity, Response):
+                return identity
             fields = await read_form(request)
             if isinstance(fields, Response):
                 return fields
@@ -224,45 +286,49 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
                 return message(request, 503, "Approvals are off", "This drift agent does not take approvals.")
             reason = fields.get("reason", "").strip()
             if kind == "reject" and not reason:
-                return await decision_page(request, 422, error="Give a reason to reject: the audit records it.")
+                return await decision_page(request, identity, 422,
+                                           error="Give a reason to reject: the audit records it.")
             try:
                 action = Action(fields["action"]) if kind == "approve" and fields.get("action") else None
-                approval = Approval(decision=kind, action=action, approver=name, comment=reason)
+                approval = Approval(decision=kind, action=action, approver=identity.user, comment=reason,
+                                    identity=identity)
             except (ValueError, ValidationError):
-                return await decision_page(request, 422, error="Choose one of the allowed actions, and keep the "
-                                                               "reason under 4,000 characters.")
+                return await decision_page(request, identity, 422, error="Choose one of the allowed actions, and "
+                                                                         "keep the reason under 4,000 characters.")
             event_id = request.path_params["event_id"]
             current = await deps.store.get(event_id)
             if current is None:
                 return message(request, 404, "No such decision", f"No decision for event {printable(event_id)}.")
             if current.state != DecisionState.AWAITING_APPROVAL:
-                return await decision_page(request, 409, error=_elsewhere(current))
+                return await decision_page(request, identity, 409, error=_elsewhere(current))
+            if (refusal := deps.approvers.refusal(identity, current.event.notification.project)) is not None:
+                return await decision_page(request, identity, 403, error=refusal)  # the runner would refuse it too
             try:
                 await deps.resume(event_id, approval)
             except ApprovalConflict as exc:
                 after = await deps.store.get(event_id)
                 text = (_elsewhere(after) if after is not None and after.state != DecisionState.AWAITING_APPROVAL
                         else printable(str(exc), 400))
-                return await decision_page(request, exc.status, error=text)
-            log.info("console: %s of %s by %r", kind, event_id, name)
+                return await decision_page(request, identity, exc.status, error=text)
+            log.info("console: %s of %s by %r (%s)", kind, event_id, identity.user, identity.via)
             return RedirectResponse(f"{PREFIX}/decisions/{quote(event_id)}?answered={kind}", status_code=303)
 
         return endpoint
 
-    routes = [
-        Route("/", queue("queue.html"), methods=["GET"]),
-        Route("/queue", queue("_queue_rows.html"), methods=["GET"]),
-        Route("/decisions", recent, methods=["GET"]),
-        Route("/decisions/{event_id}", show_decision, methods=["GET"]),
-        Route("/decisions/{event_id}/approve", answer("approve"), methods=["POST"]),
-        Route("/decisions/{event_id}/reject", answer("reject"), methods=["POST"]),
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
-    ]
+    routes: list[Route | Mount] = [Route(path, gated(endpoint), methods=[method]) for path, endpoint, method in (
+        ("/", queue("queue.html"), "GET"),
+        ("/queue", queue("_queue_rows.html"), "GET"),
+        ("/decisions", recent, "GET"),
+        ("/decisions/{event_id}", show_decision, "GET"),
+        ("/decisions/{event_id}/approve", answer("approve"), "POST"),
+        ("/decisions/{event_id}/reject", answer("reject"), "POST"),
+        ("/login", login_form, "GET"),
+        ("/login", login, "POST"),
+        ("/logout", logout, "POST"),
+    )]
+    routes.append(Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"))
     app = Starlette(routes=routes, middleware=[Middleware(
-        SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie=session.SESSION_COOKIE,
+        SessionMiddleware, secret_key=deps.session_key, session_cookie=session.SESSION_COOKIE,
         max_age=session.SESSION_MAX_AGE_S, path=PREFIX, same_site="strict", https_only=deps.secure_cookie)])
     return SecurityHeaders(app)
 
