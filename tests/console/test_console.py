@@ -59,7 +59,8 @@ def config(tmp_path: Path, **over: object) -> DriftConfig:
                        webhook_token=SecretStr("hook"), **over)
 
 
-async def open_console(tmp_path: Path, base_url: str = "http://127.0.0.1", **over: object) -> AsyncIterator[Console]:
+async def open_console(tmp_path: Path, base_url: str = "http://127.0.0.1", peer: str = "127.0.0.1",
+                       **over: object) -> AsyncIterator[Console]:
     cfg = config(tmp_path, **over)
     store = EventStore(cfg.db_path)
     await store.open()
@@ -75,7 +76,8 @@ async def open_console(tmp_path: Path, base_url: str = "http://127.0.0.1", **ove
         return None
 
     app = create_app(cfg, store, DriftMetrics(), accepted, resume=resume)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+    transport = httpx.ASGITransport(app=app, client=(peer, 50000))  # `peer`: the address requests come from
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield Console(client, store, answers)
     await store.close()
 

@@ -17,17 +17,27 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agents.drift.argocd_client import ArgoCDClient
 from agents.drift.audit import AuditLog
+from agents.drift.config import ApproverRule, ConsoleConfig
 from agents.drift.graph import compile_graph
 from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import Observer
 from agents.drift.replay import ReplayStore
-from agents.drift.runner import DecisionRunner
+from agents.drift.runner import ApprovalConflict, DecisionRunner
 from agents.drift.steps import DriftState, GraphDeps, checkpoint_serde
 from agents.drift.store import EventStore
 from agents.drift.wiring import verifier_for
 from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.state import Sandbox
-from protocol.models import Action, Approval, ArgoNotification, DecisionState, DriftEvent, DriftReport, SignedVerdict
+from protocol.models import (
+    Action,
+    Approval,
+    ArgoNotification,
+    DecisionState,
+    DriftEvent,
+    DriftReport,
+    Identity,
+    SignedVerdict,
+)
 from protocol.signing import Signer, TrustStore, Verifier, generate_key
 from tests.support.drift_core import FakeObserver, FakeReasoner, FixedClock, PassGuardrail, drift_config, event
 from tests.support.processes import SCENARIOS
@@ -46,8 +56,10 @@ async def harness(tmp_path: Path):
         saver.serde = checkpoint_serde()
         clock = FixedClock(http, None)
 
-        def make(observer: Any = None, reasoner: Any = None, deadline_s: float | None = None) -> DecisionRunner:
+        def make(observer: Any = None, reasoner: Any = None, deadline_s: float | None = None,
+                 console: ConsoleConfig | None = None) -> DecisionRunner:
             cfg = config if deadline_s is None else config.model_copy(update={"decision_deadline_s": deadline_s})
+            cfg = cfg if console is None else cfg.model_copy(update={"console": console})
             deps = GraphDeps(
                 config=cfg, clock=clock, observer=observer or FakeObserver(), tools=None, plan=lambda r, n: [],
                 peers=None,  # type: ignore[arg-type]  # no specialist is configured: never asked
@@ -106,6 +118,43 @@ async def test_the_checkpointed_state_holds_the_models_and_reads_back_typed(harn
     assert isinstance(channels["verdict"], SignedVerdict)
     state = DriftState.model_validate(channels)
     assert state.verdict is not None and state.verdict.verdict.action == Action.ENFORCE and state.acted
+
+
+async def test_every_answer_meets_the_projects_approvers_and_the_audit_records_who_and_how(harness) -> None:
+    """The console and the API both answer through resume: the rule is applied there, to every identity."""
+    make, store, audit, _, _, _ = harness
+    rules = ConsoleConfig(approvers={"prod": ApproverRule(users=["sre@example.com"], groups=["sre-prod"]),
+                                     "*": ApproverRule(groups=["platform"])})
+    waiting, elsewhere = event(), event("billing")
+    elsewhere = elsewhere.model_copy(update={"notification": elsewhere.notification.model_copy(
+        update={"project": "billing"})})
+    runner = make(observer=FakeObserver(fail=True), console=rules)
+    for ev in (waiting, elsewhere):
+        assert (await _run(runner, store, ev)).state == DecisionState.AWAITING_APPROVAL
+    mallory = Identity(user="mallory", groups=["dev"], via="proxy", peer="10.0.0.7")
+    for ev, identity in ((waiting, None), (waiting, mallory), (elsewhere, None)):
+        answer = Approval(decision="approve", approver="mallory", identity=identity)
+        with pytest.raises(ApprovalConflict) as refused:
+            await runner.resume(ev.event_id, answer, 10)
+        key = "prod" if ev is waiting else "*"
+        assert refused.value.status == 403 and f"console.approvers.{key} allows only" in str(refused.value)
+    assert [r.kind for r in await audit.records(waiting.event_id)] == ["decision"]  # refusals record nothing
+    # a name given with the approvals token (the CLI's --approver) meets `users`, case-insensitively
+    done = await runner.resume(waiting.event_id, Approval(decision="reject", approver="SRE@example.com",
+                                                          comment="keep it"), 10)
+    assert done.approval is not None and done.approval.identity == Identity(user="SRE@example.com",
+                                                                            via="approvals_token")
+    (approval,) = [r for r in await audit.records(waiting.event_id) if r.kind == "approval"]
+    assert approval.payload["approval"]["identity"] == {"user": "SRE@example.com", "email": None, "groups": [],
+                                                        "via": "approvals_token", "peer": None}
+    # a proxy's identity meets a rule by its groups (`*`: every project not listed)
+    platform = Identity(user="kim", email="kim@example.com", groups=["platform"], via="proxy", peer="10.0.0.7")
+    answered = await runner.resume(elsewhere.event_id, Approval(decision="reject", approver="kim",
+                                                                identity=platform, comment="no"), 10)
+    assert answered.approval is not None and answered.approval.identity == platform
+    (approval,) = [r for r in await audit.records(elsewhere.event_id) if r.kind == "approval"]
+    assert approval.payload["approval"]["identity"]["via"] == "proxy"
+    assert (await audit.verify()).ok
 
 
 async def test_deadline_ends_in_escalation_that_says_so(harness) -> None:
