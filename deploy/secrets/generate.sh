@@ -56,7 +56,8 @@ k() { kubectl create --dry-run=client -o yaml -n "$namespace" "$@"; echo "---"; 
   k configmap driftwise-trust --from-file="trust.json=$out/keys/trust.json"
   k secret generic driftwise-argocd-token --from-literal=token="${ARGOCD_TOKEN:-REPLACE-with-argocd-account-token}"
   k secret generic driftwise-drift-api \
-    --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$approvals_token"
+    --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$approvals_token" \
+    --from-literal=console-session-key="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
   k secret generic driftwise-drift-peers --from-literal=peer-tokens="$peers"
   k secret generic driftwise-state-dsn \
     --from-literal=dsn="${STATE_DSN:-postgresql://driftwise:REPLACE-password@REPLACE-host:5432/driftwise}"

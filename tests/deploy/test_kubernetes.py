@@ -409,6 +409,8 @@ def test_settings_load_in_each_pod(
         assert settings.drift.peer_tokens["sre-bot"].get_secret_value() == "secret-sre-bot"
         assert settings.state.dsn is not None
         assert settings.state.dsn.get_secret_value() == env[DSN_ENV]
+        assert settings.console.session_key is not None  # replicas share it (the Secret's console-session-key)
+        assert settings.console.session_key.get_secret_value() == "secret-driftwise_console__session_key"
     else:
         assert DSN_ENV not in env  # only the drift agent reads the state database
 
@@ -448,3 +450,5 @@ def test_generate_script_makes_valid_secrets(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "compose" / "webhook-token").read_text() == webhook
     peers = next(d for d in docs if d["metadata"]["name"] == "driftwise-drift-peers")
     assert list(json.loads(base64.b64decode(peers["data"]["peer-tokens"]))) == ["sre-bot"]
+    api = next(d for d in docs if d["metadata"]["name"] == "driftwise-drift-api")
+    assert len(base64.b64decode(api["data"]["console-session-key"]).strip()) >= 32  # console.session_key's minimum
