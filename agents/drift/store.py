@@ -236,11 +236,15 @@ class EventStore(Store):
         found = [Decision.model_validate_json(r[0]) for r in await self.rows(sql, args)]
         return DecisionPage(decisions=found[:where.limit], more=len(found) > where.limit)
 
-    async def awaiting(self, limit: int = 200) -> list[Decision]:
-        """The decisions waiting for a human, oldest first (the console's queue)."""
-        rows = await self.rows(
-            "SELECT document FROM drift_decisions WHERE state = ? ORDER BY received_at, event_id LIMIT ?",
-            (DecisionState.AWAITING_APPROVAL.value, limit))
+    async def awaiting(self, limit: int = 200, after: Cursor | None = None) -> list[Decision]:
+        """The decisions waiting for a human, oldest first (the console's queue), from just after `after`
+        (keyset on the state index: a later page costs what the first does)."""
+        sql = "SELECT document FROM drift_decisions WHERE state = ?"
+        args: list[object] = [DecisionState.AWAITING_APPROVAL.value]
+        if after is not None:
+            sql += " AND (received_at, event_id) > (?, ?)"
+            args += [after.received_at.isoformat(), after.event_id]
+        rows = await self.rows(sql + " ORDER BY received_at, event_id LIMIT ?", [*args, limit])
         return [Decision.model_validate_json(r[0]) for r in rows]
 
     async def awaiting_without(self, job_kind: str) -> list[Decision]:

@@ -225,6 +225,28 @@ async def test_the_queue_is_oldest_first_and_says_why_a_human_is_needed(console:
     assert "Deployment payments/app-1 /spec/replicas: 3 → 12 (+1 more)" in html.unescape(body)
 
 
+async def test_the_queue_pages_oldest_first_by_keyset_and_the_poll_keeps_the_page(console: Console) -> None:
+    for n in range(1, 121):
+        await put(console.store, decision(n, state=DecisionState.AWAITING_APPROVAL if n % 4 else DecisionState.DONE))
+    await console.login()
+    seen: list[list[str]] = []
+    path: str | None = "/console/"
+    while path is not None:
+        page = await console.client.get(path)
+        assert page.status_code == 200 and "90 decisions awaiting approval" in page.text
+        seen.append(re.findall(r'data-event="(ev-\d+)"', page.text))
+        polled = re.search(r'hx-get="([^"]+)"', page.text)
+        assert polled is not None  # the live part re-reads this page, not the first
+        fragment = await console.client.get(html.unescape(polled.group(1)), headers={"HX-Request": "true"})
+        assert re.findall(r'data-event="(ev-\d+)"', fragment.text) == seen[-1]
+        later = re.search(r'href="([^"]+)" id="later"', page.text)
+        path = html.unescape(later.group(1)) if later else None
+    assert [len(p) for p in seen] == [50, 40]
+    assert [e for p in seen for e in p] == [f"ev-{n:06d}" for n in range(1, 121) if n % 4]
+    bad = await console.client.get("/console/", params={"after_at": "yesterday", "after_id": "ev-000001"})
+    assert bad.status_code == 400 and "after_at" in bad.text
+
+
 async def test_the_decision_page_shows_the_drift_evidence_agents_clamps_windows_and_patch(console: Console) -> None:
     await put(console.store, decision(1, action=Action.ALLOW, backport_patch="--- a/x\n+++ b/x\n+replicas: 12"))
     await console.login()

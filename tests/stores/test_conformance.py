@@ -21,7 +21,7 @@ from agents.drift.outcome_store import OutcomeStore
 from agents.drift.replay import ReplayStore
 from agents.drift.retention import Retention
 from agents.drift.state import open_state
-from agents.drift.store import DecisionFilter, EventStore
+from agents.drift.store import Cursor, DecisionFilter, EventStore
 from protocol.errors import VerificationError
 from protocol.models import Action, AppliedAction, ArgoNotification, DecisionState, DriftEvent, OutcomeKind
 from protocol.signing import TokenClaims
@@ -111,6 +111,8 @@ async def test_the_consoles_pages_and_queue(db: Database) -> None:
     assert pages == [awaiting[::-1][:2], awaiting[::-1][2:]]
     assert (await store.page(DecisionFilter(project="staging"))).decisions == []
     assert [d.event.event_id for d in await store.awaiting()] == awaiting
+    after_first = Cursor(received_at=NOW + timedelta(seconds=1), event_id="ev-1")  # keyset: the queue's next page
+    assert [d.event.event_id for d in await store.awaiting(2, after_first)] == awaiting[1:3]
 
 
 async def test_the_consoles_project_filter_uses_its_index(db: Database) -> None:

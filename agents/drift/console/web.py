@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = CONSOLE_PATH
 QUEUE_POLL_S = 2
-QUEUE_LIMIT = 200
+QUEUE_PAGE = 50
+"""Decisions per queue page: each is read whole (its JSON document), so a page is bounded, never the queue."""
 _HERE = Path(__file__).parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -216,16 +217,29 @@ def console_app(deps: ConsoleDeps) -> ASGIApp:
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
 
     def queue(template: str) -> Callable[[Request], Awaitable[Response]]:
-        """The queue page, or (`_queue_rows.html`) the part of it htmx polls."""
+        """The queue page, or (`_queue_rows.html`) the part of it htmx polls: oldest first, a page at a time
+        from the cursor `after_at`/`after_id` (the last one of the page before)."""
 
         async def endpoint(request: Request) -> Response:
             identity = who(request)
             if isinstance(identity, Response):
                 return identity
+            params = request.query_params
+            try:
+                after = (Cursor(received_at=params["after_at"], event_id=params["after_id"])
+                         if "after_at" in params or "after_id" in params else None)
+            except (KeyError, ValidationError):
+                return message(request, 400, "Bad page", "Check after_at and after_id: page with the Next link.")
             now = deps.now()
-            items = [queue_item(d, now) for d in await deps.store.awaiting(QUEUE_LIMIT)]
+            found = await deps.store.awaiting(QUEUE_PAGE + 1, after)  # one more: is there a next page?
+            shown = found[:QUEUE_PAGE]
             total = await deps.store.count_state(DecisionState.AWAITING_APPROVAL.value)
-            return page(request, template, who=identity, items=items, total=total, limit=QUEUE_LIMIT)
+            here = f"?{urlencode({'after_at': params['after_at'], 'after_id': params['after_id']})}" if after else ""
+            later = (f"{PREFIX}/?" + urlencode({"after_at": shown[-1].event.received_at.isoformat(),
+                                                "after_id": shown[-1].event.event_id})
+                     if len(found) > QUEUE_PAGE else None)
+            return page(request, template, who=identity, items=[queue_item(d, now) for d in shown], total=total,
+                        here=here, later=later, paged=after is not None)
 
         return endpoint
 
