@@ -101,9 +101,9 @@ def console(stack: Stack) -> Iterator[Console]:
     chromium = require_binary("chromium")
     from playwright.sync_api import sync_playwright
 
-    drift = stack.drift("console", "advisory")
+    drift = stack.drift("console", "advisory", linked=True)
     enforce = _scenario("enforce")
-    r = httpx.post(f"{stack.sandbox.argocd}/sandbox/clones", json={"id": enforce["id"], "count": 6}, timeout=30)
+    r = httpx.post(f"{stack.sandbox.argocd}/sandbox/clones", json={"id": enforce["id"], "count": 7}, timeout=30)
     assert r.status_code == 200, r.text
     notifications = [a["notification"] for a in r.json()["applications"]]
     with sync_playwright() as p:
@@ -148,6 +148,33 @@ def test_a_waiting_drift_appears_live_and_an_approval_syncs_and_is_audited(conso
     (approval,) = [r for r in audit(console.drift, event_id) if r.kind == "approval"]
     assert approval.payload["approval"]["approver"] == "ana"
     assert approval.payload["approval"]["comment"] == "revert it: the spike is over"
+    assert approval.payload["approval"]["identity"]["via"] == "console_sign_in"  # how the audit knows it is ana
+
+
+def test_argo_cds_link_on_the_application_opens_the_decision_page(console: Console) -> None:
+    event_id = console.waiting()
+    app = console.decision(event_id).event.notification.app
+    (patch,) = [json.loads(w["body"]["patch"]) for w in console.stack.sandbox.writes()
+                if w["method"] == "PATCH" and w["path"] == f"/api/v1/applications/{app}"]
+    title, link = patch["metadata"]["annotations"]["link.argocd.argoproj.io/driftwise"].split("|")
+    assert title == "Driftwise decision" and link == f"{console.url}/decisions/{event_id}"
+    page = console.page()
+    page.goto(link)  # as from Argo CD's UI: to the sign-in, then on to the decision
+    page.fill("#approver", "ana")
+    page.fill("#token", APPROVALS)
+    page.click("button[type=submit]")
+    page.wait_for_url(link)
+    assert event_id in page.locator("main").inner_text() and page.locator("#approve-form").is_visible()
+
+
+def test_an_identity_header_from_no_trusted_proxy_is_refused_with_a_page(console: Console) -> None:
+    context = console.browser.new_context(extra_http_headers={"X-Forwarded-User": "mallory"})
+    page = console.page(context)
+    response = page.goto(f"{console.url}/")
+    assert response is not None and response.status == 403
+    text = page.locator("main").inner_text()
+    assert "carries X-Forwarded-User" in text and "console.proxy.trusted_cidrs is empty" in text
+    context.close()
 
 
 def test_reject_needs_a_reason_and_does_not_sync(console: Console) -> None:

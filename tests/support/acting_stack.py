@@ -80,19 +80,21 @@ class Stack:
         self.latencies: list[float] = []
         """webhook -> final of the single decisions the tests waited for, printed at the end."""
 
-    def config(self, name: str, mode: str, **drift: object) -> tuple[Path, int]:
+    def config(self, name: str, mode: str, *, linked: bool = False, **drift: object) -> tuple[Path, int]:
+        """`linked`: its console.public_url is its own address, so Argo CD's annotation links its console."""
         port = free_port()
         if _scheduler_setting_exists():
             drift = {"scheduler_interval_s": 0.2, **drift}
+        console = {"console": {"public_url": f"http://127.0.0.1:{port}"}} if linked else {}
         doc = settings_doc(self.root / name, self.sandbox.base, self.mcp_ports, self.spec_ports, port,
                         drift={"mode": mode, **drift},
-                        telemetry={"otlp_endpoint": self.collector.url})
+                        telemetry={"otlp_endpoint": self.collector.url}, **console)
         if not (self.root / name / "keys").exists():
             shutil.copytree(self.root / "main" / "keys", self.root / name / "keys")
         return write_yaml(self.root / f"{name}.yaml", doc), port
 
-    def drift(self, name: str, mode: str, **drift: object) -> DriftProc:
-        path, port = self.config(name, mode, **drift)
+    def drift(self, name: str, mode: str, *, linked: bool = False, **drift: object) -> DriftProc:
+        path, port = self.config(name, mode, linked=linked, **drift)
         return self.start_drift(name, path, port)
 
     def start_drift(self, name: str, path: Path, port: int) -> DriftProc:
