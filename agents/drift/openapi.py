@@ -56,12 +56,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("webhook", "POST", WEBHOOK_PATH, "Take an Argo CD notification (our notification template's body)",
               "webhook", (202, WebhookAccepted), (400, 401, 413, 415, 422, 503), request=ArgoNotification),
     Operation("list_decisions", "GET", DECISIONS_PATH, "Decisions, newest first", "approvals",
-              (200, DecisionList), (400, 401), params=(
+              (200, DecisionList), (400, 401, 403), params=(
                   Param("application", "query", {"type": "string"}, "only this application's"),
                   Param("state", "query", {"type": "string", "enum": [s.value for s in DecisionState]},
                         "only decisions in this state"))),
     Operation("get_decision", "GET", DECISIONS_PATH + "/{event_id}", "One event's decision (its own, or the one "
-              "it joined)", "approvals", (200, Decision), (400, 401, 404), params=(
+              "it joined)", "approvals", (200, Decision), (400, 401, 403, 404), params=(
                   _EVENT_ID,
                   Param("wait", "query", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_S},
                         "hold the request up to this many seconds until the decision is final (or has its verdict)"),
@@ -69,18 +69,21 @@ OPERATIONS: tuple[Operation, ...] = (
                         "with `wait`: final (the default) or verdict"))),
     Operation("approve", "POST", DECISIONS_PATH + "/{event_id}/approve", "Approve a decision awaiting approval, "
               "optionally choosing another allowed action", "approvals", (200, Decision),
-              (400, 401, 404, 409, 413, 415, 422), request=Approval, request_required=False, params=(_EVENT_ID,)),
+              (400, 401, 403, 404, 409, 413, 415, 422), request=Approval, request_required=False,
+              params=(_EVENT_ID,)),
     Operation("reject", "POST", DECISIONS_PATH + "/{event_id}/reject", "Reject a decision awaiting approval",
-              "approvals", (200, Decision), (400, 401, 404, 409, 413, 415, 422), request=Approval,
+              "approvals", (200, Decision), (400, 401, 403, 404, 409, 413, 415, 422), request=Approval,
               request_required=False, params=(_EVENT_ID,)),
     Operation("report", "GET", REPORT_PATH, "Agreement of the decisions with their outcomes, and promotion readiness",
-              "approvals", (200, AgreementReport), (400, 401, 404), params=(
+              "approvals", (200, AgreementReport), (400, 401, 403, 404), params=(
                   Param("since", "query", {"type": "string", "pattern": "^[0-9]+[dhm]$"},
                         "the period, counted back from Driftwise's now: 7d (the default), 36h, 90m"),
                   Param("project", "query", {"type": "string"}, "only this Argo CD project's decisions"))),
 )
 
 _ERROR_TEXT = {400: "the request is malformed (the message says how)", 401: "missing or wrong credentials",
+               403: "an identity header from an address that is not the trusted proxy's "
+               "(console.proxy.trusted_cidrs), or an approver the project's console.approvers does not list",
                404: "no such decision (the report: no decision of that project in the period)",
                409: "the decision is not awaiting approval (superseded: `superseded_by` "
                "names the decision to answer instead)", 413: "body larger than drift.max_body_bytes",
