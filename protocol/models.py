@@ -112,6 +112,9 @@ PERSON_PROSE = rf"^[^\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]*$"
 """Free text a person types: as PERSON_TEXT, new lines and tabs allowed."""
 Approver = _named_field(PERSON_TEXT, "a name without control, bidi or zero-width characters",
                         min_length=1, max_length=200)
+IdentityText = _named_field(PERSON_TEXT, "text without control, bidi or zero-width characters", min_length=1,
+                            max_length=320)
+"""An e-mail address or a group name an authenticating proxy sent."""
 ApprovalComment = _named_field(PERSON_PROSE, "text without control characters other than new line and tab, "
                                "and without bidi or zero-width characters", max_length=4000)
 ArgoCDURL = _named_field(ARGOCD_URL, "an http(s) URL (RFC 3986 characters only)", max_length=2048)
@@ -456,10 +459,9 @@ caller stated). Only `proxy` is an identity someone else vouched for."""
 class Identity(StrictModel):
     """Who answered a decision, as the drift agent established it (never as a caller claims it)."""
 
-    user: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
-                      description="the proxy's user, or the name given with the token")
-    email: str | None = Field(default=None, max_length=320)
-    groups: list[str] = Field(default_factory=list, description="the proxy's groups (none without a proxy)")
+    user: Approver = Field(description="the proxy's user, or the name given with the token")
+    email: IdentityText | None = None
+    groups: list[IdentityText] = Field(default_factory=list, description="the proxy's groups (none without a proxy)")
     via: IdentitySource
     peer: str | None = Field(default=None, description="the address the answer came from")
 
