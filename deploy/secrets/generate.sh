@@ -39,6 +39,8 @@ for role in security compliance mcp-prometheus mcp-grafana mcp-pagerduty mcp-kub
 done
 printf '%s\n' "$webhook_token" > "$out/compose/webhook-token"
 printf '%s\n' "$approvals_token" > "$out/compose/approvals-token"
+# console sessions: every drift-agent replica signs them with this one key (console.session_key)
+python3 -c 'import secrets; print(secrets.token_urlsafe(48))' > "$out/compose/console-session-key"
 # compose's profile `replicas`: the postgres service's password and the DSN the drift agent replicas read
 token > "$out/compose/postgres-password"
 printf 'postgresql://driftwise:%s@postgres:5432/driftwise\n' "$(tr -d '\n' < "$out/compose/postgres-password")" \
@@ -57,7 +59,7 @@ k() { kubectl create --dry-run=client -o yaml -n "$namespace" "$@"; echo "---"; 
   k secret generic driftwise-argocd-token --from-literal=token="${ARGOCD_TOKEN:-REPLACE-with-argocd-account-token}"
   k secret generic driftwise-drift-api \
     --from-literal=webhook-token="$webhook_token" --from-literal=approvals-token="$approvals_token" \
-    --from-literal=console-session-key="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    --from-literal=console-session-key="$(tr -d '\n' < "$out/compose/console-session-key")"
   k secret generic driftwise-drift-peers --from-literal=peer-tokens="$peers"
   k secret generic driftwise-state-dsn \
     --from-literal=dsn="${STATE_DSN:-postgresql://driftwise:REPLACE-password@REPLACE-host:5432/driftwise}"

@@ -213,7 +213,8 @@ def test_replicas_read_the_dsn_of_the_postgres_service(
     postgres, replica = services["postgres"], services["drift-agent-replica"]
     single_secrets = {m["target"]: m["source"] for m in services["drift-agent"]["secrets"]}
     mounted = {m["target"]: m["source"] for m in replica["secrets"]}
-    assert mounted == {**single_secrets, "DRIFTWISE_STATE__DSN": "state-dsn"}
+    assert mounted == {**single_secrets, "DRIFTWISE_STATE__DSN": "state-dsn",
+                       "DRIFTWISE_CONSOLE__SESSION_KEY": "console-session-key"}
     assert "DRIFTWISE_STATE__DSN" not in single_secrets  # the SQLite one stays on SQLite
     assert postgres["secrets"] == ["postgres-password"]
     assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
@@ -224,6 +225,7 @@ def test_replicas_read_the_dsn_of_the_postgres_service(
         (secrets / target).write_text(f"{source}-value\n")
     user, database = postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]
     (secrets / "DRIFTWISE_STATE__DSN").write_text(f"postgresql://{user}:pw@postgres:5432/{database}\n")
+    (secrets / "DRIFTWISE_CONSOLE__SESSION_KEY").write_text("k" * 64 + "\n")  # as long as generate.sh draws
     for key in list(os.environ):
         if key.startswith("DRIFTWISE_"):
             monkeypatch.delenv(key)
@@ -233,6 +235,10 @@ def test_replicas_read_the_dsn_of_the_postgres_service(
     assert settings.state.dsn is not None
     assert settings.state.dsn.get_secret_value() == f"postgresql://{user}:pw@postgres:5432/{database}"
     assert settings.drift.approvals_token.get_secret_value() == "approvals-token-value"
+    from driftwise.cli.drift_agent import drift_config
+
+    shared = drift_config(settings).console.session_key  # replicas on one DSN start only with a shared key
+    assert shared is not None and shared.get_secret_value() == "k" * 64
     env = {k: v for k, v in replica["environment"].items() if k != "DRIFTWISE_DRIFT__AUDIT_LOG_URL"}
     assert env == services["drift-agent"]["environment"]
 

@@ -6,24 +6,21 @@ NetworkPolicy open the proxy's port; the drift agent's settings load with it."""
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
+from tests.deploy.kustomize import DEPLOY, kustomize
+from tests.deploy.kustomize import of_kind as _of
 from tests.deploy.settings_env import settings_from
-from tests.deploy.test_kubernetes import DEPLOY, _kubectl, _of, _pod, _validate
+from tests.deploy.test_kubernetes import _pod, _validate
 
 
 @pytest.fixture(scope="module")
 def built() -> list[dict[str, Any]]:
-    proc = subprocess.run([_kubectl(), "kustomize", str(DEPLOY / "oauth2-proxy")], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    return kustomize(DEPLOY / "oauth2-proxy")
 
 
 def _args(container: dict[str, Any]) -> dict[str, str]:
@@ -51,6 +48,7 @@ def test_the_proxy_forwards_the_console_over_loopback_which_alone_is_trusted(
     config.write_text(configmap["data"]["settings.yaml"])
     env = {e["name"]: e.get("value", f"secret-{e['name'].lower()}") for e in agent["env"]}
     env["DRIFTWISE_DRIFT__PEER_TOKENS"] = "{}"
+    env["DRIFTWISE_STATE__DSN"] = "postgresql://driftwise:secret-pw@db.example:5432/driftwise"  # a URL in the Secret
     settings = settings_from(monkeypatch, env, config)
     trusted = [ipaddress.ip_network(c) for c in settings.console.proxy.trusted_cidrs]
     assert trusted == [ipaddress.ip_network("127.0.0.1/32")]
