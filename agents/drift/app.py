@@ -326,8 +326,6 @@ async def serve(config: DriftConfig) -> None:
     from protocol.signing import public_jwks
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    if config.console.public_url is None:
-        log.info("console.public_url is not set: Argo CD's Application annotation carries no link to the decision")
     metrics = DriftMetrics()
     provider = setup_tracing(f"driftwise-{config.agent_id}", config.otlp_endpoint, config.service_namespace)
     async with AsyncExitStack() as stack:
@@ -450,6 +448,8 @@ async def serve(config: DriftConfig) -> None:
         for task in loops:
             stack.callback(task.cancel)
         server = uvicorn.Server(server_config(app, config))
+        if config.console.public_url is None:  # said once start-up went well: a failure stays one line
+            log.info("console.public_url is not set: Argo CD's Application annotation carries no link to the decision")
         log.info("drift agent serving on %s (state %s)", base_url, state.backend)
         # what start-up built lives for the whole process: keep it out of every full GC pass
         # (one took 123 ms in the middle of a decision)
