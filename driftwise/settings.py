@@ -491,7 +491,8 @@ class ConsoleSettings(_Section):
             return None
         parts = urlsplit(value)
         if not _is_http_url(value) or parts.query or parts.fragment:
-            raise ValueError(f"{value!r} is not an http(s) base URL: give one like https://driftwise.example.com")
+            raise ValueError("console.public_url must be an http(s) URL without query or fragment "
+                             "(https://driftwise.example.com), or null")
         return value.rstrip("/")
 
     @field_validator("session_key")
