@@ -88,7 +88,7 @@ def _register() -> None:
     import importlib
 
     for name in ("sandbox", "mcp", "agents", "evaluate", "audit", "approvals", "report", "policy", "llm", "run",
-                 "ask"):
+                 "ask", "llm_local"):
         try:
             module = importlib.import_module(f"driftwise.cli.{name}")
         except ModuleNotFoundError as exc:
