@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench eval postgres browser-deps test-tools fidelity-clients peers community-mcp
+.PHONY: setup demo test lint bench eval postgres browser-deps test-tools fidelity-clients peers community-mcp llm-local
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -92,3 +92,17 @@ peers: $(PEERS)/js/node_modules/.installed $(PEERS)/python/.venv/.installed
 # pinned, into .community-mcp/ (git-ignored); tests/bindings runs the scenarios through them.
 community-mcp:
 	PYTHON=$(PYTHON) scripts/community-mcp.sh
+
+# A local model for the LLM reasoner, offline (README "Run with a local model, offline"); not part of test or CI.
+# Builds llama-server once into ~/.cache/driftwise/llama/ (needs cmake and a C++ compiler: apt-get install -y
+# cmake g++), then serves MODEL on 127.0.0.1:LLM_PORT: a packaged model's name (qwen2.5-coder-0.5b,
+# qwen2.5-coder-1.5b, smollm2-135m) or any GGUF's path with MODEL_SHA256.
+MODEL ?= qwen2.5-coder-0.5b
+MODEL_SHA256 ?=
+LLM_PORT ?= 8690
+LLM_THREADS ?= 2
+llm-local: setup
+	@command -v cmake >/dev/null && command -v c++ >/dev/null || \
+	  { echo "make llm-local needs cmake and a C++ compiler: apt-get install -y cmake g++" >&2; exit 2; }
+	server=$$(PYTHON=$(BIN)/python scripts/llama-server-build.sh) && $(BIN)/driftwise llm-local --server "$$server" \
+	  --model '$(MODEL)' $(if $(MODEL_SHA256),--sha256 '$(MODEL_SHA256)') --port $(LLM_PORT) --threads $(LLM_THREADS)

@@ -33,7 +33,7 @@ SDIST="$CACHE/src/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
 if [[ ! -f "$SDIST" ]] || ! echo "$LLAMA_CPP_PYTHON_SHA256  $SDIST" | sha256sum -c --status; then
   REQ="$CACHE/src/requirements.txt"
   echo "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION --hash=sha256:$LLAMA_CPP_PYTHON_SHA256" >"$REQ"
-  "$PYTHON" -m pip download -q --no-deps --no-binary :all: --no-build-isolation --require-hashes \
+  "$PYTHON" -m pip download -q --no-deps --no-binary :all: --require-hashes \
     -r "$REQ" -d "$CACHE/src" >&2
 fi
 echo "$LLAMA_CPP_PYTHON_SHA256  $SDIST" | sha256sum -c --status \
