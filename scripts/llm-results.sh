@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Reproduces docs/llm-results.md: each packaged model served by llama-server (scripts/llama-server-build.sh),
+# `driftwise eval --reasoner llm` on the visible scenarios, then on the extra sets with the 0.5B, one run file
+# per (model, set) in OUT. Runs are sequential (one model at a time on the cores); a chunk that finishes keeps
+# its file, so a run stopped early still reports what it did.
+#   scripts/llm-results.sh OUT [STEP...]   STEP: q05 | q15 | smol | extra1 | extra2 | extra3 (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: scripts/llm-results.sh OUT [STEP...]}
+shift || true
+STEPS=("${@:-q05 smol q15 extra1 extra2 extra3}")
+BIN=.venv/bin
+PORT=${LLM_PORT:-8690}
+SERVER=$(PYTHON=$BIN/python scripts/llama-server-build.sh)
+mkdir -p "$OUT"
+
+# The first 30 scenarios of the extra sets (sorted), ten per chunk.
+EXTRA=$(mktemp -d)
+trap 'rm -rf "$EXTRA"' EXIT
+ls tests/scenarios_extra*/*.yaml | sort | head -30 | split -l 10 - "$EXTRA/list."
+for list in "$EXTRA"/list.*; do
+  mkdir "$list.d" && while read -r f; do ln -s "$PWD/$f" "$list.d/"; done <"$list"
+done
+chunks=("$EXTRA"/list.*.d)
+
+run() {  # model repeat folder name
+  local model=$1 repeat=$2 folder=$3 name=$4 env_file="$OUT/$4.env"
+  $BIN/driftwise llm-local --model "$model" --server "$SERVER" --port "$PORT" >"$env_file" 2>"$OUT/$name.server.log" &
+  local pid=$!
+  for _ in $(seq 600); do  # loading a model: bounded at 10 minutes
+    grep -q "llama-server ready" "$OUT/$name.server.log" && break
+    kill -0 "$pid" 2>/dev/null || { echo "llama-server for $model ended: $OUT/$name.server.log" >&2; return 1; }
+    sleep 1
+  done
+  echo "$(date -u +%FT%TZ) $name: $model, K=$repeat, $folder" >&2
+  env $(cat "$env_file") $BIN/driftwise eval "$folder" --reasoner llm --repeat "$repeat" --json "$OUT/$name.json" \
+    >"$OUT/$name.txt" 2>"$OUT/$name.eval.log" || echo "$name: eval failed ($OUT/$name.eval.log)" >&2
+  kill "$pid"; wait "$pid" || true
+}
+
+for step in ${STEPS[*]}; do
+  case $step in
+    q05) run qwen2.5-coder-0.5b 2 scenarios visible-qwen05 ;;
+    q15) run qwen2.5-coder-1.5b 1 scenarios visible-qwen15 ;;
+    smol) run smollm2-135m 1 scenarios visible-smollm2 ;;
+    extra1) run qwen2.5-coder-0.5b 1 "${chunks[0]}" extra1-qwen05 ;;
+    extra2) run qwen2.5-coder-0.5b 1 "${chunks[1]}" extra2-qwen05 ;;
+    extra3) run qwen2.5-coder-0.5b 1 "${chunks[2]}" extra3-qwen05 ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
