@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -210,3 +212,28 @@ def test_the_build_does_not_trust_an_unstamped_or_other_binary(tmp_path: Path, s
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == "llama-server build needs cmake: apt-get install -y cmake g++"
+
+
+def test_sigterm_stops_the_server_it_started(tmp_path: Path) -> None:
+    model, sha = _gguf(tmp_path)
+    pid_file = tmp_path / "server.pid"
+    server = tmp_path / "llama-server"
+    server.write_text(f"#!/bin/sh\necho $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}\nexec sleep 120\n")
+    server.chmod(0o755)
+    with subprocess.Popen([sys.executable, "-m", "driftwise", "llm-local", "--model", str(model), "--sha256", sha,
+                           "--server", str(server), "--port", "1"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as cli:
+        try:
+            deadline = time.monotonic() + 30
+            while not pid_file.exists():
+                assert cli.poll() is None, cli.communicate()[1]
+                assert time.monotonic() < deadline, "the server never started"
+                time.sleep(0.05)
+            server_pid = int(pid_file.read_text())
+            cli.send_signal(signal.SIGTERM)
+            assert cli.wait(timeout=20) == 0, cli.communicate()[1]
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)  # stopped and reaped, not orphaned

