@@ -3,25 +3,29 @@
 # `driftwise eval --reasoner llm` on the visible scenarios, then on the extra sets with the 0.5B, one run file
 # per (model, set) in OUT. Runs are sequential (one model at a time on the cores); a chunk that finishes keeps
 # its file, so a run stopped early still reports what it did.
-#   scripts/llm-results.sh OUT [STEP...]   STEP: q05 | q15 | smol | extra1 | extra2 | extra3 (default: all)
+#   scripts/llm-results.sh OUT [STEP...]   STEP: q05a q05b (visible, halves) smol q15a q15b extra1..3 (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/llm-results.sh OUT [STEP...]}
 shift || true
-STEPS=("${@:-q05 smol q15 extra1 extra2 extra3}")
+STEPS=("${@:-q05a q05b smol q15a q15b extra1 extra2 extra3}")
 BIN=.venv/bin
 PORT=${LLM_PORT:-8690}
 SERVER=$(PYTHON=$BIN/python scripts/llama-server-build.sh)
 mkdir -p "$OUT"
 
-# The first 30 scenarios of the extra sets (sorted), ten per chunk.
-EXTRA=$(mktemp -d)
-trap 'rm -rf "$EXTRA"' EXIT
-ls tests/scenarios_extra*/*.yaml | sort | head -30 | split -l 10 - "$EXTRA/list."
-for list in "$EXTRA"/list.*; do
-  mkdir "$list.d" && while read -r f; do ln -s "$PWD/$f" "$list.d/"; done <"$list"
-done
-chunks=("$EXTRA"/list.*.d)
+# Scenario folders of symlinks: the visible set in halves, the first 30 of the extra sets in tens.
+CHUNKS=$(mktemp -d)
+trap 'rm -rf "$CHUNKS"' EXIT
+chunk() {  # name count files...
+  local name=$1 count=$2; shift 2
+  printf '%s\n' "$@" | sort | split -l "$count" -d - "$CHUNKS/$name."
+  for list in "$CHUNKS/$name".??; do
+    mkdir "$list.d" && while read -r f; do ln -s "$PWD/$f" "$list.d/"; done <"$list"
+  done
+}
+chunk visible 6 scenarios/*.yaml
+chunk extra 10 $(ls tests/scenarios_extra*/*.yaml | sort | head -30)
 
 run() {  # model repeat folder name
   local model=$1 repeat=$2 folder=$3 name=$4 env_file="$OUT/$4.env"
@@ -40,12 +44,12 @@ run() {  # model repeat folder name
 
 for step in ${STEPS[*]}; do
   case $step in
-    q05) run qwen2.5-coder-0.5b 2 scenarios visible-qwen05 ;;
-    q15) run qwen2.5-coder-1.5b 1 scenarios visible-qwen15 ;;
+    q05a) run qwen2.5-coder-0.5b 2 "$CHUNKS/visible.00.d" visible1-qwen05 ;;
+    q05b) run qwen2.5-coder-0.5b 2 "$CHUNKS/visible.01.d" visible2-qwen05 ;;
+    q15a) run qwen2.5-coder-1.5b 1 "$CHUNKS/visible.00.d" visible1-qwen15 ;;
+    q15b) run qwen2.5-coder-1.5b 1 "$CHUNKS/visible.01.d" visible2-qwen15 ;;
     smol) run smollm2-135m 1 scenarios visible-smollm2 ;;
-    extra1) run qwen2.5-coder-0.5b 1 "${chunks[0]}" extra1-qwen05 ;;
-    extra2) run qwen2.5-coder-0.5b 1 "${chunks[1]}" extra2-qwen05 ;;
-    extra3) run qwen2.5-coder-0.5b 1 "${chunks[2]}" extra3-qwen05 ;;
+    extra1|extra2|extra3) run qwen2.5-coder-0.5b 1 "$CHUNKS/extra.0$((${step#extra} - 1)).d" "$step-qwen05" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
