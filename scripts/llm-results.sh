@@ -3,12 +3,13 @@
 # `driftwise eval --reasoner llm` on the visible scenarios, then on the extra sets with the 0.5B, one run file
 # per (model, set) in OUT. Runs are sequential (one model at a time on the cores); a chunk that finishes keeps
 # its file, so a run stopped early still reports what it did.
-#   scripts/llm-results.sh OUT [STEP...]   STEP: q05a q05b (visible, halves) smol q15a q15b extra1..3 (default: all)
+#   scripts/llm-results.sh OUT [STEP...]   STEP: q05a1 q05b1 q05a2 q05b2 (visible halves, repeats 1, 2) smol
+#   q15a q15b extra1..3 (default: all, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/llm-results.sh OUT [STEP...]}
 shift || true
-STEPS=("${@:-q05a q05b smol q15a q15b extra1 extra2 extra3}")
+STEPS=("${@:-q05a1 q05b1 smol q05a2 q05b2 q15a q15b extra1 extra2 extra3}")
 BIN=.venv/bin
 PORT=${LLM_PORT:-8690}
 SERVER=$(PYTHON=$BIN/python scripts/llama-server-build.sh)
@@ -42,10 +43,12 @@ run() {  # model repeat folder name
   kill "$pid"; wait "$pid" || true
 }
 
+# K = 2 for the 0.5B is two K = 1 passes (rep 1, rep 2): on a busy machine a stopped run keeps its first pass.
 for step in ${STEPS[*]}; do
   case $step in
-    q05a) run qwen2.5-coder-0.5b 2 "$CHUNKS/visible.00.d" visible1-qwen05 ;;
-    q05b) run qwen2.5-coder-0.5b 2 "$CHUNKS/visible.01.d" visible2-qwen05 ;;
+    q05a1|q05b1|q05a2|q05b2)
+      half=$([[ $step == q05a* ]] && echo 00 || echo 01)
+      run qwen2.5-coder-0.5b 1 "$CHUNKS/visible.$half.d" "visible$((10#$half + 1))-rep${step: -1}-qwen05" ;;
     q15a) run qwen2.5-coder-1.5b 1 "$CHUNKS/visible.00.d" visible1-qwen15 ;;
     q15b) run qwen2.5-coder-1.5b 1 "$CHUNKS/visible.01.d" visible2-qwen15 ;;
     smol) run smollm2-135m 1 scenarios visible-smollm2 ;;
