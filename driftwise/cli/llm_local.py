@@ -36,7 +36,15 @@ def register(app: typer.Typer) -> None:
         check: bool = typer.Option(False, "--check", help="prepare the model and print the settings, no server"),
     ) -> None:
         """Serve a local model on 127.0.0.1 and print the DRIFTWISE_* settings `driftwise up`/`eval` need."""
-        from driftwise.llm_local import MODELS, LocalModelError, ServerPlan, check_gguf, check_server, settings_env
+        from driftwise.llm_local import (
+            LOCAL_TIMEOUT_S,
+            MODELS,
+            LocalModelError,
+            ServerPlan,
+            check_gguf,
+            check_server,
+            settings_env,
+        )
 
         try:
             if model in MODELS:
@@ -44,16 +52,16 @@ def register(app: typer.Typer) -> None:
                 if sha256:
                     fail(f"--sha256 is for a GGUF given by path; {model} is packaged and pinned", 2)
                 path = _assemble(packaged, cache)
-                alias, timeout_s = packaged.weights, packaged.timeout_s
+                alias = packaged.weights
             else:
                 path = check_gguf(Path(model), sha256)
-                alias, timeout_s = path.stem, 290.0
+                alias = path.stem
             plan = ServerPlan(binary=check_server(server), model=path, alias=alias, port=port, threads=threads,
                               context=context)
         except LocalModelError as exc:
             fail(str(exc), 2)
         typer.echo("settings for `driftwise up` / `driftwise eval --reasoner llm` (environment):", err=True)
-        for line in settings_env(plan, timeout_s):
+        for line in settings_env(plan, LOCAL_TIMEOUT_S):
             typer.echo(line)
         if check:
             return
