@@ -47,12 +47,22 @@ class BenchResult:
     failures: list[str] = field(default_factory=list)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     startup_s: float | None = None
+    replicas: int = 1
+    cpu_ms_per_decision: float | None = None
+    """CPU time (user + system) of the drift-agent replicas over the concurrent phase, per decision."""
+    system_cpu_ms_per_decision: float | None = None
+    """The same for every process of the system (sandbox, MCP servers, specialists, replicas)."""
+    calibration: dict[str, float] = field(default_factory=dict)
+    """driftwise.benchmarks.signing in the same run: quote ratios against it, never bare numbers."""
 
     def p(self, q: float) -> float:
         return percentile(self.latencies_ms, q) if self.latencies_ms else float("nan")
 
     def last_line(self) -> str:
-        return f"p50_ms={self.p(50):.1f} p99_ms={self.p(99):.1f} decisions_per_s={self.throughput_s:.2f}"
+        cpu = f" cpu_ms_per_decision={self.cpu_ms_per_decision:.1f}" if self.cpu_ms_per_decision is not None else ""
+        sign = f" sign_p50_us={self.calibration['sign_p50_us']:.1f}" if self.calibration else ""
+        return (f"replicas={self.replicas} p50_ms={self.p(50):.1f} p99_ms={self.p(99):.1f} "
+                f"decisions_per_s={self.throughput_s:.2f}{cpu}{sign}")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -64,7 +74,9 @@ class BenchResult:
             "server_p50_ms": percentile(self.server_ms, 50) if self.server_ms else None,
             "decisions_per_s": self.throughput_s, "wall_s": self.wall_s,
             "actions": self.actions, "failures": self.failures, "peak_rss_mb": self.peak_rss_mb,
-            "startup_s": self.startup_s,
+            "startup_s": self.startup_s, "replicas": self.replicas,
+            "cpu_ms_per_decision": self.cpu_ms_per_decision,
+            "system_cpu_ms_per_decision": self.system_cpu_ms_per_decision, "calibration": self.calibration,
         }
 
 
@@ -101,6 +113,20 @@ class MemorySampler:
         if self._task is not None:
             self._task.cancel()
         self._sample()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes (and their children) have used so far; a gone one counts 0."""
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            for p in (proc, *proc.children(recursive=True)):
+                times = p.cpu_times()
+                total += times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
 
 
 def listening_pids(ports: dict[str, int]) -> dict[str, int]:
@@ -141,7 +167,7 @@ async def _one(client: SystemClient, notification: dict[str, Any], timeout_s: fl
 
 
 async def drive(
-    client: SystemClient,
+    client: SystemClient | list[SystemClient],
     *,
     scenario: str,
     events: int,
@@ -149,7 +175,12 @@ async def drive(
     timeout_s: float,
     pids: dict[str, int],
     on_progress: Any = None,
+    replica_pids: list[int] | None = None,
 ) -> BenchResult:
+    """Both phases; with one client per drift-agent replica, notifications go round-robin over them (each
+    followed on the replica that took it), and CPU per decision is measured over `replica_pids`."""
+    clients = client if isinstance(client, list) else [client]
+    client = clients[0]
     apps = await client.clones(scenario, 2 * events + 1)
     notes = [a["notification"] for a in apps]
     if len({(n.get("appNamespace"), n.get("app")) for n in notes}) < 2 * events + 1:
@@ -164,9 +195,9 @@ async def drive(
         latencies: list[float] = []
         finals: list[float] = []
         server: list[float] = []
-        for note in serial:
+        for n, note in enumerate(serial):
             try:
-                timed = await _one(client, note, timeout_s)
+                timed = await _one(clients[n % len(clients)], note, timeout_s)
             except EvalError as exc:
                 failures.append(str(exc))
                 continue
@@ -182,12 +213,12 @@ async def drive(
             queue.put_nowait(note)
         done = 0
 
-        async def worker() -> None:
+        async def worker(mine: SystemClient) -> None:
             nonlocal done
             while not queue.empty():
                 note = queue.get_nowait()
                 try:
-                    timed = await _one(client, note, timeout_s)
+                    timed = await _one(mine, note, timeout_s)
                 except EvalError as exc:
                     failures.append(str(exc))
                     continue
@@ -196,13 +227,21 @@ async def drive(
                 if on_progress:
                     on_progress()
 
+        mine, everyone = replica_pids or [], list(pids.values())
+        cpu_before = await asyncio.to_thread(lambda: (cpu_seconds(mine), cpu_seconds(everyone)))
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
         wall = time.perf_counter() - started
+        cpu_after = await asyncio.to_thread(lambda: (cpu_seconds(mine), cpu_seconds(everyone)))
+
+    def per_decision(i: int) -> float | None:
+        return (cpu_after[i] - cpu_before[i]) * 1000 / done if done else None
+
     return BenchResult(
         events=events, concurrency=concurrency, cold_ms=cold_ms, latencies_ms=latencies, final_ms=finals,
         server_ms=server, throughput_s=done / wall if wall > 0 else 0.0, wall_s=wall, actions=actions,
-        failures=failures, peak_rss_mb=memory.peak_mb,
+        failures=failures, peak_rss_mb=memory.peak_mb, replicas=len(clients),
+        cpu_ms_per_decision=per_decision(0) if mine else None, system_cpu_ms_per_decision=per_decision(1),
     )
 
 
@@ -221,7 +260,14 @@ def render(console: Any, result: BenchResult) -> None:
     if result.final_ms:
         lat.add_row("p50 / p99 to final (verdict carried out)",
                     f"{percentile(result.final_ms, 50):.1f} / {percentile(result.final_ms, 99):.1f} ms")
-    lat.add_row(f"decisions/s at concurrency {result.concurrency}", f"{result.throughput_s:.2f}")
+    lat.add_row(f"decisions/s at concurrency {result.concurrency}"
+                + (f", {result.replicas} replicas" if result.replicas > 1 else ""), f"{result.throughput_s:.2f}")
+    if result.cpu_ms_per_decision is not None:
+        lat.add_row("CPU per decision, drift agent(s)", f"{result.cpu_ms_per_decision:.1f} ms")
+    if result.system_cpu_ms_per_decision is not None:
+        lat.add_row("CPU per decision, every process", f"{result.system_cpu_ms_per_decision:.1f} ms")
+    if result.calibration:
+        lat.add_row("calibration: Ed25519 JWS sign p50 (same run)", f"{result.calibration['sign_p50_us']:.1f} µs")
     lat.add_row("final actions", ", ".join(f"{k} {v}" for k, v in sorted(result.actions.items())))
     if result.startup_s is not None:
         lat.add_row("system start-up", f"{result.startup_s:.1f} s")

@@ -444,6 +444,7 @@ async def running_system(
     config_file: Path | None = None,
     sandbox_args: list[str] | None = None,
     move_ports_on_conflict: bool = False,
+    replicas: int = 1,
 ) -> AsyncIterator[Any]:
     """Every process started (children's logs to <state_dir>/processes.log), stopped on exit.
 
@@ -458,7 +459,8 @@ async def running_system(
     status.start()
     try:
         async with local_system(settings, sandbox_paths=sandbox_paths, sink=sink, config_file=config_file,
-                                sandbox_args=sandbox_args, move_ports_on_conflict=move_ports_on_conflict) as system:
+                                sandbox_args=sandbox_args, move_ports_on_conflict=move_ports_on_conflict,
+                                replicas=replicas) as system:
             status.stop()
             try:
                 yield system

@@ -316,6 +316,16 @@ class DriftAgentSettings(_Section):
     promotion_quiet_days: float = Field(
         default=14.0, ge=0, description="promotion readiness: no possibly unsafe disagreement in this many days"
     )
+    replica_id: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="this replica's id, the owner of its decision leases and job claims; unique per live process "
+                    "sharing state.dsn; null = the host name (a pod's name on Kubernetes)",
+    )
+    lease_ttl_s: float = Field(
+        default=15.0, ge=1, le=600,
+        description="a decision's lease (and a job's claim) runs out this long after its last renewal (every "
+                    "third of it); then any replica takes the decision over from its checkpoint",
+    )
     sandbox_clock_url: str | None = Field(
         default=f"http://127.0.0.1:{SANDBOX_PORT}/sandbox/clock",
         description="sandbox only: take 'now' from here; null in production (system clock)",

@@ -104,6 +104,8 @@ class Child:
     ready_s: float | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)
+    left_down: bool = False
+    """Killed on purpose (Supervisor.kill) and not to be restarted."""
 
     @property
     def pid(self) -> int | None:
@@ -282,6 +284,10 @@ class Supervisor:
             if self._stopping:
                 return
             await self._drain(child)
+            if child.left_down:
+                child.state = State.STOPPED
+                self._sink("supervisor", f"{child.spec.name} killed ({code}); left down, as asked")
+                return
             if time.monotonic() - window_start > 120:
                 window_start, recent = time.monotonic(), 0
             recent += 1
@@ -304,6 +310,16 @@ class Supervisor:
                 continue
             child.restarts += 1
             self._sink("supervisor", f"{child.spec.name} ready again (pid {child.pid}, restart {child.restarts})")
+
+    def kill(self, name: str) -> int:
+        """SIGKILL one child and leave it down (a replica lost for good); its pid."""
+        child = self.children[name]
+        pid = child.pid
+        if pid is None:
+            raise SupervisorError(f"{name} has no process to kill")
+        child.left_down = True
+        os.kill(pid, signal.SIGKILL)
+        return pid
 
     # --- stop ----------------------------------------------------------------------------------
 
@@ -414,9 +430,36 @@ def enabled_specialists(settings: Settings) -> list[str]:
     return [name for name, spec in settings.specialists.items() if spec.enabled]
 
 
-def ports_needed(settings: Settings) -> int:
-    """How many ports a contiguous layout uses: sandbox 5, drift 1, specialists, MCP servers 4."""
-    return 5 + 1 + len(enabled_specialists(settings)) + len(MCP_SERVERS)
+def ports_needed(settings: Settings, replicas: int = 1) -> int:
+    """How many ports a contiguous layout uses: sandbox 5, drift 1, specialists, MCP servers 4, then one per
+    further drift-agent replica."""
+    return 5 + 1 + len(enabled_specialists(settings)) + len(MCP_SERVERS) + replicas - 1
+
+
+def replica_name(index: int) -> str:
+    """The process name of drift-agent replica `index` (0-based): `drift`, then `drift-2`, `drift-3`, …"""
+    return DRIFT if index == 0 else f"{DRIFT}-{index + 1}"
+
+
+def drift_replicas(settings: Settings, n: int) -> list[Settings]:
+    """The settings of each of `n` drift-agent replicas on one state: the first on drift.port, the others on
+    the ports after the contiguous layout (relocate's block, taken with ports_needed(settings, n)), each with
+    a replica id of its own (the owner of its leases). n > 1 needs state.dsn: replicas share PostgreSQL."""
+    if n < 1:
+        raise SupervisorError(f"{n} drift-agent replicas: give 1 or more")
+    if n > 1 and settings.state.dsn is None:
+        raise SupervisorError(f"{n} drift-agent replicas need one PostgreSQL to share: set state.dsn "
+                              "(postgresql://…); the SQLite default is for one drift agent")
+    after = sandbox_base_port(settings) + ports_needed(settings)
+    replicas = []
+    for i in range(n):
+        port = settings.drift.port if i == 0 else after + i - 1
+        replica_id = settings.drift.replica_id
+        if n > 1:
+            replica_id = f"{replica_id}-{i + 1}" if replica_id else replica_name(i)
+        replicas.append(settings.model_copy(update={
+            "drift": settings.drift.model_copy(update={"port": port, "replica_id": replica_id})}))
+    return replicas
 
 
 def relocate(settings: Settings, base: int) -> Settings:
@@ -499,8 +542,10 @@ def plan_system(
     sandbox_args: list[str] | None = None,
     config_file: Path | None = None,
     python: str = sys.executable,
+    replicas: int = 1,
 ) -> list[ProcessSpec]:
-    """One ProcessSpec per process of the system; the sandbox only when `sandbox_paths` is given."""
+    """One ProcessSpec per process of the system; the sandbox only when `sandbox_paths` is given; `replicas`
+    drift agents (drift_replicas)."""
     host = settings.host
     env = settings_env(settings)
     config = ["--config", str(config_file)] if config_file is not None else []
@@ -538,13 +583,14 @@ def plan_system(
             inherit_env=False,
             tier=TIER_SPECIALISTS,
         ))
-    specs.append(ProcessSpec(
-        name=DRIFT,
-        argv=[*base, "agent", DRIFT, "--port", str(settings.drift.port), *config],
-        ready_url=f"http://{host}:{settings.drift.port}/healthz",
-        env=env,
-        tier=TIER_DRIFT,
-    ))
+    for i, replica in enumerate(drift_replicas(settings, replicas)):
+        specs.append(ProcessSpec(
+            name=replica_name(i),
+            argv=[*base, "agent", DRIFT, "--port", str(replica.drift.port), *config],
+            ready_url=f"http://{host}:{replica.drift.port}/healthz",
+            env=env if replicas == 1 else settings_env(replica),
+            tier=TIER_DRIFT,
+        ))
     return specs
 
 
@@ -648,6 +694,7 @@ async def local_system(
     sandbox_args: list[str] | None = None,
     ready_timeout_s: float = 90.0,
     move_ports_on_conflict: bool = False,
+    replicas: int = 1,
 ) -> AsyncIterator[LocalSystem]:
     """Keys ready, every process started and ready; stopped on exit whatever happened.
 
@@ -659,7 +706,7 @@ async def local_system(
     attempts = 2 if move_ports_on_conflict else 1
     for attempt in range(attempts):
         specs = plan_system(settings, sandbox_paths=sandbox_paths, sandbox_args=sandbox_args,
-                            config_file=config_file)
+                            config_file=config_file, replicas=replicas)
         supervisor = Supervisor(specs, sink=sink, ready_timeout_s=ready_timeout_s)
         try:
             await supervisor.start()
@@ -669,7 +716,7 @@ async def local_system(
                 raise
             if sink is not None:
                 sink("supervisor", f"{exc.name} found its port taken; moving every port to a new block")
-            settings = relocate(settings, free_port_block(ports_needed(settings)))
+            settings = relocate(settings, free_port_block(ports_needed(settings, replicas)))
     try:
         yield LocalSystem(supervisor, settings)
     finally:

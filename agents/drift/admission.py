@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from agents.drift.argocd_client import ArgoApplication, ManagedResource
-from agents.drift.errors import ObserveError
+from agents.drift.errors import LeaseLost, ObserveError
+from agents.drift.leases import LeaseKeeper
 from agents.drift.observe import build_report
 from agents.drift.open_rule import Outcome, Ruling, changes_digest, in_flight, rule
 from agents.drift.store import EventStore
@@ -47,7 +48,7 @@ class JobCanceller(Protocol):
 
 
 class Auditor(Protocol):
-    async def append(self, event_id: str, kind: Any, payload: dict[str, Any]) -> Any: ...
+    async def append(self, event_id: str, kind: Any, payload: dict[str, Any], *, once: str | None = None) -> Any: ...
 
     async def records(self, event_id: str | None = None) -> list[Any]: ...
 
@@ -60,8 +61,9 @@ Wait = Callable[..., Awaitable[Decision | None]]
 
 class Admission:
     def __init__(self, store: EventStore, argocd: ArgoReader, audit: Auditor, submit: Submit, wait: Wait, *,
-                 jobs: JobCanceller | None, wait_bound_s: float) -> None:
+                 jobs: JobCanceller | None, wait_bound_s: float, leases: LeaseKeeper | None = None) -> None:
         self._store = store
+        self._leases = leases
         self._argocd = argocd
         self._audit = audit
         self._submit = submit
@@ -96,6 +98,13 @@ class Admission:
             return
         if event_id in self._tasks:
             return
+        # admitted under the event's lease (handed on to the runner when it is decided): one replica admits it
+        if self._leases is not None:
+            if not await self._leases.take(event_id):
+                return
+            if event_id in self._tasks:
+                await self._leases.release(event_id)
+                return
         task = asyncio.create_task(self._admit(decision), name=f"admit-{event_id}")
         self._tasks[event_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(event_id, None))
@@ -114,14 +123,6 @@ class Admission:
         return await self._wait(decision.event.event_id, max(deadline - loop.time(), 0.0),
                                 until_verdict=until_verdict)
 
-    async def resume_undecided(self) -> int:
-        """Crash recovery: every event a crash left undecided; the `received` ones are admitted first."""
-        pending = await self._store.undecided()
-        for decision in pending:
-            log.info("resuming undecided event %s (%s)", decision.event.event_id, decision.event.idempotency_key)
-            await self.submit(decision)
-        return len(pending)
-
     async def close(self) -> None:
         tasks = list(self._tasks.values())
         for t in tasks:
@@ -132,14 +133,27 @@ class Admission:
 
     async def _admit(self, decision: Decision) -> None:
         try:
-            decided = await self._settle(decision)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a background task's edge: the event is still decided, never dropped
-            log.exception("admission of %s failed; deciding it as it is", decision.event.event_id)
-            decided = True
-        if decided:
-            await self._submit(decision)
+            fresh = await self._store.get(decision.event.event_id) if self._leases is not None else decision
+            if fresh is None or fresh.event.event_id != decision.event.event_id:
+                return  # joined another decision, before this replica took its lease
+            if fresh.state != DecisionState.RECEIVED:
+                await self._submit(fresh)  # admitted meanwhile, by the replica that held it before
+                return
+            try:
+                decided = await self._settle(decision)
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost as exc:
+                log.warning("admission of %s stopped: %s", decision.event.event_id, exc)
+                return
+            except Exception:  # a background task's edge: the event is still decided, never dropped
+                log.exception("admission of %s failed; deciding it as it is", decision.event.event_id)
+                decided = True
+            if decided:
+                await self._submit(decision)
+        finally:
+            if self._leases is not None:
+                await self._leases.release(decision.event.event_id)
 
     async def _settle(self, decision: Decision) -> bool:
         """Apply the open-decision rule; True when the event is to be decided."""
@@ -201,12 +215,10 @@ class Admission:
         message = (f"Argo CD does not know application {n.app!r} in namespace {n.app_namespace!r} ({reason}): "
                    "nothing to decide")
         # keyed like the runner's decision record ("step": "decided"): a replay after a crash appends none
-        if not any(r.kind == "decision" and r.payload.get("step") == "decided"
-                   for r in await self._audit.records(event_id)):
-            await self._audit.append(event_id, "decision", {
-                "event": decision.event.model_dump(mode="json"), "state": DecisionState.UNKNOWN_APPLICATION.value,
-                "failure": {"kind": NOT_FOUND, "message": message}, "verdict": None, "step": "decided",
-            })
+        await self._audit.append(event_id, "decision", {
+            "event": decision.event.model_dump(mode="json"), "state": DecisionState.UNKNOWN_APPLICATION.value,
+            "failure": {"kind": NOT_FOUND, "message": message}, "verdict": None,
+        }, once="decided")
         await self._store.save(decision.model_copy(update={
             "state": DecisionState.UNKNOWN_APPLICATION, "error": message, "updated_at": datetime.now(UTC)}))
         log.info("event %s: %s", event_id, message)

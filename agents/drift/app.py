@@ -312,6 +312,7 @@ async def serve(config: DriftConfig) -> None:
     from agents.drift.argocd_client import ArgoCDClient, shared_client
     from agents.drift.audit_anchor import anchor_for
     from agents.drift.graph import compile_graph
+    from agents.drift.leases import Fence, LeaseKeeper
     from agents.drift.notify import Notifier, WebhookSender
     from agents.drift.notify_message import console_link
     from agents.drift.outcome_tracker import OutcomeTracker, with_outcomes
@@ -336,7 +337,10 @@ async def serve(config: DriftConfig) -> None:
 
         HTTPXClientInstrumentor.instrument_client(http)
         # the outbox beside the decisions (one file, or one PostgreSQL), so intent and decision share a transaction
-        state = await stack.enter_async_context(open_state(config.state, config.db_path, config.checkpoint_path))
+        state = await stack.enter_async_context(open_state(config.state, config.db_path, config.checkpoint_path,
+                                                           fence=Fence(config.replica_id)))
+        leases = LeaseKeeper(state.leases, config.replica_id, config.lease_ttl_s,
+                             on_count=metrics.leases_held.set)
         store, audit, acting, replay, saver = state.events, state.audit, state.acting, state.replay, state.checkpoints
         outcome_store = state.outcomes
         deps, pool = await build_deps(config, http, replay, acting)
@@ -344,19 +348,19 @@ async def serve(config: DriftConfig) -> None:
             stack.push_async_callback(pool.close)
         await deps.reasoner.start()
         stack.push_async_callback(deps.reasoner.aclose)
-        await audit.anchor_with(anchor_for(config, deps.signer, http))
+        await audit.anchor_with(anchor_for(config, deps.signer, http, metrics.audit_sink_failures.inc))
         graph = compile_graph(deps, saver)
         approval_wait = ApprovalWait(store, acting, audit, timedelta(hours=config.approval_timeout_h),
                                      notify=config.notify is not None, metrics=metrics)
         runner = DecisionRunner(config, graph, store, audit, deps.signer, deps.clock, metrics,
-                                on_waiting=approval_wait.waiting)
+                                on_waiting=approval_wait.waiting, leases=leases)
         stack.push_async_callback(runner.close)
         applier = deps.applier
         assert applier is not None
         argocd = ArgoCDClient(http, config.argocd.url, _secret(config.argocd.token), config.argocd.timeout_s)
         # every new event passes the open-decision rule (join, supersede, unknown application) first
         admission = Admission(store, argocd, audit, runner.submit, runner.wait, jobs=acting,
-                              wait_bound_s=config.decision_deadline_s + 5.0)
+                              wait_bound_s=config.decision_deadline_s + 5.0, leases=leases)
         stack.push_async_callback(admission.close)
 
         async def ask(notification: ArgoNotification) -> Decision | None:
@@ -399,13 +403,19 @@ async def serve(config: DriftConfig) -> None:
         recovered = await applier.recover(await deps.clock.now())
         if recovered:
             log.info("resolved %d Argo CD write(s) a previous run left unconfirmed", recovered)
-        resumed = await admission.resume_undecided()
+        resumed = await runner.take_over(admission.submit)
         if resumed:
             log.info("resumed %d undecided event(s)", resumed)
         adopted = await approval_wait.adopt(await deps.clock.now())
         if adopted:
             log.info("%d decision(s) waiting for a human from before drift.approval_timeout_h now expire in %g h",
                      adopted, config.approval_timeout_h)
+
+        async def renew_leases() -> None:
+            await leases.renew()
+
+        async def take_over() -> None:
+            await runner.take_over(admission.submit)
 
         rereader = Rereader(store, argocd, admission.submit, metrics)
 
@@ -434,7 +444,10 @@ async def serve(config: DriftConfig) -> None:
 
         loops = [asyncio.create_task(_every(config.scheduler_interval_s, "scheduler", run_due), name="scheduler"),
                  asyncio.create_task(_every(config.reread_interval_s, "re-read", reread), name="reread"),
-                 asyncio.create_task(_every(config.state.retention_interval_s, "retention", prune), name="retention")]
+                 asyncio.create_task(_every(config.state.retention_interval_s, "retention", prune), name="retention"),
+                 # renewal in its own loop: never queued behind a take-over's work
+                 asyncio.create_task(_every(leases.interval_s, "lease renewal", renew_leases), name="lease-renewal"),
+                 asyncio.create_task(_every(leases.interval_s, "take-over", take_over), name="take-over")]
         if config.notify is not None:
             notifier = Notifier(WebhookSender(config.notify), store, acting,
                                 lambda event_id: console_link(config.console_url or base_url, event_id), metrics)
@@ -450,7 +463,7 @@ async def serve(config: DriftConfig) -> None:
         server = uvicorn.Server(server_config(app, config))
         if config.console.public_url is None:  # said once start-up went well: a failure stays one line
             log.info("console.public_url is not set: Argo CD's Application annotation carries no link to the decision")
-        log.info("drift agent serving on %s (state %s)", base_url, state.backend)
+        log.info("drift agent serving on %s (state %s, replica %s)", base_url, state.backend, config.replica_id)
         # what start-up built lives for the whole process: keep it out of every full GC pass
         # (one took 123 ms in the middle of a decision)
         gc.freeze()

@@ -18,11 +18,13 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agents.drift.database import Store, Tx, batched
+from agents.drift.database import Database, Store, Tx, batched
+from agents.drift.leases import Fence
 from protocol.models import SCHEMA_VERSION, AuditCheckpoint, AuditRecord
 
 if TYPE_CHECKING:
@@ -67,6 +69,12 @@ class AuditLog(Store):
     ERROR = AuditError
     _anchor: AuditAnchor | None = None
 
+    def __init__(self, source: Path | Database, fence: Fence | None = None) -> None:
+        super().__init__(source)
+        self.fence = fence
+        """A replica's (agents.drift.leases): an append for a decision another live replica leases is refused
+        in the append's own transaction (LeaseLost), so a replica that lost a lease adds nothing to the chain."""
+
     async def head(self) -> tuple[int, str]:
         """The head row: the last record's seq and hash ((0, GENESIS) for an empty chain)."""
         return await _head(self.db)
@@ -88,15 +96,26 @@ class AuditLog(Store):
         await super().close()
 
     async def append(
-        self, event_id: str, kind: Kind, payload: dict[str, Any], *, at: datetime | None = None
-    ) -> AuditRecord:
-        """Append one record, chained to the last; serialised across processes by an IMMEDIATE transaction."""
+        self, event_id: str, kind: Kind, payload: dict[str, Any], *, at: datetime | None = None,
+        once: str | None = None,
+    ) -> AuditRecord | None:
+        """Append one record, chained to the last; serialised across processes by an IMMEDIATE transaction (an
+        advisory lock on PostgreSQL). With `once` (a step name, kept in the payload as `step`), only if the event
+        has no record of this kind and step yet, checked in the same transaction: None when it had one."""
+        if once is not None:
+            payload = {**payload, "step": once}
         try:
             payload_json = canonical(payload)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit payload for event {event_id} is not JSON: {exc}") from exc
         stamp = (at or datetime.now(UTC)).isoformat()
         async with self.transaction(lock=TABLE) as tx:
+            if self.fence is not None:
+                await self.fence.check(tx, self.db, event_id)
+            step = self.db.json_text("payload", "step")
+            if once is not None and await tx.row(
+                    f"SELECT 1 FROM {TABLE} WHERE event_id = ? AND kind = ? AND {step} = ?", (event_id, kind, once)):
+                return None
             record = await _append(tx, event_id, kind, stamp, payload_json)
         if self._anchor is not None:
             await self._anchor.after_append(record.seq, record.hash)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -65,7 +66,9 @@ class HttpSink:
     `close()` waits (bounded) for those still in flight.
     """
 
-    def __init__(self, http: httpx.AsyncClient, url: str, token: str | None, timeout_s: float) -> None:
+    def __init__(self, http: httpx.AsyncClient, url: str, token: str | None, timeout_s: float,
+                 on_failure: Callable[[], None] | None = None) -> None:
+        self._on_failure = on_failure
         self._http = http
         self._url = url
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -81,6 +84,8 @@ class HttpSink:
         except httpx.HTTPError as exc:
             log.warning("audit checkpoint seq %d not accepted by %s: %s: %s (it is in the checkpoint file)",
                         signed.checkpoint.seq, self._url, type(exc).__name__, exc)
+            if self._on_failure is not None:
+                self._on_failure()
 
     async def write(self, signed: SignedCheckpoint) -> None:
         task = asyncio.create_task(self._send(signed), name=f"audit-checkpoint-{signed.checkpoint.seq}")
@@ -170,10 +175,18 @@ class CheckpointFile:
         return best
 
 
-def anchor_for(config: DriftConfig, signer: Signer, http: httpx.AsyncClient) -> AuditAnchor:
-    """The drift agent's anchor: the checkpoint file always, the HTTP log endpoint when configured."""
+def anchor_for(config: DriftConfig, signer: Signer, http: httpx.AsyncClient,
+               on_sink_failure: Callable[[], None] | None = None) -> AuditAnchor:
+    """The drift agent's anchor: the checkpoint file always, the HTTP log endpoint when configured.
+
+    With PostgreSQL the file is each replica's own, on a disk that goes with its pod: only the HTTP log endpoint
+    anchors the shared chain outside the database, so its absence is said once, at start-up."""
     sinks: list[CheckpointSink] = [FileSink(config.audit_checkpoints_path)]
     if config.audit.log_url:
         token = config.audit.log_token.get_secret_value() if config.audit.log_token else None
-        sinks.append(HttpSink(http, config.audit.log_url, token, config.audit.timeout_s))
+        sinks.append(HttpSink(http, config.audit.log_url, token, config.audit.timeout_s, on_sink_failure))
+    elif config.state.dsn is not None:
+        log.warning("the audit chain is in PostgreSQL but its signed checkpoints go only to %s, beside this replica: "
+                    "set drift.audit_log_url to an HTTP log endpoint outside PostgreSQL to anchor it",
+                    config.audit_checkpoints_path)
     return AuditAnchor(signer, sinks, config.audit.every, CheckpointFile(config.audit_checkpoints_path).last_seq())

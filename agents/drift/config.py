@@ -184,6 +184,8 @@ class DriftConfig(_Config):
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint; null = no export")
     service_namespace: str = "driftwise"
     max_concurrent_decisions: int = Field(default=16, ge=1)
+    replica_id: str = Field(default="local", min_length=1, description="owner of this process's leases and claims")
+    lease_ttl_s: float = Field(default=15.0, gt=0, description="a lease runs out this long after its last renewal")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)

@@ -83,6 +83,16 @@ class Database(Tx):
         """SQL for the text at `path` inside the JSON document held in `column`."""
 
     @abstractmethod
+    def epoch_now(self) -> str:
+        """SQL for the database server's clock in seconds since the epoch: leases and job claims are judged on
+        one clock (the database's), so replicas whose clocks drift apart still agree on what has expired."""
+
+    @abstractmethod
+    def skip_locked(self, table: str) -> str:
+        """The suffix that makes a SELECT claim the rows of `table` (its alias) no other transaction holds
+        (`FOR UPDATE OF … SKIP LOCKED` on PostgreSQL); empty on SQLite, where BEGIN IMMEDIATE makes the one writer."""
+
+    @abstractmethod
     async def migrate(self, then: Callable[[], Awaitable[None]] | None = None) -> int:
         """Apply the migrations this database lacks (how many), then `then` (a checkpointer's own setup),
         serialised with every other process migrating the same database. Raises SchemaTooNew."""

@@ -151,6 +151,22 @@ _OUTCOMES = (
     "CREATE INDEX IF NOT EXISTS drift_outcomes_app ON drift_outcomes(application, at)",
 )
 
+_LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    event_id   TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_at {real} NOT NULL
+)"""
+_LEASE_INDEX = "CREATE INDEX IF NOT EXISTS leases_owner ON leases(owner, expires_at)"
+# who runs a pending job now, and until when (the database's clock): a claim its claimer did not finish is free
+# again. A table of its own, not columns of `jobs`: SQLite has no ADD COLUMN IF NOT EXISTS for adopted files
+_JOB_CLAIMS = """
+CREATE TABLE IF NOT EXISTS job_claims (
+    job_id     BIGINT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    until      {real} NOT NULL
+)"""
+
 _TABLES = (_DECISIONS, _JOINS, _OUTBOX, _JOBS, _AUDIT, _AUDIT_HEAD, _USED_TOKENS)
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -180,6 +196,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         version=3,
         name="outcomes (agents.drift.outcome_store)",
         sqlite=_OUTCOMES, postgres=_OUTCOMES,
+    ),
+    Migration(
+        version=4,
+        name="leases on decisions and claims on jobs, for replicas (agents.drift.leases)",
+        sqlite=(_LEASES.format(real="REAL"), _LEASE_INDEX, _JOB_CLAIMS.format(real="REAL")),
+        postgres=(_LEASES.format(real="DOUBLE PRECISION"), _LEASE_INDEX, _JOB_CLAIMS.format(real="DOUBLE PRECISION")),
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -110,6 +110,12 @@ class PostgresDatabase(Database):
     def json_text(self, column: str, *path: str) -> str:
         return f"(({column})::jsonb #>> '{{{','.join(path)}}}')"
 
+    def epoch_now(self) -> str:
+        return "extract(epoch from clock_timestamp())::double precision"
+
+    def skip_locked(self, table: str) -> str:
+        return f" FOR UPDATE OF {table} SKIP LOCKED"
+
     async def migrate(self, then: Callable[[], Awaitable[None]] | None = None) -> int:
         """Apply what is missing under the migration lock; `then` (the checkpointer's setup) runs under it too."""
         async with self._connection() as conn:

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class AuditLike(Protocol):
-    async def append(self, event_id: str, kind: str, payload: dict[str, Any]) -> Any: ...
+    async def append(self, event_id: str, kind: Any, payload: dict[str, Any], *, once: str | None = None) -> Any:
+        """None when `once` names a step already recorded (agents.drift.audit.AuditLog.append)."""
 
     async def records(self, event_id: str | None = None) -> list[Any]: ...
 
@@ -107,15 +108,10 @@ class Recorder:
             return datetime.now(UTC)
 
     async def append(self, event_id: str, kind: str, payload: dict[str, Any], once: str | None = None) -> bool:
-        """Append an audit record; with `once`, only if no record of this kind carries that step yet."""
+        """Append an audit record; with `once`, only if no record of this kind carries that step yet (checked in
+        the append's transaction: two replicas recording one decision append one record)."""
         async with self._audit_lock:
-            if once is not None:
-                for r in await self._audit.records(event_id):
-                    if r.kind == kind and r.payload.get("step") == once:
-                        return False
-                payload = {**payload, "step": once}
-            await self._audit.append(event_id, kind, payload)
-        return True
+            return await self._audit.append(event_id, kind, payload, once=once) is not None
 
     async def fallback_verdict(self, event_id: str, state: DriftState | None, failure: Failure) -> SignedVerdict:
         """An escalation naming what happened; only ever before the guardrail gave its own verdict."""
@@ -184,6 +180,7 @@ class Recorder:
             "failure": failure.model_dump() if failure and not resumed else None,
             "llm": state.llm.model_dump(mode="json") if state.llm else None,  # the model's own answer, or why not
             "timings_ms": timings,
+            "replica": self._cfg.replica_id,  # who recorded it: the replica holding its lease
         }
         # The audit records first: a decision visible as final always has its audit records.
         first = await self.append(event.event_id, "decision", payload, once="decided")

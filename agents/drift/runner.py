@@ -30,6 +30,12 @@ States: received -> deciding -> awaiting_approval (thread interrupted) | applyin
 an approval moves awaiting_approval -> applying -> done | failed; nobody answering within
 drift.approval_timeout_h moves it awaiting_approval -> expired (agents.drift.approval_wait), through the
 same conditional write (EventStore.transition) as the approval, so exactly one of the two happens.
+
+Replicas (agents.drift.leases, whose docstring holds their invariants): with a LeaseKeeper a decision runs
+only under this replica's lease (taken by `submit`, released when `_run` ends; a renewal that finds it lost
+cancels the run, and every write is fenced), `take_over` is the one crash-recovery path (start-up, and every
+lease interval for the leases a dead replica left), `resume` takes the lease of a decision another replica
+decided, and `wait` answers for decisions another replica runs from the shared store.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,9 +57,11 @@ from opentelemetry import trace
 from agents.drift.approvers import Approvers
 from agents.drift.clock import Clock
 from agents.drift.config import DriftConfig, Mode
-from agents.drift.errors import DriftAgentError, StoreError
+from agents.drift.errors import DriftAgentError, LeaseLost, StoreError
 from agents.drift.identity import asserted
+from agents.drift.leases import LeaseKeeper
 from agents.drift.metrics import DriftMetrics
+from agents.drift.open_rule import UNDECIDED
 from agents.drift.recording import AuditLike, Failure, JobLike, OnWaiting, Recorder
 from agents.drift.steps import ApplyFailure, DriftState, Guard, Update
 from agents.drift.store import EventStore
@@ -63,6 +73,9 @@ _tracer = trace.get_tracer("driftwise.drift")
 
 DECIDING_DURABILITY = "async"
 ACTING_DURABILITY = "sync"
+WAIT_POLL_S = (0.05, 1.0)
+"""A long poll of a decision another replica works on re-reads the store from every 50 ms, backing off to every
+second: a bounded poll (not LISTEN/NOTIFY, which SQLite lacks), cheap while hundreds of clients wait."""
 
 
 class ApprovalConflict(DriftAgentError):
@@ -130,8 +143,10 @@ class DecisionRunner:
         clock: Clock,
         metrics: DriftMetrics,
         on_waiting: OnWaiting | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._cfg = config
+        self._leases = leases
         self._graph = graph
         self._store = store
         self._metrics = metrics
@@ -146,18 +161,31 @@ class DecisionRunner:
         self._approvers = Approvers(config.console.approvers)
 
     async def submit(self, decision: Decision) -> None:
+        """Run the decision in the background, once its lease is this replica's (another live replica's
+        lease: that replica works on it, and this one leaves it)."""
         event_id = decision.event.event_id
         if event_id in self._tasks:
             return
+        if self._leases is not None:
+            if not await self._leases.take(event_id):
+                log.info("decision %s is leased by another replica: left to it", event_id)
+                return
+            if event_id in self._tasks:  # submitted meanwhile (the take awaited the database)
+                await self._leases.release(event_id)
+                return
         self._done.setdefault(event_id, asyncio.Event())
         self._verdicts.setdefault(event_id, asyncio.Event())
         task = asyncio.create_task(self._run(decision), name=f"decision-{event_id}")
         self._tasks[event_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(event_id, None))
+        if self._leases is not None:
+            self._leases.watch(event_id, task.cancel)  # a lease lost: the work stops here, not at its next write
 
     async def wait(self, event_id: str, timeout_s: float, *, until_verdict: bool = False) -> Decision | None:
         """The decision once final, or with `until_verdict` once its verdict is recorded (before it is acted
-        on); its current state after `timeout_s`. None if there is no such event."""
+        on); its current state after `timeout_s`. None if there is no such event. A decision this process
+        is not running (another replica is, or nobody) is re-read from the shared store (WAIT_POLL_S),
+        so the long poll answers the same on every replica."""
         done = (self._verdicts if until_verdict else self._done).get(event_id)
         if done is not None:
             try:
@@ -165,15 +193,43 @@ class DecisionRunner:
                     await done.wait()
             except TimeoutError:
                 pass
-        return await self._store.get(event_id)
+            return await self._store.get(event_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        pause = WAIT_POLL_S[0]
+        while True:
+            decision = await self._store.get(event_id)
+            if decision is None or decision.final or (until_verdict and decision.verdict is not None):
+                return decision
+            left = deadline - loop.time()
+            if left <= 0:
+                return decision
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 1.5, WAIT_POLL_S[1])
 
-    async def resume_undecided(self) -> int:
-        """Crash recovery: every event persisted but not decided is run on (from its checkpoint)."""
-        pending = await self._store.undecided()
-        for decision in pending:
-            log.info("resuming undecided event %s (%s)", decision.event.event_id, decision.event.idempotency_key)
-            await self.submit(decision)
-        return len(pending)
+    async def take_over(self, submit: Callable[[Decision], Awaitable[None]] | None = None) -> int:
+        """Crash recovery, of this process and of any replica: every undecided event whose lease ran out (or that
+        has none, or is this replica's own from before a restart) is given to `submit` (the process's admission,
+        which admits a `received` one first; by default this runner) and runs on from its checkpoint. Called at
+        start-up and every lease interval; the lease `submit` takes makes one replica win each event."""
+        # another replica's: no more than this one can run now, the rest is left to the others (or the next
+        # tick); this replica's own from before a restart: all of them
+        room = self._cfg.max_concurrent_decisions - (self._leases.count if self._leases is not None else 0)
+        if self._leases is not None:
+            pending = await self._leases.store.unowned(self._leases.owner)
+        else:
+            pending = [(d, True) for d in await self._store.undecided()]
+        taken = 0
+        for decision, own in pending:
+            event_id = decision.event.event_id
+            if event_id in self._tasks or (self._leases is not None and self._leases.holds(event_id)):
+                continue  # being worked on here
+            if not own and taken >= room:
+                break
+            log.info("taking over undecided event %s (%s)", event_id, decision.event.idempotency_key)
+            await (submit or self.submit)(decision)
+            taken += 1
+        return taken
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -182,38 +238,60 @@ class DecisionRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def resume(self, event_id: str, approval: Approval, timeout_s: float) -> Decision:
-        """A human's answer: recorded in the audit chain, then the interrupted thread resumes with it."""
+        """A human's answer: recorded in the audit chain, then the interrupted thread resumes with it, here,
+        from its shared checkpoint, whichever replica decided it (this one takes its lease first)."""
         lock = self._approval_locks.setdefault(event_id, asyncio.Lock())
         async with lock:
-            decision = await self._store.get(event_id)
-            if decision is None:
-                raise ApprovalConflict(f"no decision for event {event_id}", status=404)
-            if decision.state != DecisionState.AWAITING_APPROVAL or decision.verdict is None:
-                raise ApprovalConflict(not_awaiting(decision))
-            identity = approval.identity or asserted(approval.approver, "approvals_token", None)
-            if (refusal := self._approvers.refusal(identity, decision.event.notification.project)) is not None:
-                raise ApprovalConflict(refusal, status=403)
-            approval = approval.model_copy(update={"identity": identity})  # the audit records who, and how known
-            verdict = decision.verdict.verdict
-            allowed = [a.value for a in verdict.allowed_actions]
-            if approval.decision == "approve":
-                chosen = approval.action or verdict.action
-                if chosen not in verdict.allowed_actions:
-                    raise ApprovalConflict(f"action {chosen.value!r} is not allowed for {event_id}: choose one of "
-                                           f"{', '.join(allowed)}", allowed=allowed)
-                approval = approval.model_copy(update={"action": chosen})
-            if approval.at is None:
-                approval = approval.model_copy(update={"at": await self._recorder.now()})
-            taken = await self._store.transition(decision.model_copy(update={
-                "approval": approval, "state": DecisionState.APPLYING, "updated_at": datetime.now(UTC)}),
-                DecisionState.AWAITING_APPROVAL)  # the one check the expiry of the wait passes through too
-            if taken is None:
-                moved = await self._store.get(event_id)
-                raise ApprovalConflict(not_awaiting(moved or decision))
-            decision = taken
-            await self.submit(decision)  # its thread audits the answer (Recorder.approval) as it resumes
-            final = await self.wait(event_id, timeout_s)
-            return final or decision
+            await self._lease_for_answer(event_id, timeout_s)
+            try:
+                return await self._answer(event_id, approval, timeout_s)
+            finally:
+                if self._leases is not None:
+                    await self._leases.release(event_id)  # the resumed run holds its own while it acts
+
+    async def _lease_for_answer(self, event_id: str, timeout_s: float) -> None:
+        """The decision's lease, waited for (bounded) while another replica still holds it: the one that
+        decided it releases it as the thread starts waiting, or it runs out if that replica died."""
+        if self._leases is None:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + min(timeout_s, self._leases.ttl_s + 1.0)
+        while not await self._leases.take(event_id):
+            if loop.time() >= until:
+                raise ApprovalConflict(f"decision {event_id} is being worked on by another replica: answer again "
+                                       "in a moment", status=409)
+            await asyncio.sleep(WAIT_POLL_S[0])
+
+    async def _answer(self, event_id: str, approval: Approval, timeout_s: float) -> Decision:
+        decision = await self._store.get(event_id)
+        if decision is None:
+            raise ApprovalConflict(f"no decision for event {event_id}", status=404)
+        if decision.state != DecisionState.AWAITING_APPROVAL or decision.verdict is None:
+            raise ApprovalConflict(not_awaiting(decision))
+        identity = approval.identity or asserted(approval.approver, "approvals_token", None)
+        if (refusal := self._approvers.refusal(identity, decision.event.notification.project)) is not None:
+            raise ApprovalConflict(refusal, status=403)
+        approval = approval.model_copy(update={"identity": identity})  # the audit records who, and how known
+        verdict = decision.verdict.verdict
+        allowed = [a.value for a in verdict.allowed_actions]
+        if approval.decision == "approve":
+            chosen = approval.action or verdict.action
+            if chosen not in verdict.allowed_actions:
+                raise ApprovalConflict(f"action {chosen.value!r} is not allowed for {event_id}: choose one of "
+                                       f"{', '.join(allowed)}", allowed=allowed)
+            approval = approval.model_copy(update={"action": chosen})
+        if approval.at is None:
+            approval = approval.model_copy(update={"at": await self._recorder.now()})
+        taken = await self._store.transition(decision.model_copy(update={
+            "approval": approval, "state": DecisionState.APPLYING, "updated_at": datetime.now(UTC)}),
+            DecisionState.AWAITING_APPROVAL)  # the one check the expiry of the wait passes through too
+        if taken is None:
+            moved = await self._store.get(event_id)
+            raise ApprovalConflict(not_awaiting(moved or decision))
+        decision = taken
+        await self.submit(decision)  # its thread audits the answer (Recorder.approval) as it resumes
+        final = await self.wait(event_id, timeout_s)
+        return final or decision
 
     async def record_job(self, job: JobLike, action: AppliedAction) -> None:
         await self._recorder.record_job(job, action)
@@ -224,9 +302,21 @@ class DecisionRunner:
         event_id = decision.event.event_id
         try:
             async with self._sem:
+                if self._leases is not None:
+                    if not self._leases.holds(event_id):
+                        # lost while it queued for the semaphore: another replica took it over
+                        return await self._store.get(event_id) or decision
+                    # as it stands now, under the lease: a take-over may have read it before its last run ended
+                    fresh = await self._store.get(event_id)
+                    if fresh is not None and fresh.state not in UNDECIDED:
+                        return fresh
+                    decision = fresh or decision
                 for attempt in range(3):
                     try:
                         return await self._decide(decision)
+                    except LeaseLost as exc:
+                        log.warning("decision %s: %s", event_id, exc)
+                        return await self._store.get(event_id) or decision
                     except (sqlite3.OperationalError, StoreError) as exc:
                         # a busy database, or a thread a crash left between steps: every step is replay-safe
                         # (checkpoints, keyed audit appends, the outbox), so the decision runs on from its checkpoint
@@ -245,6 +335,8 @@ class DecisionRunner:
             log.exception("decision %s could not be recorded", event_id)
             raise
         finally:
+            if self._leases is not None:
+                await self._leases.release(event_id)
             self._verdict_ms.pop(event_id, None)
             for events in (self._verdicts, self._done):
                 done = events.pop(event_id, None)
@@ -271,8 +363,8 @@ class DecisionRunner:
                 try:
                     async with asyncio.timeout_at(deadline):
                         state, interrupted = await self._to_verdict(config, decision)
-                except ThreadUnsettled:
-                    raise  # not a failure of the decision: `_run` runs it on from its checkpoint
+                except (ThreadUnsettled, LeaseLost):
+                    raise  # not a failure of the decision: `_run` runs it on from its checkpoint, or leaves it
                 except TimeoutError:
                     failure = Failure(kind="deadline", message="the decision had no verdict within "
                                       f"drift.decision_deadline_s={self._cfg.decision_deadline_s}s")
@@ -310,11 +402,14 @@ class DecisionRunner:
             return None, False
         if state is None or state.verdict is None:
             first = {"event": decision.event} if state is None else None
-            # the deciding leg: stop after the guardrail; its checkpoint is written when the leg returns
-            async for chunk in self._graph.astream(first, config, durability=DECIDING_DURABILITY,
-                                                   interrupt_after=[Guard.name], stream_mode="values"):
-                if INTERRUPT not in chunk:
-                    state = DriftState.model_validate(chunk)
+            state = await self._deciding_leg(config, first) or state
+            if state is None and first is not None and self._graph.checkpointer is not None:
+                # the thread came back without the event: a replica killed as it wrote the thread's first step
+                # leaves checkpoint writes the graph resumes instead of taking the new input. Nothing before the
+                # verdict acted (every step up to it only reads), so the thread starts over from the event
+                log.warning("decision %s: its thread lost the event; starting it over", decision.event.event_id)
+                await self._graph.checkpointer.adelete_thread(decision.event.event_id)
+                state = await self._deciding_leg(config, first)
             snapshot = await self._graph.aget_state(config)
         if state is None or state.verdict is None:
             raise ThreadUnsettled(f"decision {decision.event.event_id}: the graph stopped before the verdict "
@@ -325,6 +420,21 @@ class DecisionRunner:
         if _ended(snapshot):
             return state, False
         return None, False
+
+    async def _deciding_leg(self, config: dict[str, Any], first: dict[str, Any] | None) -> DriftState | None:
+        """Stream the deciding leg, stopping after the guardrail (its checkpoint is written when the leg returns);
+        the last state, or None when the thread has no event (it did not take `first`)."""
+        state: DriftState | None = None
+        stream = self._graph.astream(first, config, durability=DECIDING_DURABILITY, interrupt_after=[Guard.name],
+                                     stream_mode="values")
+        async with aclosing(stream):
+            async for chunk in stream:
+                if INTERRUPT in chunk:
+                    continue
+                if "event" not in chunk:
+                    return None
+                state = DriftState.model_validate(chunk)
+        return state
 
     async def _act_or_fail(self, config: dict[str, Any], decision: Decision, deadline: float
                            ) -> tuple[DriftState, bool, Failure | None]:

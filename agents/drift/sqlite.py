@@ -116,6 +116,12 @@ class SqliteDatabase(_SqliteTx, Database):
     def json_text(self, column: str, *path: str) -> str:
         return f"json_extract({column}, '$.{'.'.join(path)}')"
 
+    def epoch_now(self) -> str:
+        return "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def skip_locked(self, table: str) -> str:
+        return ""
+
     async def migrate(self, then: Callable[[], Awaitable[None]] | None = None) -> int:
         from agents.drift.migrations import apply_pending
 

@@ -21,6 +21,7 @@ from agents.drift.acting.store import ActingStore
 from agents.drift.audit import AuditLog
 from agents.drift.config import StateConfig
 from agents.drift.database import Database, Store
+from agents.drift.leases import Fence, LeaseStore
 from agents.drift.outcome_store import OutcomeStore
 from agents.drift.replay import ReplayStore
 from agents.drift.store import EventStore
@@ -36,13 +37,16 @@ class Stores:
     replay: ReplayStore
     outcomes: OutcomeStore
     checkpoints: BaseCheckpointSaver
+    leases: LeaseStore
     backend: str
     """Where the state is, for logs: the SQLite file, or the DSN without its password."""
 
 
 @asynccontextmanager
-async def open_state(state: StateConfig, db_path: Path, checkpoint_path: Path) -> AsyncIterator[Stores]:
-    """Every store open (and migrated), closed in reverse order on exit."""
+async def open_state(state: StateConfig, db_path: Path, checkpoint_path: Path, *, fence: Fence | None = None
+                     ) -> AsyncIterator[Stores]:
+    """Every store open (and migrated), closed in reverse order on exit; with a replica's `fence`, the writes of
+    a decision's document and outbox check its lease (agents.drift.leases)."""
     from agents.drift.steps import checkpoint_serde
 
     async with AsyncExitStack() as stack:
@@ -67,12 +71,13 @@ async def open_state(state: StateConfig, db_path: Path, checkpoint_path: Path) -
             postgres_saver = AsyncPostgresSaver(db.pool, serde=checkpoint_serde())
             await db.migrate(then=postgres_saver.setup)
             source, backend, saver = db, db.where, postgres_saver
-        events = await _opened(stack, EventStore(source))
+        events = await _opened(stack, EventStore(source, fence))
         audit = await _opened(stack, AuditLog(source))
-        acting = await _opened(stack, ActingStore(source))
+        acting = await _opened(stack, ActingStore(source, fence))
         replay = await _opened(stack, ReplayStore(source))
         outcomes = await _opened(stack, OutcomeStore(source))
-        yield Stores(events, audit, acting, replay, outcomes, saver, backend)
+        leases = await _opened(stack, LeaseStore(source))
+        yield Stores(events, audit, acting, replay, outcomes, saver, leases, backend)
 
 
 async def _opened(stack: AsyncExitStack, store: S) -> S:

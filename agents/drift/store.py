@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from agents.drift.acting.store import INTENT_STEP
-from agents.drift.database import Store, Tx
+from agents.drift.database import Database, Store, Tx
 from agents.drift.errors import StoreError
+from agents.drift.leases import Fence
 from agents.drift.open_rule import UNDECIDED, is_open
 from protocol.models import Action, Decision, DecisionState, DriftEvent, ProjectName
 
@@ -72,8 +74,15 @@ def intent_row(decision: Decision) -> tuple[str, dict[str, str]] | None:
 
 
 class EventStore(Store):
+    """With a `fence` (a replica's, agents.drift.leases) every `save` refuses, in its own transaction, to write
+    a decision another live replica leases (LeaseLost)."""
+
     WHAT = "the event store"
     ERROR = StoreError
+
+    def __init__(self, source: Path | Database, fence: Fence | None = None) -> None:
+        super().__init__(source)
+        self.fence = fence
 
     async def accept(self, event: DriftEvent, now: datetime, *, join: bool = True) -> tuple[Decision, bool]:
         """Persist a new event as a `received` decision or, with `join`, join the open decision of the same
@@ -107,6 +116,8 @@ class EventStore(Store):
         """Write a decision's current document and its intent row, in one transaction; whether it is still
         open follows from it (open_rule)."""
         async with self.transaction(lock=decision.event.idempotency_key) as tx:
+            if self.fence is not None:
+                await self.fence.check(tx, self.db, decision.event.event_id)
             current = await _one(tx, "SELECT document FROM drift_decisions WHERE event_id = ?",
                                  (decision.event.event_id,))
             if current is not None and current.state in _STICKY and decision.state != current.state:

@@ -88,8 +88,9 @@ def applier_for(config: DriftConfig, http: httpx.AsyncClient, argocd: ArgoCDClie
             raise ApplyError(exc.kind, str(exc)) from exc
 
     writer = ArgoCDWriter(http, config.argocd.url, _secret(config.argocd.token), config.argocd.timeout_s)
+    # a job's claim is as long as a decision's lease: a claimer that died frees its jobs as it frees its decisions
     return Applier(writer, get_application, store, timedelta(hours=config.allow_ttl_h), reconcile_s=config.reconcile_s,
-                   decision_url=config.console.decision_url)
+                   decision_url=config.console.decision_url, claimer=config.replica_id, claim_s=config.lease_ttl_s)
 
 
 async def build_deps(

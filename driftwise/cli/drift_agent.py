@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 from driftwise.settings import Settings
@@ -84,6 +85,8 @@ def drift_config(settings: Settings, port: int | None = None) -> DriftConfig:
         approval_timeout_h=d.approval_timeout_h,
         notify=NotifyConfig(**settings.notify.model_dump()) if settings.notify.webhook_url is not None else None,
         console_url=settings.console.public_url,
+        replica_id=d.replica_id or socket.gethostname(),
+        lease_ttl_s=d.lease_ttl_s,
         sandbox_clock_url=d.sandbox_clock_url,
         otlp_endpoint=settings.telemetry.otlp_endpoint,
         service_namespace=settings.telemetry.service_namespace,

@@ -183,15 +183,19 @@ def register(app: typer.Typer) -> None:
         state_dsn: str | None = typer.Option(
             None, "--state", help="postgresql://… (an empty database): the drift agent keeps its state there "
                                   "(state.dsn); default: SQLite files in the scratch folder"),
+        replicas: int = typer.Option(
+            1, "--replicas", min=1, max=16, help="drift agents on one state (more than 1 needs --state "
+                                                 "postgresql://…); notifications go round-robin over them"),
     ) -> None:
-        """Drive the system with N notifications: latency percentiles, decisions per second, memory."""
+        """Drive the system with N notifications: latency percentiles, decisions per second, CPU per decision,
+        memory, with the signing calibration of the same run."""
         import json
 
         from rich.console import Console
 
         from driftwise.cli import fail, settings_or_exit
         from driftwise.evaluation import EvalError
-        from driftwise.supervisor import SupervisorError, prepare_settings
+        from driftwise.supervisor import SupervisorError, free_port_block, ports_needed, prepare_settings
 
         settings = settings_or_exit(config)
         if state_dsn is not None:
@@ -202,11 +206,15 @@ def register(app: typer.Typer) -> None:
             try:
                 if url is None:
                     announce_autonomous("bench")
-                    settings = prepare_settings(settings, state_dir=state, port_base=_ports(settings, 0),
+                    settings = prepare_settings(settings, state_dir=state,
+                                                port_base=free_port_block(ports_needed(settings, replicas)),
                                                 mode="autonomous")
+                elif replicas > 1:
+                    fail("--replicas starts its own drift agents: leave out --url", 2)
                 result = asyncio.run(_bench(
                     settings, url=url, sandbox_url=sandbox_url, folder=folder, scenario=scenario, events=events,
                     concurrency=concurrency, console=console, config=config, sandbox_args=_sandbox_args(prometheus),
+                    replicas=replicas,
                 ))
             except (EvalError, SupervisorError) as exc:
                 fail(f"bench could not run: {exc}")
@@ -271,7 +279,7 @@ async def _up(settings: Any, sandbox: list[Path] | None, config: Path | None) ->
 
 async def _bench(
     settings: Any, *, url: str | None, sandbox_url: str | None, folder: Path, scenario: str, events: int,
-    concurrency: int, console: Any, config: Path | None, sandbox_args: list[str] | None,
+    concurrency: int, console: Any, config: Path | None, sandbox_args: list[str] | None, replicas: int = 1,
 ) -> Any:
     import dataclasses
 
@@ -284,15 +292,24 @@ async def _bench(
     timeout = settings.drift.decision_deadline_s * 2 + 10
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
-    async def run(endpoints: Endpoints, pids: dict[str, int], startup: float | None) -> Any:
+    from driftwise.benchmarks import signing
+    from driftwise.supervisor import drift_replicas
+
+    async def run(endpoints: Endpoints, pids: dict[str, int], startup: float | None,
+                  replica_urls: list[str] | None = None) -> Any:
         async with httpx.AsyncClient(timeout=30.0, trust_env=False,
                                      limits=httpx.Limits(max_connections=concurrency + 10)) as http:
-            client = SystemClient(http, endpoints)
+            clients = [SystemClient(http, dataclasses.replace(endpoints, drift_url=u))
+                       for u in replica_urls or [endpoints.drift_url]]
+            replica_pids = [pid for name, pid in pids.items() if name.startswith("drift")]
             with Progress(*columns, console=console, transient=True) as progress:
                 task = progress.add_task("events", total=2 * events)
-                result = await drive(client, scenario=scenario, events=events, concurrency=concurrency,
-                                     timeout_s=timeout, pids=pids, on_progress=lambda: progress.advance(task))
-        return dataclasses.replace(result, startup_s=startup)
+                result = await drive(clients, scenario=scenario, events=events, concurrency=concurrency,
+                                     timeout_s=timeout, pids=pids, on_progress=lambda: progress.advance(task),
+                                     replica_pids=replica_pids)
+        # the calibration after the load, on the same machine in the same run (machines differ ~4x)
+        calibration = await asyncio.to_thread(signing.run, 1000)
+        return dataclasses.replace(result, startup_s=startup, calibration=calibration)
 
     if url is not None:
         from driftwise.tokens import local_tokens
@@ -305,6 +322,7 @@ async def _bench(
 
     started = time.perf_counter()
     async with running_system(settings, sandbox_paths=[folder], console=console, config_file=config,
-                              sandbox_args=sandbox_args, move_ports_on_conflict=True) as system:
+                              sandbox_args=sandbox_args, move_ports_on_conflict=True, replicas=replicas) as system:
+        urls = [f"http://{r.host}:{r.drift.port}" for r in drift_replicas(system.settings, replicas)]
         return await run(Endpoints.from_settings(system.settings), system.supervisor.pids(),
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, urls)

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agents.drift.argocd_client import ArgoCDClient
-from agents.drift.audit import AuditLog
 from agents.drift.config import ApproverRule, ConsoleConfig
-from agents.drift.graph import compile_graph
-from agents.drift.metrics import DriftMetrics
 from agents.drift.observe import Observer
-from agents.drift.replay import ReplayStore
 from agents.drift.runner import ApprovalConflict, DecisionRunner
-from agents.drift.steps import DriftState, GraphDeps, checkpoint_serde
+from agents.drift.steps import DriftState, checkpoint_serde
 from agents.drift.store import EventStore
-from agents.drift.wiring import verifier_for
 from driftwise.sandbox.app import build_apps
 from driftwise.sandbox.state import Sandbox
 from protocol.models import (
@@ -38,37 +31,9 @@ from protocol.models import (
     Identity,
     SignedVerdict,
 )
-from protocol.signing import Signer, TrustStore, Verifier, generate_key
-from tests.support.drift_core import FakeObserver, FakeReasoner, FixedClock, PassGuardrail, drift_config, event
+from protocol.signing import Verifier
+from tests.support.drift_core import FakeObserver, FakeReasoner, FixedClock, event
 from tests.support.processes import SCENARIOS
-
-
-@pytest.fixture
-async def harness(tmp_path: Path):
-    key = generate_key("drift")
-    trust = TrustStore()
-    trust.add("drift", key)
-    config = drift_config(tmp_path)
-    signer = Signer("drift", key)
-    async with (EventStore(config.db_path) as store, AuditLog(config.db_path) as audit,
-                ReplayStore(config.db_path) as replay, httpx.AsyncClient() as http,
-                AsyncSqliteSaver.from_conn_string(str(config.checkpoint_path)) as saver):
-        saver.serde = checkpoint_serde()
-        clock = FixedClock(http, None)
-
-        def make(observer: Any = None, reasoner: Any = None, deadline_s: float | None = None,
-                 console: ConsoleConfig | None = None) -> DecisionRunner:
-            cfg = config if deadline_s is None else config.model_copy(update={"decision_deadline_s": deadline_s})
-            cfg = cfg if console is None else cfg.model_copy(update={"console": console})
-            deps = GraphDeps(
-                config=cfg, clock=clock, observer=observer or FakeObserver(), tools=None, plan=lambda r, n: [],
-                peers=None,  # type: ignore[arg-type]  # no specialist is configured: never asked
-                wants=lambda k, p, r: False, reasoner=reasoner or FakeReasoner(), signer=signer,
-                verifier=verifier_for(cfg, trust), replay=replay, guardrail=PassGuardrail(),
-            )
-            return DecisionRunner(cfg, compile_graph(deps, saver), store, audit, signer, clock, DriftMetrics())
-
-        yield make, store, audit, trust, saver, config
 
 
 async def _run(runner: DecisionRunner, store: EventStore, ev: DriftEvent):
@@ -190,7 +155,7 @@ async def test_undecided_events_resume_on_start(harness) -> None:
         await store.accept(e, datetime.now(UTC))  # persisted, then the "process" died before deciding
     observer = FakeObserver()
     runner = make(observer=observer)
-    assert await runner.resume_undecided() == 3
+    assert await runner.take_over() == 3
     for e in events:
         final = await runner.wait(e.event_id, 10)
         assert final is not None and final.state == DecisionState.DONE

@@ -4,7 +4,7 @@ The drift agent's own parts all run (graph, runner, recorder, Applier with its S
 SQLite checkpointer) against the sandbox's Argo CD API in process. The crash is a fault from outside
 the agent: the transport to Argo CD kills the "process" right before or right after the sync goes
 out (the exception escapes the whole decision, nothing after it runs), and a new runner over the same
-files resumes, as a restarted process does — Applier.recover first, then resume_undecided.
+files resumes, as a restarted process does — Applier.recover first, then take_over.
 Exactly-once is checked against the sandbox's own write record, not against anything of the agent.
 """
 
@@ -193,7 +193,7 @@ async def test_a_crash_at_the_sync_resumes_to_one_sync_and_one_record(world, die
     second = Process(transport, state_dir)
     runner = await second.start()
     await second.applier.recover(datetime.now(UTC))
-    assert await runner.resume_undecided() == 1
+    assert await runner.take_over() == 1
     final = await runner.wait(event.event_id, 10)
     try:
         assert final is not None and final.state == DecisionState.DONE, final
@@ -255,7 +255,7 @@ async def test_a_lost_thread_after_the_verdict_acts_on_the_recorded_verdict_and_
     runner = await second.start()
     try:
         await second.applier.recover(datetime.now(UTC))
-        assert await runner.resume_undecided() == 1
+        assert await runner.take_over() == 1
         final = await runner.wait(event.event_id, 10)
         assert final is not None and final.state == DecisionState.DONE, final
         assert final.verdict == recorded  # the recorded verdict, not a new one

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pydantic import SecretStr
 
 from driftwise.supervisor import (
     ProcessSpec,
@@ -136,3 +137,24 @@ async def test_gives_up_after_bounded_restarts() -> None:
         assert any("giving up" in line for _, line in lines)
     finally:
         await sup.stop()
+
+
+def test_n_drift_agent_replicas_get_ports_and_replica_ids_of_their_own_on_one_dsn(tmp_path: Path) -> None:
+    from driftwise.settings import Settings
+    from driftwise.supervisor import SupervisorError, plan_system, ports_needed, relocate, replica_name
+
+    base = 20000
+    single = relocate(Settings(state_dir=tmp_path), base)
+    with pytest.raises(SupervisorError, match=r"need one PostgreSQL to share: set state\.dsn"):
+        plan_system(single, replicas=3)
+    settings = single.model_copy(update={"state": single.state.model_copy(
+        update={"dsn": SecretStr("postgresql://u@127.0.0.1:5432/d")})})
+    specs = {s.name: s for s in plan_system(settings, replicas=3)}
+    drifts = [specs[replica_name(i)] for i in range(3)]
+    ports = [int(s.argv[s.argv.index("--port") + 1]) for s in drifts]
+    assert len(set(ports)) == 3 and max(ports) < base + ports_needed(settings, 3)  # inside the reserved block
+    taken = {s.port for s in settings.specialists.values() if s.enabled} | {settings.drift.port}
+    assert not (set(ports[1:]) & taken)
+    ids = [json.loads(s.env["DRIFTWISE_DRIFT"])["replica_id"] for s in drifts]
+    assert ids == ["drift", "drift-2", "drift-3"]
+    assert all(json.loads(s.env["DRIFTWISE_STATE"])["dsn"] == "postgresql://u@127.0.0.1:5432/d" for s in drifts)

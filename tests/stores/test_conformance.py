@@ -16,6 +16,7 @@ from agents.drift.acting.store import INTENT_STEP, ActingStore
 from agents.drift.audit import AuditLog
 from agents.drift.config import StateConfig
 from agents.drift.database import Database, SchemaTooNew
+from agents.drift.leases import Fence, LeaseStore
 from agents.drift.migrations import LATEST
 from agents.drift.outcome_store import OutcomeStore
 from agents.drift.replay import ReplayStore
@@ -328,3 +329,85 @@ async def test_an_unreachable_postgresql_is_one_clear_error_without_the_password
     with pytest.raises(StoreUnavailable) as failed:
         await PostgresDatabase.open(dsn, timeout_s=0.5)
     assert "cannot reach the state database" in str(failed.value) and "s3cret" not in str(failed.value)
+
+
+# --- leases and job claims (agents.drift.leases) ------------------------------------------------
+
+async def test_a_lease_has_one_live_owner_and_is_free_again_once_it_runs_out(db: Database) -> None:
+    leases = LeaseStore(db)
+    taken = await asyncio.gather(*(leases.acquire("e1", f"r{i}", 30) for i in range(6)))
+    assert taken.count(True) == 1  # replicas racing for one decision: one wins
+    owner = f"r{taken.index(True)}"
+    assert await leases.acquire("e1", owner, 30)  # its own: renewed
+    assert await leases.renew(owner, ["e1", "e2"], 30) == {"e1"}
+    assert await leases.held(owner) == 1 and await leases.held("other") == 0
+    assert await leases.acquire("e2", "other", -1)  # a lease that already ran out on the database's clock
+    assert await leases.renew("other", ["e2"], 30) == set()  # ran out: lost, never silently renewed
+    assert await leases.acquire("e2", owner, 30)
+    await leases.release("e1", "other")  # not its lease: nothing happens
+    assert not await leases.acquire("e1", "other", 30)
+    await leases.release("e1", owner)
+    assert await leases.acquire("e1", "other", 30)
+
+
+async def test_undecided_decisions_without_a_live_lease_are_the_ones_to_take_over(db: Database) -> None:
+    store, leases = EventStore(db), LeaseStore(db)
+    for app in ("free", "mine", "theirs", "ran-out"):
+        await store.accept(_event(app), NOW)
+    done, _ = await store.accept(_event("done"), NOW)
+    await store.save(done.model_copy(update={"state": DecisionState.FAILED}))
+    ids = {d.event.notification.app: d.event.event_id for d in await store.undecided()}
+    assert await leases.acquire(ids["mine"], "me", 30)
+    assert await leases.acquire(ids["theirs"], "them", 30)
+    assert await leases.acquire(ids["ran-out"], "them", -1)  # already run out on the database's clock
+    found = [(d.event.notification.app, own) for d, own in await leases.unowned("me")]
+    # mine: this replica's own, from before a restart, first
+    assert found[0] == ("mine", True) and sorted(found[1:]) == [("free", False), ("ran-out", False)]
+
+
+async def test_a_fenced_write_of_a_decision_another_replica_leases_is_refused(db: Database) -> None:
+    from agents.drift.errors import LeaseLost
+
+    mine, theirs = EventStore(db, Fence("me")), EventStore(db, Fence("them"))
+    acting, audit = ActingStore(db, Fence("me")), AuditLog(db, Fence("me"))
+    decision, _ = await mine.accept(_event("a"), NOW)
+    event_id = decision.event.event_id
+    leases = LeaseStore(db)
+    assert await leases.acquire(event_id, "them", 30)
+    deciding = decision.model_copy(update={"state": DecisionState.DECIDING})
+    for write in (mine.save(deciding), acting.outbox_mark(event_id, "a:sync", "requested", NOW),
+                  audit.append(event_id, "decision", {"n": 1})):
+        with pytest.raises(LeaseLost, match="leased by replica them"):
+            await write
+    assert (await mine.get(event_id)).state == DecisionState.RECEIVED
+    assert await acting.outbox_state(event_id, "a:sync") is None and await audit.records() == []
+    await theirs.save(deciding)  # the holder writes
+    await leases.release(event_id, "them")
+    await mine.save(deciding)  # nobody holds it: the write goes through
+
+
+async def test_a_keyed_audit_append_is_made_once_across_writers(db: Database) -> None:
+    audit = AuditLog(db)
+    made = await asyncio.gather(*(audit.append("e1", "decision", {"n": i}, once="decided") for i in range(5)))
+    assert sum(r is not None for r in made) == 1
+    assert [r.payload["step"] for r in await audit.records("e1")] == ["decided"]
+
+
+async def test_a_due_job_is_claimed_by_one_replica_and_again_once_its_claim_runs_out(db: Database) -> None:
+    first, second = ActingStore(db), ActingStore(db)
+    for i in range(20):
+        await first.schedule(f"e{i}", "deferred_sync", NOW - timedelta(minutes=1), {})
+    claimed = await asyncio.gather(*(s.due(NOW, owner=f"r{i}", claim_s=30, limit=10)
+                                     for i, s in enumerate([first, second, first, second])))
+    ids = [j.id for jobs in claimed for j in jobs]
+    assert len(ids) == len(set(ids)) and len(ids) >= 10  # no job twice (a locked one is skipped, not waited for)
+    while again := await second.due(NOW, owner="r5", claim_s=30):  # the next ticks take what was skipped
+        ids += [j.id for j in again]
+    assert len(ids) == 20 and len(set(ids)) == 20  # every job once, whoever ticked first
+    assert await first.due(NOW, owner="r9") == []  # all held
+    await first.finish(ids[0], ok=False, error="boom", retry=True)
+    assert [j.id for j in await second.due(NOW, owner="r9")] == [ids[0]]  # released by finish: claimable
+    await asyncio.gather(*(first.schedule(f"late{i}", "expire_allowance", NOW, {}) for i in range(2)))
+    short = await first.due(NOW, owner="dies", claim_s=-1)  # the claimer died and its claim ran out
+    assert len(short) == 2
+    assert {j.id for j in await second.due(NOW, owner="r9")} == {j.id for j in short}

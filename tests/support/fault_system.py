@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from driftwise.supervisor import (
     StartError,
     State,
     Supervisor,
+    drift_replicas,
     ensure_keys,
     ensure_tokens,
     file_sink,
@@ -108,6 +109,8 @@ class FaultSystem:
     log: Path
     pool: list[Clone] = field(default_factory=list)
     """Applications no case has used yet."""
+    replicas: int = 1
+    """Drift agents on one state (state.dsn), named by driftwise.supervisor.replica_name."""
 
     @property
     def sandbox(self) -> str:
@@ -115,7 +118,11 @@ class FaultSystem:
 
     @property
     def drift(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.drift.port}"
+        return self.drift_url(0)
+
+    def drift_url(self, replica: int) -> str:
+        port = drift_replicas(self.settings, self.replicas)[replica].drift.port
+        return f"http://{self.settings.host}:{port}"
 
     @property
     def db(self) -> Path:
@@ -171,22 +178,33 @@ class FaultSystem:
 
     # --- the drift agent ------------------------------------------------------------------------
 
-    async def post(self, clone: Clone) -> str:
-        r = await self.http.post(f"{self.drift}/v1/webhooks/argocd", json=clone.notification, headers=WEBHOOK)
+    async def post(self, clone: Clone, replica: int = 0) -> str:
+        r = await self.http.post(f"{self.drift_url(replica)}/v1/webhooks/argocd", json=clone.notification,
+                                 headers=WEBHOOK)
         assert r.status_code == 202, r.text
         return str(r.json()["event_id"])
 
-    async def decisions(self) -> dict[str, Decision]:
-        r = await self.http.get(f"{self.drift}/v1/decisions", headers=API, timeout=30)
+    async def decisions(self, replica: int = 0, event_ids: Sequence[str] = ()) -> dict[str, Decision]:
+        """The newest decisions (the API lists 500 at most), and each of `event_ids` the list left out."""
+        r = await self.http.get(f"{self.drift_url(replica)}/v1/decisions", headers=API, timeout=30)
         assert r.status_code == 200, r.text
-        found = [Decision.model_validate(d) for d in r.json()["decisions"]]
-        return {d.event.event_id: d for d in found}
+        found = {d.event.event_id: d for d in map(Decision.model_validate, r.json()["decisions"])}
+        gate = asyncio.Semaphore(16)
 
-    async def decision(self, event_id: str, wait_s: float | None = None) -> Decision | None:
+        async def one(event_id: str) -> None:
+            async with gate:
+                decision = await self.decision(event_id, replica=replica)
+            if decision is not None:
+                found[event_id] = decision
+
+        await asyncio.gather(*(one(e) for e in event_ids if e not in found))
+        return found
+
+    async def decision(self, event_id: str, wait_s: float | None = None, replica: int = 0) -> Decision | None:
         """The decision as it stands; with `wait_s`, once final (the drift agent holds the request that long)."""
         params = {"wait": str(wait_s)} if wait_s else {}
         try:
-            r = await self.http.get(f"{self.drift}/v1/decisions/{event_id}", headers=API, params=params,
+            r = await self.http.get(f"{self.drift_url(replica)}/v1/decisions/{event_id}", headers=API, params=params,
                                     timeout=(wait_s or 0) + 10)
         except httpx.TransportError:
             return None  # between a kill and the restart
@@ -215,29 +233,34 @@ class FaultSystem:
     # --- the audit, through the command line --------------------------------------------------
 
     async def _cli(self, *args: str) -> tuple[int, str, str]:
+        env = dict(os.environ)
+        if self.settings.state.dsn is not None:  # the audit of the PostgreSQL the replicas share
+            env.update(DRIFTWISE_STATE__DSN=self.settings.state.dsn.get_secret_value(),
+                       DRIFTWISE_STATE_DIR=str(self.settings.state_dir))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "driftwise", *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            stderr=asyncio.subprocess.PIPE, env=env)
         async with asyncio.timeout(60):
             out, err = await proc.communicate()
         return proc.returncode or 0, out.decode(), err.decode()
 
     async def audit(self) -> tuple[list[AuditRecord], bool, str]:
         """Every audit record (`driftwise audit show --json`) and whether `driftwise audit verify` passes."""
+        where = () if self.settings.state.dsn is not None else ("--db", str(self.db))
         (code, out, err), (vcode, vout, verr) = await asyncio.gather(
-            self._cli("audit", "show", "--json", "--db", str(self.db)),
-            self._cli("audit", "verify", "--db", str(self.db)))
+            self._cli("audit", "show", "--json", *where), self._cli("audit", "verify", *where))
         assert code == 0, err
         records = [AuditRecord.model_validate_json(line) for line in out.splitlines() if line.strip()]
         return records, vcode == 0 and json.loads(vout or "{}").get("ok") is True, (vout + verr).strip()
 
 
-async def _started(settings: Settings, sink: LineSink, attempts: int = 3) -> LocalSystem:
+async def _started(settings: Settings, sink: LineSink, replicas: int = 1, attempts: int = 3) -> LocalSystem:
     """Every process started on a free block of ports; a block another program took meanwhile (other test
     runs share the machine) is given up for a new one."""
     for attempt in range(attempts):
-        moved = prepare_settings(settings, port_base=free_port_block(ports_needed(settings)))
-        specs = plan_system(moved, sandbox_paths=[SCENARIOS], sandbox_args=["--prometheus", "builtin"])
+        moved = prepare_settings(settings, port_base=free_port_block(ports_needed(settings, replicas)))
+        specs = plan_system(moved, sandbox_paths=[SCENARIOS], sandbox_args=["--prometheus", "builtin"],
+                            replicas=replicas)
         # kill -9 is the point here: restart at once and as often as the cases kill
         supervisor = Supervisor(specs, sink=sink, ready_timeout_s=90, max_restarts=50, backoff_s=(0.1, 0.5))
         try:
@@ -251,8 +274,12 @@ async def _started(settings: Settings, sink: LineSink, attempts: int = 3) -> Loc
 
 @asynccontextmanager
 async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "shadow"] = "autonomous",
-                       deadline_s: float | None = None, pool: int = 260) -> AsyncIterator[FaultSystem]:
-    """The system with `pool` cloned applications; `deadline_s` None keeps the product's decision deadline."""
+                       deadline_s: float | None = None, pool: int = 260, dsn: str | None = None, replicas: int = 1,
+                       also: tuple[str, ...] = (), drift: dict[str, Any] | None = None
+                       ) -> AsyncIterator[FaultSystem]:
+    """The system with `pool` cloned applications (and as many of each scenario id of `also`, in the same world);
+    `deadline_s` None keeps the product's decision deadline; `replicas` drift agents on the PostgreSQL of `dsn`;
+    `drift` more drift-agent settings."""
     with pytest.MonkeyPatch.context() as mp:
         clear_driftwise_environment(mp)
         drift: dict[str, Any] = {
@@ -262,23 +289,25 @@ async def fault_system(state: Path, *, mode: Literal["autonomous", "advisory", "
             "reread_interval_s": 3600, "scheduler_interval_s": 0.2,
             # every audit record anchored by a signed checkpoint: `audit verify` holds at any moment a case
             # checks, kill -9 included (no shutdown checkpoint then)
-            "audit_checkpoint_every": 1}
+            "audit_checkpoint_every": 1, **(drift or {})}
         argocd: dict[str, Any] = {}
         if deadline_s is not None:
             drift["decision_deadline_s"] = deadline_s
             argocd["timeout_s"] = deadline_s + 4  # Argo CD's own timeout beyond it: a held sync meets it first
-        settings = Settings(state_dir=state, log_level="info", argocd=argocd, drift=drift)
+        settings = Settings(state_dir=state, log_level="info", argocd=argocd, drift=drift,
+                            state={"dsn": dsn} if dsn is not None else {})
         await asyncio.to_thread(ensure_keys, settings)
         settings, _ = await asyncio.to_thread(ensure_tokens, settings)  # a token per role, as `driftwise up`
         sink, close = file_sink(state / "system.log")
         try:
-            running = await _started(settings, sink)
+            running = await _started(settings, sink, replicas)
             try:
                 async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
-                    system = FaultSystem(running.supervisor, running.settings, http, state / "system.log")
+                    system = FaultSystem(running.supervisor, running.settings, http, state / "system.log",
+                                         replicas=replicas)
                     scenario = enforce_scenario()
                     r = await http.post(f"{system.sandbox}/sandbox/clones",
-                                        json={"id": scenario["id"], "count": pool}, timeout=120)
+                                        json={"id": scenario["id"], "count": pool, "also": list(also)}, timeout=120)
                     assert r.status_code == 200, r.text
                     system.pool = [Clone.model_validate(a) for a in r.json()["applications"]]
                     yield system

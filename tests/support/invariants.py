@@ -138,7 +138,7 @@ async def check_invariants(system: FaultSystem, case: str, accepted: dict[str, s
     judge the three records; prints the outcome's line."""
     await system.clear_faults()
     await settle(system, list(accepted), settle_s)
-    decisions = await system.decisions()
+    decisions = await system.decisions(event_ids=list(accepted))
     writes = await system.writes()
     records, verified, detail = await system.audit()
     outcome = judge(case, accepted, decisions, writes, records)

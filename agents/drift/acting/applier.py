@@ -23,7 +23,7 @@ from agents.drift.acting.argocd_writes import ArgoCDWriter, synced_for_event
 from agents.drift.acting.backport import backport_patch
 from agents.drift.acting.errors import ApplyError, NoAnswer
 from agents.drift.acting.ignore_differences import add_patch, entries_for, remove_patch, shows_allowance
-from agents.drift.acting.store import ActingStore, Job
+from agents.drift.acting.store import DEFAULT_CLAIM_S, LOCAL_OWNER, ActingStore, Job
 from protocol.models import Action, AppliedAction, DriftReport, ResourcePaths, ResourceRef, Scope, Verdict
 from protocol.syncwindows import next_allow_start
 
@@ -67,10 +67,13 @@ def drift_scope(report: DriftReport) -> Scope | None:
 class Applier:
     def __init__(
         self, writer: ArgoCDWriter, get_application: GetApplication, store: ActingStore, allow_ttl: timedelta,
-        reconcile_s: float = RECONCILE_S, decision_url: DecisionUrl | None = None,
+        reconcile_s: float = RECONCILE_S, decision_url: DecisionUrl | None = None, claimer: str = LOCAL_OWNER,
+        claim_s: float = DEFAULT_CLAIM_S,
     ) -> None:
         self._reconcile_s = reconcile_s
         self._decision_url = decision_url
+        self._claimer = claimer
+        self._claim_s = claim_s
         self._writer = writer
         self._get_app = get_application
         self._store = store
@@ -126,7 +129,7 @@ class Applier:
         """Run deferred syncs and allowance expiries whose time has come on Driftwise's clock: one pair per
         write made (dry run, sync, the status annotation cleared), so each is recorded and audited once."""
         results: list[tuple[Job, AppliedAction]] = []
-        for job in await self._store.due(now):
+        for job in await self._store.due(now, self._claimer, self._claim_s):
             try:
                 if job.kind == "deferred_sync":
                     refs = [ResourceRef.model_validate(r) for r in job.payload["resources"]]
