@@ -107,13 +107,14 @@ class ActingStore(Store):
         )
         return added == 1
 
-    async def due(self, now: datetime, owner: str = LOCAL_OWNER, claim_s: float = DEFAULT_CLAIM_S,
+    async def due(self, now: datetime, owner: str | None = None, claim_s: float = DEFAULT_CLAIM_S,
                   limit: int = 50, kinds: tuple[JobKind, ...] = ACTING_JOBS) -> list[Job]:
         """Claim the pending jobs due on Driftwise's clock `now` that nobody holds, for `owner`, for `claim_s`
         seconds of the database's clock: each runs once across replicas. On PostgreSQL the candidates are
         read `FOR UPDATE SKIP LOCKED`, so replicas ticking together take disjoint jobs without waiting on one
         another; on SQLite the transaction is the file's one writer. A claim is released by `finish`; one
-        whose claimer died runs out and the job is claimed again."""
+        whose claimer died runs out and the job is claimed again. Without an `owner` nothing is claimed (the
+        notifier's and the approval wait's jobs, made once by their own conditional writes)."""
         db = self.db
         free = f"(c.job_id IS NULL OR c.until < {db.epoch_now()})"
         columns = "j.id, j.event_id, j.kind, j.due_at, j.payload, j.attempts"
@@ -124,6 +125,8 @@ class ActingStore(Store):
                                  (*kinds, limit * 4))
             # compare as datetimes: ISO strings of different offsets do not sort as times
             due = [j.id for j in map(_job, rows) if j.due_at <= now][:limit]
+            if owner is None:
+                return [j for j in map(_job, rows) if j.id in due]
             if not due:
                 return []
             # lock only what is claimed: a replica ticking meanwhile skips these and takes the others
