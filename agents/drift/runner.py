@@ -403,14 +403,17 @@ class DecisionRunner:
         if state is None or state.verdict is None:
             first = {"event": decision.event} if state is None else None
             state = await self._deciding_leg(config, first) or state
-            if state is None and first is not None and self._graph.checkpointer is not None:
-                # the thread came back without the event: a replica killed as it wrote the thread's first step
-                # leaves checkpoint writes the graph resumes instead of taking the new input. Nothing before the
-                # verdict acted (every step up to it only reads), so the thread starts over from the event
-                log.warning("decision %s: its thread lost the event; starting it over", decision.event.event_id)
-                await self._graph.checkpointer.adelete_thread(decision.event.event_id)
-                state = await self._deciding_leg(config, first)
             snapshot = await self._graph.aget_state(config)
+            if (state is None or state.verdict is None) and not snapshot.next and self._graph.checkpointer is not None:
+                # the thread has nothing left to run and no verdict: a replica killed as it wrote a step leaves
+                # checkpoint writes the graph resumes instead of taking the input (the event lost, or a thread
+                # "ended" before its verdict). Nothing before the verdict acted (every step up to it only reads,
+                # and no verdict was recorded: checked above), so the thread starts over from the event
+                log.warning("decision %s: its thread stopped before the verdict with nothing left to run; starting "
+                            "it over", decision.event.event_id)
+                await self._graph.checkpointer.adelete_thread(decision.event.event_id)
+                state = await self._deciding_leg(config, {"event": decision.event})
+                snapshot = await self._graph.aget_state(config)
         if state is None or state.verdict is None:
             raise ThreadUnsettled(f"decision {decision.event.event_id}: the graph stopped before the verdict "
                                   f"(next {list(snapshot.next)})")

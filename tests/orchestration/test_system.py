@@ -66,7 +66,8 @@ def test_bench_prints_latency_and_throughput(tmp_path: Path) -> None:
     out = driftwise_cmd("bench", "--events", "20", "--concurrency", "4", "--json", str(report), timeout=240)
     assert out.returncode == 0, explain(out)
     last = out.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"p50_ms=\d+\.\d p99_ms=\d+\.\d decisions_per_s=\d+\.\d\d", last), explain(out)
+    assert re.fullmatch(r"replicas=1 p50_ms=\d+\.\d p99_ms=\d+\.\d decisions_per_s=\d+\.\d\d "
+                        r"cpu_ms_per_decision=\d+\.\d sign_p50_us=\d+\.\d", last), explain(out)
     data = json.loads(report.read_text())
     assert len(data["latencies_ms"]) == 20 and not data["failures"]
     assert set(data["peak_rss_mb"]) >= {"sandbox", "drift", "security", "compliance", "mcp-prometheus"}
