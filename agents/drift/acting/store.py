@@ -134,13 +134,19 @@ class ActingStore(Store):
                 f"SELECT {columns} FROM jobs j LEFT JOIN job_claims c ON c.job_id = j.id "
                 f"WHERE j.id IN ({', '.join('?' * len(due))}) AND j.state='pending' AND {free} "
                 f"ORDER BY j.due_at{db.skip_locked('j')}", due)
-            jobs = [_job(r) for r in rows]
-            for job in jobs:
-                await tx.execute(
-                    f"INSERT INTO job_claims (job_id, owner, until) VALUES (?, ?, {db.epoch_now()} + ?) "
-                    "ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner, until = excluded.until",
-                    (job.id, owner, claim_s))
-        return jobs
+            claimed: list[Job] = []
+            for job in map(_job, rows):
+                # the claim is the conditional write itself: a replica whose statement began before another's
+                # claim committed still saw the job free (READ COMMITTED; the claim is not a write to `jobs`, so
+                # its row lock is no guard), but the upsert judges the latest committed claim and writes nothing
+                # while that one runs
+                if await tx.execute(
+                        f"INSERT INTO job_claims (job_id, owner, until) VALUES (?, ?, {db.epoch_now()} + ?) "
+                        "ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+                        f"WHERE job_claims.until < {db.epoch_now()}",
+                        (job.id, owner, claim_s)):
+                    claimed.append(job)
+        return claimed
 
     async def pending(self) -> list[Job]:
         rows = await self.rows(
